@@ -1,0 +1,29 @@
+# Set-up and entry points. Every target does its own set-up on a fresh clone: it creates .venv/,
+# installs the package (editable, with its test extra) and builds the native library.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install native test demo clean
+
+install: $(STAMP)
+
+# Re-install only when the package metadata changes; a second run starts in seconds.
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	touch $(STAMP)
+
+native: $(STAMP)
+	@if [ -f native/Makefile ]; then $(MAKE) -s -C native PYTHON=$(abspath $(PY)); fi
+
+test: native
+	@if [ -f native/Makefile ]; then $(MAKE) -s -C native test test-asan PYTHON=$(abspath $(PY)); fi
+	$(PY) -m pytest -q
+
+demo: native
+	$(PY) -m binary_models.demo
+
+clean:
+	rm -rf $(VENV) native/build demo_output

@@ -1,0 +1,6 @@
+"""binary-models: binary neural networks (1-bit weights and activations) for MXNet Gluon and GluonCV."""
+from .config import LayerConfig, layer_config, get_layer_config, set_layer_config
+from .layers import QActivation, QConv2D, QDense, Scale
+from .regularization import bipolar_regularization, clip_binary_weights, binary_weights
+
+__version__ = "0.1.0"

@@ -1,0 +1,173 @@
+"""QActivation, QConv2D, QDense, Scale against NumPy references; hybridize and export round trips."""
+import numpy as np
+import pytest
+import mxnet as mx
+from mxnet import autograd, gluon, nd
+
+import binary_models as bm
+import reference
+
+
+def random_conv_case(rng):
+    groups = int(rng.choice([1, 2, 4]))
+    cin = groups * int(rng.randint(1, 6))
+    cout = groups * int(rng.randint(1, 5))
+    k = int(rng.choice([1, 3]))
+    return dict(n=int(rng.randint(1, 3)), cin=cin, cout=cout, k=k, stride=int(rng.choice([1, 2])),
+                pad=int(rng.randint(0, 3)), dilation=int(rng.choice([1, 2])), groups=groups,
+                h=int(rng.randint(5, 10)), w=int(rng.randint(5, 10)))
+
+
+def build_conv(case, **options):
+    conv = bm.QConv2D(case["cout"], case["k"], strides=case["stride"], padding=case["pad"],
+                      dilation=case["dilation"], groups=case["groups"], in_channels=case["cin"], **options)
+    conv.initialize(mx.init.Normal(1.0))
+    return conv
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_qconv2d_equals_numpy_convolution_of_signs_with_minus_one_padding(seed):
+    rng = np.random.RandomState(seed)
+    case = random_conv_case(rng)
+    conv = build_conv(case)
+    x = rng.randn(case["n"], case["cin"], case["h"], case["w"]).astype(np.float32)
+    expected = reference.binary_conv2d(x, conv.weight.data().asnumpy(), (case["stride"],) * 2, (case["pad"],) * 2,
+                                       (case["dilation"],) * 2, case["groups"], pad_value=-1.0)
+    np.testing.assert_array_equal(conv(nd.array(x)).asnumpy(), expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_qconv2d_zero_padding_option(seed):
+    rng = np.random.RandomState(100 + seed)
+    case = random_conv_case(rng)
+    case["pad"] = 1
+    conv = build_conv(case, pad_mode="zero")
+    x = rng.randn(case["n"], case["cin"], case["h"], case["w"]).astype(np.float32)
+    expected = reference.binary_conv2d(x, conv.weight.data().asnumpy(), (case["stride"],) * 2, (1, 1),
+                                       (case["dilation"],) * 2, case["groups"], pad_value=0.0)
+    np.testing.assert_array_equal(conv(nd.array(x)).asnumpy(), expected)
+
+
+@pytest.mark.parametrize("scaling", ["channel", "scalar"])
+def test_qconv2d_output_scaling_is_mean_abs_weight(rng, scaling):
+    case = dict(n=2, cin=4, cout=6, k=3, stride=1, pad=1, dilation=1, groups=1, h=6, w=6)
+    conv = build_conv(case, scaling=scaling)
+    x = rng.randn(2, 4, 6, 6).astype(np.float32)
+    w = conv.weight.data().asnumpy()
+    alpha = np.abs(w).mean(axis=(1, 2, 3)) if scaling == "channel" else np.abs(w).mean()
+    expected = reference.binary_conv2d(x, w, pad=(1, 1)) * np.reshape(alpha, (1, -1, 1, 1))
+    np.testing.assert_allclose(conv(nd.array(x)).asnumpy(), expected, rtol=1e-5)
+
+
+def test_qconv2d_with_full_precision_activations_convolves_signed_weights(rng):
+    conv = bm.QConv2D(5, 3, padding=1, in_channels=3, bits_a=32)
+    conv.initialize()
+    x = rng.randn(1, 3, 6, 6).astype(np.float32)
+    expected = reference.conv2d(x, reference.np_sign(conv.weight.data().asnumpy()), pad=(1, 1))
+    np.testing.assert_allclose(conv(nd.array(x)).asnumpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_qconv2d_multibit_uses_dorefa_on_both_sides(rng):
+    conv = bm.QConv2D(4, 3, padding=1, in_channels=3, bits=2, bits_a=2)
+    conv.initialize()
+    x = rng.rand(1, 3, 5, 5).astype(np.float32) * 1.4 - 0.2
+    expected = reference.conv2d(reference.dorefa_activation(x, 2),
+                                reference.dorefa_weight(conv.weight.data().asnumpy(), 2), pad=(1, 1))
+    np.testing.assert_allclose(conv(nd.array(x)).asnumpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_qdense_equals_numpy_product_of_signs(rng):
+    dense = bm.QDense(7, in_units=24)
+    dense.initialize()
+    x = rng.randn(3, 2, 3, 4).astype(np.float32)
+    expected = reference.np_sign(x.reshape(3, -1)) @ reference.np_sign(dense.weight.data().asnumpy()).T
+    np.testing.assert_array_equal(dense(nd.array(x)).asnumpy(), expected)
+
+
+def test_qconv2d_gradient_reaches_input_through_cancel_mask(rng):
+    conv = bm.QConv2D(3, 1, in_channels=2, grad_cancel=0.5)
+    conv.initialize()
+    x = nd.array(rng.randn(1, 2, 4, 4))
+    x.attach_grad()
+    with autograd.record():
+        y = conv(x)
+    y.backward()
+    w = reference.np_sign(conv.weight.data().asnumpy())[:, :, 0, 0]
+    expected = np.einsum("oc,nhw->nchw", w, np.ones((1, 4, 4))) * (np.abs(x.asnumpy()) <= 0.5)
+    np.testing.assert_allclose(x.grad.asnumpy(), expected)
+    # identity STE on weights: d(sum y)/dW = sum over pixels of sign(x) masked by nothing
+    expected_w = reference.np_sign(x.asnumpy()).sum(axis=(2, 3))[0]
+    np.testing.assert_allclose(conv.weight.grad().asnumpy()[:, :, 0, 0], np.tile(expected_w, (3, 1)))
+
+
+def small_net():
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Conv2D(8, 3, padding=1), gluon.nn.BatchNorm(),
+            bm.QConv2D(8, 3, padding=1, groups=2), gluon.nn.BatchNorm(),
+            bm.QConv2D(8, 3, padding=1, activation_method="approx_sign", scaling="channel"), gluon.nn.BatchNorm(),
+            bm.QActivation(bits_a=2), bm.QConv2D(8, 1, bits=2, bits_a=2), gluon.nn.PReLU(),
+            bm.QDense(10, binarizations=2), bm.Scale())
+    net.initialize(mx.init.Xavier())
+    return net
+
+
+def test_hybridized_equals_imperative(rng):
+    net = small_net()
+    x = nd.array(rng.randn(2, 3, 8, 8))
+    imperative = net(x).asnumpy()
+    net.hybridize()
+    np.testing.assert_array_equal(net(x).asnumpy(), imperative)
+
+
+def test_export_and_symbolblock_import_round_trip(tmp_path, rng):
+    net = small_net()
+    net.hybridize()
+    x = nd.array(rng.randn(2, 3, 8, 8))
+    expected = net(x).asnumpy()
+    net.export(str(tmp_path / "net"), epoch=0)
+    loaded = gluon.SymbolBlock.imports(str(tmp_path / "net-symbol.json"), ["data"], str(tmp_path / "net-0000.params"))
+    np.testing.assert_array_equal(loaded(x).asnumpy(), expected)
+
+
+def test_bias_and_fused_activation_are_refused():
+    with pytest.raises(ValueError, match="no bias"):
+        bm.QConv2D(8, 3, use_bias=True)
+    with pytest.raises(ValueError, match="fused activation"):
+        bm.QConv2D(8, 3, activation="relu")
+    with pytest.raises(ValueError, match="no bias"):
+        bm.QDense(8, use_bias=True)
+
+
+def test_binary_weights_have_weight_decay_off_and_full_precision_weights_on():
+    assert bm.QConv2D(8, 3).weight.wd_mult == 0.0
+    assert bm.QConv2D(8, 3, wd_mult=1.0).weight.wd_mult == 1.0
+    assert bm.QConv2D(8, 3, bits=32, bits_a=32).weight.wd_mult == 1.0
+
+
+def test_layer_config_context_sets_defaults_and_restores_them():
+    before = bm.get_layer_config()
+    with bm.layer_config(bits_a=2, grad_cancel=1.0, scaling="channel"):
+        conv = bm.QConv2D(8, 3)
+        act = bm.QActivation()
+        inner = bm.QConv2D(8, 3, scaling="none")
+    assert (conv.config.bits_a, conv.config.grad_cancel, conv.config.scaling) == (2, 1.0, "channel")
+    assert act.config.bits_a == 2 and inner.config.scaling == "none"
+    assert bm.get_layer_config() == before and bm.QConv2D(8, 3).config == before
+
+
+def test_scale_layer_is_one_learnable_scalar_initialised_to_0_001(rng):
+    scale = bm.Scale()
+    scale.initialize()
+    x = nd.array(rng.randn(2, 5))
+    x.attach_grad()
+    with autograd.record():
+        y = scale(x)
+    y.backward()
+    np.testing.assert_allclose(y.asnumpy(), 0.001 * x.asnumpy(), rtol=1e-6)
+    np.testing.assert_allclose(scale.scale.grad().asnumpy(), [x.asnumpy().sum()], rtol=1e-5)
+
+
+def test_is_binary_marks_only_one_bit_weights_and_activations():
+    assert bm.QConv2D(8, 3).is_binary
+    assert not bm.QConv2D(8, 3, bits_a=2).is_binary
+    assert not bm.QConv2D(8, 3, binarizations=2).is_binary

@@ -1,0 +1,105 @@
+"""The quantizer functions: forward values and straight-through gradients against their formulas."""
+import numpy as np
+import pytest
+from mxnet import autograd, nd
+
+import binary_models as bm
+from binary_models import quantization as q
+import reference
+
+
+def value_and_grad(fn, x):
+    x = nd.array(x)
+    x.attach_grad()
+    with autograd.record():
+        y = fn(nd, x)
+    y.backward()
+    return y.asnumpy(), x.grad.asnumpy()
+
+
+@pytest.mark.parametrize("t_clip", [1.0, 1.25, 1.3])
+def test_ste_sign_values_are_plus_minus_one_and_grad_is_cancel_mask(rng, t_clip):
+    x = np.concatenate([rng.randn(1000) * 2, [0.0, -0.0, t_clip, -t_clip, t_clip + 1e-3]]).astype(np.float32)
+    y, g = value_and_grad(lambda F, v: q.ste_sign(F, v, t_clip), x)
+    assert set(np.unique(y)) == {-1.0, 1.0}
+    np.testing.assert_array_equal(y, reference.np_sign(x))
+    assert y[1000] == 1.0 and y[1001] == 1.0  # sign(0) = sign(-0) = +1, unlike MXNet's sign
+    np.testing.assert_array_equal(g, (np.abs(x) <= t_clip).astype(np.float32))
+
+
+def test_approx_sign_backward_is_bireal_derivative(rng):
+    x = (rng.randn(1000) * 1.5).astype(np.float32)
+    y, g = value_and_grad(q.approx_sign, x)
+    np.testing.assert_array_equal(y, reference.np_sign(x))
+    np.testing.assert_allclose(g, np.where(np.abs(x) < 1, 2 - 2 * np.abs(x), 0), atol=1e-6)
+
+
+def test_weight_sign_passes_gradient_unchanged(rng):
+    w = (rng.randn(500) * 3).astype(np.float32)
+    y, g = value_and_grad(q.weight_sign, w)
+    np.testing.assert_array_equal(y, reference.np_sign(w))
+    np.testing.assert_array_equal(g, np.ones_like(w))
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_dorefa_activation_matches_formula_and_ste(rng, bits):
+    x = (rng.rand(2000) * 1.6 - 0.3).astype(np.float32)
+    y, g = value_and_grad(lambda F, v: q.dorefa_activation(F, v, bits), x)
+    np.testing.assert_allclose(y, reference.dorefa_activation(x, bits), atol=1e-6)
+    assert len(np.unique(y)) <= 2 ** bits
+    np.testing.assert_array_equal(g, ((x >= 0) & (x <= 1)).astype(np.float32))
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_dorefa_weight_matches_formula(rng, bits):
+    w = (rng.randn(2000) * 0.5).astype(np.float32)
+    y, _ = value_and_grad(lambda F, v: q.dorefa_weight(F, v, bits), w)
+    np.testing.assert_allclose(y, reference.dorefa_weight(w, bits), atol=1e-5)
+    assert y.min() >= -1 and y.max() <= 1 and len(np.unique(y)) <= 2 ** bits
+
+
+def test_multi_binarization_error_shrinks_as_terms_grow(rng):
+    x = nd.array(rng.randn(4, 8, 5, 5))
+    errors = [float(nd.abs(q.multi_binarize(nd, x, m, 1.3) - x).mean().asscalar()) for m in (1, 2, 3, 4)]
+    assert all(later < earlier for earlier, later in zip(errors, errors[1:])), errors
+    # one term is alpha * sign(x) with alpha = mean|x| per sample
+    alpha = np.abs(x.asnumpy()).mean(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(q.multi_binarize(nd, x, 1, 1.3).asnumpy(), alpha * reference.np_sign(x.asnumpy()),
+                               rtol=1e-6)
+
+
+def test_multi_binarization_uses_tang_residual_recursion(rng):
+    x = rng.randn(2, 3, 4, 4).astype(np.float32)
+    residual, expected = x.copy(), np.zeros_like(x)
+    for _ in range(2):
+        alpha = np.abs(residual).mean(axis=(1, 2, 3), keepdims=True)
+        h = reference.np_sign(residual)
+        expected += alpha * h
+        residual -= alpha * h
+    y, g = value_and_grad(lambda F, v: q.multi_binarize(F, v, 2, 1.0), x)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(g, (np.abs(x) <= 1.0).astype(np.float32))
+
+
+@pytest.mark.parametrize("bad", [dict(activation="tanh"), dict(bits=9), dict(bits_a=0), dict(scaling="xnor"),
+                                 dict(pad_mode="reflect"), dict(binarizations=0), dict(grad_cancel=0)])
+def test_bad_options_raise_value_error_naming_allowed_values(bad):
+    with pytest.raises(ValueError) as err:
+        bm.LayerConfig(**bad)
+    name = next(iter(bad))
+    assert name in str(err.value)
+    if name in ("activation", "bits", "scaling", "pad_mode"):
+        assert "allowed" in str(err.value)
+
+
+def test_unknown_method_in_layer_raises_listing_methods():
+    with pytest.raises(ValueError, match="'sign', 'approx_sign'"):
+        bm.QActivation(activation="binary_tanh")
+    with pytest.raises(ValueError, match="allowed: 1, 2, 3"):
+        bm.QConv2D(8, 3, bits=16)
+
+
+def test_unknown_config_name_lists_known_names():
+    with pytest.raises(ValueError, match="grad_cancel"):
+        with bm.layer_config(clip_threshold=1.0):
+            pass
