@@ -1,0 +1,6 @@
+"""Model families, one per file; importing this package registers every factory."""
+from . import meliusnet, densenet, resnet_e, tang  # noqa: F401
+from .meliusnet import MeliusNet, ImprovementBlock
+from .densenet import BinaryDenseNet
+from .resnet_e import ResNetE
+from .tang import TangNIN, BinaryAlexNet

@@ -1,0 +1,136 @@
+"""Parts shared by the model families: stems, dense blocks, transitions, channel shuffle, head."""
+from mxnet.gluon import HybridBlock, nn
+
+from ..layers import QConv2D
+
+STEMS = ("grouped", "7x7", "thumbnail")
+
+
+def make_stem(kind, channels=64):
+    """The full-precision first layers.
+
+    'grouped':   MeliusNet section 3.3 / Fig. 2b: 3x3 s2 -> 32, 3x3 g4 -> 32, 3x3 g8 -> ``channels``,
+                 each followed by BN + ReLU, then MaxPool 3/2 (0.69e8 instead of 1.18e8 OPs at 224x224).
+    '7x7':       the classic 7x7 s2 conv with ``channels`` outputs, BN, ReLU, MaxPool 3/2 (Fig. 2a).
+    'thumbnail': one 3x3 s1 conv, BN, ReLU, no pooling: for inputs of about 32x32 pixels.
+    """
+    stem = nn.HybridSequential(prefix="stem_")
+    with stem.name_scope():
+        if kind == "grouped":
+            for width, groups, stride in ((32, 1, 2), (32, 4, 1), (channels, 8, 1)):
+                stem.add(nn.Conv2D(width, 3, strides=stride, padding=1, groups=groups, use_bias=False),
+                         nn.BatchNorm(), nn.Activation("relu"))
+            stem.add(nn.MaxPool2D(3, 2, 1))
+        elif kind == "7x7":
+            stem.add(nn.Conv2D(channels, 7, strides=2, padding=3, use_bias=False), nn.BatchNorm(),
+                     nn.Activation("relu"), nn.MaxPool2D(3, 2, 1))
+        elif kind == "thumbnail":
+            stem.add(nn.Conv2D(channels, 3, strides=1, padding=1, use_bias=False), nn.BatchNorm(),
+                     nn.Activation("relu"))
+        else:
+            raise ValueError("unknown stem %r; allowed: %s" % (kind, ", ".join(map(repr, STEMS))))
+    return stem
+
+
+def reduced_channels(channels, rate):
+    """Width after a transition that divides ``channels`` by ``rate``, kept a multiple of 32
+    (the rounding of the authors' code: ``round((c // rate) / 32) * 32``)."""
+    return int(round((channels // rate) / 32)) * 32
+
+
+class ChannelShuffle(HybridBlock):
+    """ShuffleNet's channel shuffle: (N, g*c, H, W) -> (N, c*g, H, W) interleaving the ``groups``."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = groups
+
+    def hybrid_forward(self, F, x):
+        x = F.reshape(x, shape=(0, -4, self.groups, -1, -2))
+        return F.reshape(F.swapaxes(x, 1, 2), shape=(0, -3, -2))
+
+
+def binary_conv_unit(channels, dilation=1, strides=1):
+    """BN -> sign -> binary 3x3 conv (MeliusNet section 3.4's layer order; the sign is QConv2D's)."""
+    unit = nn.HybridSequential(prefix="")
+    unit.add(nn.BatchNorm(), QConv2D(channels, 3, strides=strides, padding=dilation, dilation=dilation))
+    return unit
+
+
+class DenseBlock(HybridBlock):
+    """Computes ``growth`` new channels with a binary 3x3 conv and concatenates them to its input
+    (BinaryDenseNet section 4; MeliusNet section 3.1)."""
+
+    def __init__(self, growth=64, dilation=1, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.body = binary_conv_unit(growth, dilation)
+
+    def hybrid_forward(self, F, x):
+        return F.concat(x, self.body(x), dim=1)
+
+
+class Transition(HybridBlock):
+    """BN -> MaxPool 2/2 -> ReLU -> [ChannelShuffle(16)] -> full-precision 1x1 conv (MeliusNet section 3.3,
+    BinaryDenseNet section 4.2). The shuffle is added only when the conv is grouped, with 16 groups as in
+    the authors' code; ``pool=False`` keeps the resolution (dilated BinaryDenseNet)."""
+
+    SHUFFLE_GROUPS = 16
+
+    def __init__(self, channels, groups=1, pool=True, **kwargs):
+        super().__init__(**kwargs)
+        self.body = nn.HybridSequential(prefix="")
+        with self.name_scope():
+            self.body.add(nn.BatchNorm())
+            if pool:
+                self.body.add(nn.MaxPool2D(2, 2))
+            self.body.add(nn.Activation("relu"))
+            if groups > 1:
+                self.body.add(ChannelShuffle(self.SHUFFLE_GROUPS))
+            self.body.add(nn.Conv2D(channels, 1, groups=groups, use_bias=False))
+
+    def hybrid_forward(self, F, x):
+        return self.body(x)
+
+
+def classifier_head(classes):
+    """BN -> ReLU -> global average pool -> full-precision FC (the authors' head; the pool follows the
+    final map size, so any input size works)."""
+    head = nn.HybridSequential(prefix="")
+    head.add(nn.BatchNorm(), nn.Activation("relu"), nn.GlobalAvgPool2D(), nn.Flatten())
+    return head, nn.Dense(classes)
+
+
+class DenseStageNet(HybridBlock):
+    """The network shape shared by BinaryDenseNet and MeliusNet: stem, four stages of units that each add
+    ``growth`` channels, transitions that reduce the width by ``rates`` between stages, and the head.
+
+    ``make_unit(channels, dilation)`` returns the blocks of one unit (a DenseBlock, or a DenseBlock and an
+    ImprovementBlock). ``features`` ends after the head's global pool, like GluonCV's models, and
+    ``stage_ends`` names the index in ``features`` after which each stage's output is available
+    (before its transition), for detection backbones."""
+
+    def __init__(self, make_unit, blocks, rates, downsample_groups=1, dilation=(1, 1, 1, 1), growth=64,
+                 init_channels=64, stem="grouped", classes=1000, **kwargs):
+        super().__init__(**kwargs)
+        if len(rates) != len(blocks) - 1:
+            raise ValueError("need one reduction rate per transition: %d stages, %d rates" % (len(blocks), len(rates)))
+        self.stage_ends, self.widths = [], []
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix="")
+            self.features.add(make_stem(stem, init_channels))
+            channels = init_channels
+            for stage, count in enumerate(blocks):
+                if stage > 0:
+                    channels = reduced_channels(channels, rates[stage - 1])
+                    self.features.add(Transition(channels, downsample_groups, pool=dilation[stage] == 1))
+                for _ in range(count):
+                    self.features.add(*make_unit(growth, dilation[stage]))
+                    channels += growth
+                self.stage_ends.append(len(self.features) - 1)
+                self.widths.append(channels)
+            head, self.output = classifier_head(classes)
+            self.features.add(*head)
+
+    def hybrid_forward(self, F, x):
+        return self.output(self.features(x))
