@@ -1,0 +1,436 @@
+// Registers the binary operators with stock MXNet through the extension-library API (lib_api.h, MXNet
+// >= 1.7): after mx.library.load(path) they are mx.nd.<name> and mx.sym.<name>. The computation lives in
+// kernels/; this file parses attributes, checks inputs and infers shapes and types. Every problem is
+// refused with MX_FAIL and a message naming it (Python raises MXNetError), never a crash.
+//
+//   binary_pack_weights(weight; num_group=1) -> int64 packed weights (layout: kernels/binary_conv.h)
+//       weight: float32 (out_channels, in_channels / num_group, kh, kw), or (units, in_units) for a dense layer
+//   binary_conv2d(data, packed_weight[, scale]; kernel, num_filter, in_channels, stride=1, dilate=1, pad=0,
+//                 num_group=1, pad_mode='minus_one'|'zero', scaled=False) -> float32 NCHW
+//   binary_dense(data, packed_weight[, scale]; num_hidden, in_units, scaled=False) -> float32 (batch, units)
+// The output is sum(sign(data) * sign(weight)) over each receptive field (data padded with -1 or 0), times
+// scale[o] (float32, one per output channel) when scaled: what QConv2D / QDense compute in float.
+#include <mxnet/lib_api.h>
+
+#include <set>
+#include <sstream>
+#include <type_traits>
+
+#include "kernels/binary_conv.h"
+
+using mxnet::ext::MXReturnValue;
+using mxnet::ext::MXTensor;
+using mxnet::ext::OpResource;
+using binary_models::ConvShape;
+
+namespace {
+
+using Attrs = std::unordered_map<std::string, std::string>;
+using Shapes = std::vector<std::vector<unsigned int>>;
+
+// MXNet keeps every extension error message for the life of the process and reports all of them with
+// each new error; the stale ones are dropped here so an error names only its own problem. MXerrorMsgs is
+// a standard-layout class whose only member is its vector of messages, so the cast below is well defined.
+MXReturnValue fail(const char* op, const std::string& problem) {
+  using Messages = std::vector<std::stringstream*>;
+  static_assert(std::is_standard_layout<mxnet::ext::MXerrorMsgs>::value &&
+                    sizeof(mxnet::ext::MXerrorMsgs) == sizeof(Messages),
+                "MXerrorMsgs is no longer a plain vector of messages");
+  Messages* messages = reinterpret_cast<Messages*>(mxnet::ext::MXerrorMsgs::get());
+  for (std::stringstream* message : *messages) delete message;
+  messages->clear();
+  MX_ERROR_MSG << op << ": " << problem;
+  return mxnet::ext::MX_FAIL;
+}
+
+std::string dtype_name(int code) {
+  static const char* names[] = {"float32", "float64", "float16", "uint8", "int32", "int8", "int64"};
+  return code >= 0 && code < 7 ? names[code] : "dtype code " + std::to_string(code);
+}
+
+std::string shape_text(const std::vector<unsigned int>& shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+// Reads attributes as MXNet passes them: Python's str() of the value ("3", "(3, 3)", "True", "zero").
+class AttrReader {
+ public:
+  AttrReader(const Attrs& attrs, std::set<std::string> known) : attrs_(attrs) {
+    for (const auto& kv : attrs)
+      if (kv.first.compare(0, 2, "__") != 0 && !known.count(kv.first)) {
+        std::string names;
+        for (const std::string& name : known) names += (names.empty() ? "" : ", ") + name;
+        problem_ = "unknown attribute '" + kv.first + "' (known: " + names + ")";
+      }
+  }
+  const std::string& problem() const { return problem_; }
+
+  // An integer pair: "3" means (3, 3). `fallback` < 0 makes the attribute required.
+  void pair(const char* key, int fallback, int* first, int* second) {
+    std::vector<long> values;
+    if (!read(key, fallback, &values)) {
+      *first = *second = fallback;
+      return;
+    }
+    if (values.size() == 1) values.push_back(values[0]);
+    if (values.size() != 2) return note(key, "expected one or two integers");
+    *first = int(values[0]);
+    *second = int(values[1]);
+  }
+  void integer(const char* key, int fallback, int* value) {
+    std::vector<long> values;
+    if (!read(key, fallback, &values)) {
+      *value = fallback;
+      return;
+    }
+    if (values.size() != 1) return note(key, "expected an integer");
+    *value = int(values[0]);
+  }
+  void boolean(const char* key, bool* value) {
+    *value = false;
+    auto it = attrs_.find(key);
+    if (it == attrs_.end()) return;
+    const std::string& v = it->second;
+    if (v == "True" || v == "true" || v == "1") *value = true;
+    else if (!(v == "False" || v == "false" || v == "0")) note(key, "expected True or False");
+  }
+  void pad_mode(binary_models::PadMode* mode) {
+    *mode = binary_models::PadMode::kMinusOne;
+    auto it = attrs_.find("pad_mode");
+    if (it == attrs_.end()) return;
+    std::string v = it->second;
+    if (v.size() >= 2 && (v.front() == '\'' || v.front() == '"')) v = v.substr(1, v.size() - 2);
+    if (v == "zero") *mode = binary_models::PadMode::kZero;
+    else if (v != "minus_one") note("pad_mode", "expected 'minus_one' or 'zero'");
+  }
+
+ private:
+  // False when the attribute is absent and has a fallback.
+  bool read(const char* key, int fallback, std::vector<long>* values) {
+    auto it = attrs_.find(key);
+    if (it == attrs_.end()) {
+      if (fallback < 0) note(key, "required attribute missing");
+      return false;
+    }
+    std::string text = it->second;
+    for (char& c : text)
+      if (c == '(' || c == ')' || c == '[' || c == ']' || c == ',') c = ' ';
+    std::istringstream in(text);
+    std::string token;
+    while (in >> token) {
+      size_t used = 0;
+      long v = 0;
+      try {
+        v = std::stol(token, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != token.size() || token.empty()) {
+        note(key, "'" + it->second + "' is not a list of integers");
+        return true;
+      }
+      values->push_back(v);
+    }
+    return true;
+  }
+  void note(const char* key, const std::string& what) {
+    if (problem_.empty()) problem_ = std::string("attribute ") + key + ": " + what;
+  }
+
+  const Attrs& attrs_;
+  std::string problem_;
+};
+
+// ---- attributes of each operator ----
+
+struct ConvAttrs {
+  ConvShape shape;  // batch, height and width come from the data
+  bool scaled = false;
+};
+
+std::string parse_conv(const Attrs& attrs, ConvAttrs* out) {
+  AttrReader r(attrs, {"kernel", "stride", "dilate", "pad", "num_filter", "num_group", "in_channels", "pad_mode",
+                       "scaled"});
+  ConvShape& s = out->shape;
+  r.pair("kernel", -1, &s.kernel_h, &s.kernel_w);
+  r.pair("stride", 1, &s.stride_h, &s.stride_w);
+  r.pair("dilate", 1, &s.dilate_h, &s.dilate_w);
+  r.pair("pad", 0, &s.pad_h, &s.pad_w);
+  r.integer("num_filter", -1, &s.out_channels);
+  r.integer("num_group", 1, &s.groups);
+  r.integer("in_channels", -1, &s.in_channels);
+  r.pad_mode(&s.pad_mode);
+  r.boolean("scaled", &out->scaled);
+  if (!r.problem().empty()) return r.problem();
+  return s.check_geometry();
+}
+
+std::string parse_dense(const Attrs& attrs, ConvAttrs* out) {
+  AttrReader r(attrs, {"num_hidden", "in_units", "scaled"});
+  int units = 0, in_units = 0;
+  r.integer("num_hidden", -1, &units);
+  r.integer("in_units", -1, &in_units);
+  r.boolean("scaled", &out->scaled);
+  if (!r.problem().empty()) return r.problem();
+  if (units < 1 || in_units < 1) return "num_hidden and in_units must be positive";
+  out->shape = binary_models::dense_shape(1, in_units, units);
+  return "";
+}
+
+// Packed weight shape: (groups * blocks, kernel_h, kernel_w, words, 4).
+std::vector<unsigned int> packed_shape(const ConvShape& s) {
+  return {unsigned(s.groups * s.blocks()), unsigned(s.kernel_h), unsigned(s.kernel_w), unsigned(s.words()),
+          unsigned(binary_models::kLanes)};
+}
+
+// ---- shared checks of the two compute operators ----
+
+using Parser = std::string (*)(const Attrs&, ConvAttrs*);
+
+MXReturnValue parse_inputs(const char* op, Parser parse, const Attrs& attrs, int* num_in, int* num_out) {
+  ConvAttrs a;
+  const std::string problem = parse(attrs, &a);
+  if (!problem.empty()) return fail(op, problem);
+  *num_in = a.scaled ? 3 : 2;
+  *num_out = 1;
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue infer_compute_types(const char* op, Parser parse, const Attrs& attrs, std::vector<int>* in,
+                                  std::vector<int>* out) {
+  ConvAttrs a;
+  const std::string problem = parse(attrs, &a);
+  if (!problem.empty()) return fail(op, problem);
+  const int expected[3] = {mxnet::ext::kFloat32, mxnet::ext::kInt64, mxnet::ext::kFloat32};
+  const char* names[3] = {"data", "packed weight", "scale"};
+  const char* wanted[3] = {"float32", "int64 (from binary_pack_weights)", "float32"};
+  for (size_t i = 0; i < in->size() && i < 3; ++i) {
+    if ((*in)[i] == -1) (*in)[i] = expected[i];
+    if ((*in)[i] != expected[i])
+      return fail(op, std::string(names[i]) + " must be " + wanted[i] + ", got " + dtype_name((*in)[i]));
+  }
+  (*out)[0] = mxnet::ext::kFloat32;
+  return mxnet::ext::MX_SUCCESS;
+}
+
+// Checks (or fills in, when unknown) the packed weight and scale shapes of `s`.
+MXReturnValue check_parameters(const char* op, const ConvShape& s, bool scaled, Shapes* in) {
+  const std::vector<unsigned int> weight = packed_shape(s);
+  if ((*in)[1].empty()) (*in)[1] = weight;
+  if ((*in)[1] != weight)
+    return fail(op, "packed weight shape " + shape_text((*in)[1]) + " does not match the attributes, which need " +
+                        shape_text(weight) + " (in_channels " + std::to_string(s.in_channels) + ", num_filter " +
+                        std::to_string(s.out_channels) + ", kernel " + std::to_string(s.kernel_h) + "x" +
+                        std::to_string(s.kernel_w) + ", num_group " + std::to_string(s.groups) + ")");
+  if (scaled) {
+    const std::vector<unsigned int> scale{unsigned(s.out_channels)};
+    if ((*in)[2].empty()) (*in)[2] = scale;
+    if ((*in)[2] != scale)
+      return fail(op, "scale shape " + shape_text((*in)[2]) + " must be " + shape_text(scale));
+  }
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue check_cpu(const char* op, const std::vector<MXTensor>& tensors) {
+  for (const MXTensor& t : tensors)
+    if (t.ctx.dev_type != "cpu") return fail(op, "runs on the CPU only, got a tensor on " + t.ctx.dev_type);
+  return mxnet::ext::MX_SUCCESS;
+}
+
+void* workspace(const OpResource& res, const ConvShape& s) {
+  const size_t bytes = binary_models::workspace_bytes(s);
+  return bytes ? res.alloc_cpu(int(bytes)) : nullptr;
+}
+
+// ---- binary_conv2d ----
+
+const char kConv[] = "binary_conv2d";
+
+MXReturnValue conv_parse(const Attrs& attrs, int* num_in, int* num_out) {
+  return parse_inputs(kConv, parse_conv, attrs, num_in, num_out);
+}
+
+MXReturnValue conv_types(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
+  return infer_compute_types(kConv, parse_conv, attrs, in, out);
+}
+
+// The full shape of a conv from its attributes and NCHW data shape, or a problem.
+std::string conv_shape(const ConvAttrs& a, const std::vector<int64_t>& data, ConvShape* s) {
+  std::vector<unsigned int> dims(data.begin(), data.end());
+  if (data.size() != 4) return "data must be 4-D NCHW, got shape " + shape_text(dims);
+  *s = a.shape;
+  if (int64_t(s->in_channels) != data[1])
+    return "data has " + std::to_string(data[1]) + " channels but in_channels is " + std::to_string(s->in_channels);
+  s->batch = int(data[0]);
+  s->height = int(data[2]);
+  s->width = int(data[3]);
+  return s->check();
+}
+
+MXReturnValue conv_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
+  ConvAttrs a;
+  std::string problem = parse_conv(attrs, &a);
+  if (!problem.empty()) return fail(kConv, problem);
+  ConvShape s;
+  problem = conv_shape(a, std::vector<int64_t>((*in)[0].begin(), (*in)[0].end()), &s);
+  if (!problem.empty()) return fail(kConv, problem);
+  if (!check_parameters(kConv, s, a.scaled, in)) return mxnet::ext::MX_FAIL;
+  (*out)[0] = {unsigned(s.batch), unsigned(s.out_channels), unsigned(s.out_height()), unsigned(s.out_width())};
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue conv_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
+                           const OpResource& res) {
+  ConvAttrs a;
+  ConvShape s;
+  std::string problem = parse_conv(attrs, &a);
+  if (problem.empty()) problem = conv_shape(a, (*in)[0].shape, &s);
+  if (!problem.empty()) return fail(kConv, problem);
+  if (!check_cpu(kConv, *in)) return mxnet::ext::MX_FAIL;
+  binary_models::binary_conv2d(s, (*in)[0].data<float>(), (*in)[1].data<uint64_t>(),
+                               a.scaled ? (*in)[2].data<float>() : nullptr, (*out)[0].data<float>(),
+                               workspace(res, s));
+  return mxnet::ext::MX_SUCCESS;
+}
+
+// ---- binary_dense ----
+
+const char kDense[] = "binary_dense";
+
+MXReturnValue dense_parse(const Attrs& attrs, int* num_in, int* num_out) {
+  return parse_inputs(kDense, parse_dense, attrs, num_in, num_out);
+}
+
+MXReturnValue dense_types(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
+  return infer_compute_types(kDense, parse_dense, attrs, in, out);
+}
+
+// The 1x1-conv shape of a dense layer on `data` (batch, ...), flattened like FullyConnected(flatten=True).
+std::string dense_shape_of(const ConvAttrs& a, const std::vector<int64_t>& data, ConvShape* s) {
+  std::vector<unsigned int> dims(data.begin(), data.end());
+  if (data.size() < 2) return "data must have a batch axis and features, got shape " + shape_text(dims);
+  int64_t features = 1;
+  for (size_t i = 1; i < data.size(); ++i) features *= data[i];
+  *s = a.shape;
+  if (features != s->in_channels)
+    return "data has " + std::to_string(features) + " features per sample but in_units is " +
+           std::to_string(s->in_channels);
+  s->batch = int(data[0]);
+  return "";
+}
+
+MXReturnValue dense_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
+  ConvAttrs a;
+  std::string problem = parse_dense(attrs, &a);
+  if (!problem.empty()) return fail(kDense, problem);
+  ConvShape s;
+  problem = dense_shape_of(a, std::vector<int64_t>((*in)[0].begin(), (*in)[0].end()), &s);
+  if (!problem.empty()) return fail(kDense, problem);
+  if (!check_parameters(kDense, s, a.scaled, in)) return mxnet::ext::MX_FAIL;
+  (*out)[0] = {unsigned(s.batch), unsigned(s.out_channels)};
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue dense_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
+                            const OpResource& res) {
+  ConvAttrs a;
+  ConvShape s;
+  std::string problem = parse_dense(attrs, &a);
+  if (problem.empty()) problem = dense_shape_of(a, (*in)[0].shape, &s);
+  if (!problem.empty()) return fail(kDense, problem);
+  if (!check_cpu(kDense, *in)) return mxnet::ext::MX_FAIL;
+  binary_models::binary_conv2d(s, (*in)[0].data<float>(), (*in)[1].data<uint64_t>(),
+                               a.scaled ? (*in)[2].data<float>() : nullptr, (*out)[0].data<float>(),
+                               workspace(res, s));
+  return mxnet::ext::MX_SUCCESS;
+}
+
+// ---- binary_pack_weights ----
+
+const char kPack[] = "binary_pack_weights";
+
+std::string parse_pack(const Attrs& attrs, int* groups) {
+  AttrReader r(attrs, {"num_group"});
+  r.integer("num_group", 1, groups);
+  return r.problem();
+}
+
+// The conv shape that float weights (O, C/g, kh, kw) or dense weights (units, in_units) describe.
+std::string pack_shape(int groups, const std::vector<int64_t>& weight, ConvShape* s) {
+  std::vector<unsigned int> dims(weight.begin(), weight.end());
+  if (weight.size() != 4 && weight.size() != 2)
+    return "weight must be 4-D (out_channels, in_channels / num_group, kh, kw) or 2-D (units, in_units), got "
+           "shape " + shape_text(dims);
+  s->groups = groups;
+  s->out_channels = int(weight[0]);
+  s->in_channels = int(weight[1]) * groups;
+  s->kernel_h = weight.size() == 4 ? int(weight[2]) : 1;
+  s->kernel_w = weight.size() == 4 ? int(weight[3]) : 1;
+  return s->check_weights();
+}
+
+MXReturnValue pack_parse(const Attrs& attrs, int* num_in, int* num_out) {
+  int groups = 1;
+  const std::string problem = parse_pack(attrs, &groups);
+  if (!problem.empty()) return fail(kPack, problem);
+  *num_in = *num_out = 1;
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue pack_types(const Attrs&, std::vector<int>* in, std::vector<int>* out) {
+  if ((*in)[0] == -1) (*in)[0] = mxnet::ext::kFloat32;
+  if ((*in)[0] != mxnet::ext::kFloat32)
+    return fail(kPack, "weight must be float32, got " + dtype_name((*in)[0]));
+  (*out)[0] = mxnet::ext::kInt64;
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue pack_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
+  int groups = 1;
+  ConvShape s;
+  std::string problem = parse_pack(attrs, &groups);
+  if (problem.empty()) problem = pack_shape(groups, std::vector<int64_t>((*in)[0].begin(), (*in)[0].end()), &s);
+  if (!problem.empty()) return fail(kPack, problem);
+  (*out)[0] = packed_shape(s);
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue pack_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
+                           const OpResource&) {
+  int groups = 1;
+  ConvShape s;
+  std::string problem = parse_pack(attrs, &groups);
+  if (problem.empty()) problem = pack_shape(groups, (*in)[0].shape, &s);
+  if (!problem.empty()) return fail(kPack, problem);
+  if (!check_cpu(kPack, *in)) return mxnet::ext::MX_FAIL;
+  binary_models::pack_weights(s, (*in)[0].data<float>(), (*out)[0].data<uint64_t>());
+  return mxnet::ext::MX_SUCCESS;
+}
+
+}  // namespace
+
+REGISTER_OP(binary_pack_weights)
+    .setParseAttrs(pack_parse)
+    .setInferType(pack_types)
+    .setInferShape(pack_shapes)
+    .setForward(pack_forward, "cpu");
+
+REGISTER_OP(binary_conv2d)
+    .setParseAttrs(conv_parse)
+    .setInferType(conv_types)
+    .setInferShape(conv_shapes)
+    .setForward(conv_forward, "cpu");
+
+REGISTER_OP(binary_dense)
+    .setParseAttrs(dense_parse)
+    .setInferType(dense_types)
+    .setInferShape(dense_shapes)
+    .setForward(dense_forward, "cpu");
+
+MXReturnValue initialize(int version) {
+  if (version >= 10700) return mxnet::ext::MX_SUCCESS;
+  MX_ERROR_MSG << "binary_models native operators need MXNet >= 1.7.0, got " << version;
+  return mxnet::ext::MX_FAIL;
+}

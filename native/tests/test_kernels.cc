@@ -1,0 +1,186 @@
+// Tests of the kernels without MXNet: every available ISA against a naive direct convolution on random
+// shapes (channels not a multiple of 64, kernels 1..7, strides, dilation, groups, both paddings, batch,
+// odd sizes, scaling). Exits non-zero on the first mismatch. Usage: test_kernels [shapes] [seed]
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../kernels/binary_conv.h"
+
+using binary_models::ConvShape;
+using binary_models::Isa;
+using binary_models::PadMode;
+
+namespace {
+
+int sign_of(float v) { return v >= 0.0f ? 1 : -1; }
+
+// Direct convolution of sign(input) padded with -1 or 0 with sign(weights) (integer sums). Signs are laid out
+// channels-last ([n][y][x][c] padded, [o][ky][kx][c]) so the inner loop is a plain dot product.
+std::vector<int> naive_conv(const ConvShape& s, const std::vector<float>& input, const std::vector<float>& weights) {
+  const int oh = s.out_height(), ow = s.out_width(), cg = s.group_in_channels(), og = s.group_out_channels();
+  const int c = s.in_channels, hp = s.height + 2 * s.pad_h, wp = s.width + 2 * s.pad_w;
+  std::vector<int> image(size_t(s.batch) * hp * wp * c, s.pad_mode == PadMode::kMinusOne ? -1 : 0);
+  for (int n = 0; n < s.batch; ++n)
+    for (int ci = 0; ci < c; ++ci)
+      for (int y = 0; y < s.height; ++y)
+        for (int x = 0; x < s.width; ++x)
+          image[((size_t(n) * hp + y + s.pad_h) * wp + x + s.pad_w) * c + ci] =
+              sign_of(input[((size_t(n) * c + ci) * s.height + y) * s.width + x]);
+  std::vector<int> filters(size_t(s.out_channels) * s.taps() * cg);
+  for (int o = 0; o < s.out_channels; ++o)
+    for (int ci = 0; ci < cg; ++ci)
+      for (int t = 0; t < s.taps(); ++t)
+        filters[(size_t(o) * s.taps() + t) * cg + ci] = sign_of(weights[(size_t(o) * cg + ci) * s.taps() + t]);
+  std::vector<int> out(size_t(s.batch) * s.out_channels * oh * ow);
+  for (int n = 0; n < s.batch; ++n)
+    for (int o = 0; o < s.out_channels; ++o)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox) {
+          int sum = 0;
+          for (int ky = 0; ky < s.kernel_h; ++ky)
+            for (int kx = 0; kx < s.kernel_w; ++kx) {
+              const int y = oy * s.stride_h + ky * s.dilate_h, x = ox * s.stride_w + kx * s.dilate_w;
+              const int* a = &image[((size_t(n) * hp + y) * wp + x) * c + (o / og) * cg];
+              const int* w = &filters[(size_t(o) * s.taps() + ky * s.kernel_w + kx) * cg];
+              for (int ci = 0; ci < cg; ++ci) sum += a[ci] * w[ci];
+            }
+          out[((size_t(n) * s.out_channels + o) * oh + oy) * ow + ox] = sum;
+        }
+  return out;
+}
+
+std::vector<float> random_values(std::mt19937& rng, size_t n) {
+  // Zeros of both signs are frequent: sign(0) = sign(-0) = +1 must hold everywhere.
+  std::uniform_int_distribution<int> kind(0, 9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) {
+    const int k = kind(rng);
+    x = k == 0 ? 0.0f : k == 1 ? -0.0f : normal(rng);
+  }
+  return v;
+}
+
+int pick(std::mt19937& rng, std::initializer_list<int> values) {
+  std::uniform_int_distribution<size_t> index(0, values.size() - 1);
+  return values.begin()[index(rng)];
+}
+
+int uniform(std::mt19937& rng, int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng); }
+
+ConvShape random_shape(std::mt19937& rng) {
+  ConvShape s;
+  for (;;) {
+    s.groups = pick(rng, {1, 1, 1, 2, 3, 4, 8});
+    s.in_channels = s.groups * uniform(rng, 1, pick(rng, {8, 70, 150}));
+    s.out_channels = s.groups * uniform(rng, 1, pick(rng, {6, 20, 40}));
+    s.kernel_h = pick(rng, {1, 3, 3, 3, 5, 2, 7});
+    s.kernel_w = pick(rng, {0, 0, 0, 1, 3}) ? s.kernel_h : pick(rng, {1, 3});
+    s.stride_h = s.stride_w = pick(rng, {1, 1, 2, 3});
+    if (uniform(rng, 0, 4) == 0) s.stride_w = pick(rng, {1, 2});
+    s.dilate_h = s.dilate_w = pick(rng, {1, 1, 1, 2, 3});
+    s.pad_h = uniform(rng, 0, 3);
+    s.pad_w = uniform(rng, 0, 1) ? s.pad_h : uniform(rng, 0, 3);
+    s.height = uniform(rng, 1, 19);
+    s.width = uniform(rng, 1, 23);
+    s.batch = uniform(rng, 1, 3);
+    s.pad_mode = uniform(rng, 0, 1) ? PadMode::kMinusOne : PadMode::kZero;
+    if (s.check().empty() && double(s.batch) * s.out_channels * s.out_height() * s.out_width() *
+                                     s.group_in_channels() * s.taps() < 4e6)
+      return s;
+  }
+}
+
+std::string describe(const ConvShape& s) {
+  char text[256];
+  std::snprintf(text, sizeof text,
+                "N%d C%d %dx%d -> O%d, kernel %dx%d, stride %d,%d, pad %d,%d, dilate %d,%d, groups %d, pad %s",
+                s.batch, s.in_channels, s.height, s.width, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h,
+                s.stride_w, s.pad_h, s.pad_w, s.dilate_h, s.dilate_w, s.groups,
+                s.pad_mode == PadMode::kZero ? "zero" : "minus_one");
+  return text;
+}
+
+// Runs one random problem of shape `s` through every ISA, unscaled and scaled, against naive_conv.
+bool run_shape(const ConvShape& s, std::mt19937& rng, const std::vector<Isa>& isas) {
+  const std::vector<float> input = random_values(rng, size_t(s.batch) * s.in_channels * s.height * s.width);
+  const std::vector<float> weights =
+      random_values(rng, size_t(s.out_channels) * s.group_in_channels() * s.taps());
+  std::vector<float> scale(s.out_channels);
+  for (float& v : scale) v = std::uniform_real_distribution<float>(0.01f, 2.0f)(rng);
+  std::vector<uint64_t> packed(s.packed_weight_words());
+  binary_models::pack_weights(s, weights.data(), packed.data());
+  const std::vector<int> sums = naive_conv(s, input, weights);
+  const size_t plane = sums.size() / (size_t(s.batch) * s.out_channels);
+  std::vector<uint64_t> workspace(binary_models::workspace_bytes(s) / sizeof(uint64_t) + 1);
+
+  for (Isa isa : isas)
+    for (bool scaled : {false, true}) {
+      std::vector<float> out(sums.size(), NAN);
+      binary_models::binary_conv2d(s, input.data(), packed.data(), scaled ? scale.data() : nullptr, out.data(),
+                                   uniform(rng, 0, 1) ? workspace.data() : nullptr, isa);
+      for (size_t i = 0; i < out.size(); ++i) {
+        const float expected = float(sums[i]) * (scaled ? scale[i / plane % s.out_channels] : 1.0f);
+        if (out[i] != expected) {
+          std::fprintf(stderr, "FAIL [%s, %s]: %s: output %zu is %g, expected %g\n", binary_models::isa_name(isa),
+                       scaled ? "scaled" : "unscaled", describe(s).c_str(), i, out[i], expected);
+          return false;
+        }
+      }
+    }
+  return true;
+}
+
+bool check_refuses(ConvShape s, const char* what) {
+  if (!s.check().empty()) return true;
+  std::fprintf(stderr, "FAIL: ConvShape::check() accepted %s\n", what);
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int shapes = argc > 1 ? std::atoi(argv[1]) : 300;
+  std::mt19937 rng(argc > 2 ? std::atoi(argv[2]) : 2024);
+  std::vector<Isa> isas{Isa::kScalar};
+  if (binary_models::best_isa() == Isa::kAvx2) isas.push_back(Isa::kAvx2);
+
+  bool ok = true;
+  ConvShape base;
+  base.in_channels = base.out_channels = base.height = base.width = 8;
+  base.kernel_h = base.kernel_w = 3;
+  ConvShape bad = base;
+  bad.kernel_h = binary_models::kMaxKernel + 2;
+  ok &= check_refuses(bad, "a too large kernel");
+  bad = base;
+  bad.stride_w = 0;
+  ok &= check_refuses(bad, "stride 0");
+  bad = base;
+  bad.groups = 3;
+  ok &= check_refuses(bad, "channels that are not a multiple of the groups");
+  bad = base;
+  bad.height = 2;
+  ok &= check_refuses(bad, "a kernel larger than the input");
+
+  // The shapes of the models (14x14x256 -> 64 etc.) and a dense layer, then random ones.
+  std::vector<ConvShape> cases;
+  for (int channels : {64, 160, 256, 320, 576}) {
+    ConvShape s = base;
+    s.in_channels = channels;
+    s.out_channels = 64;
+    s.height = s.width = 9;
+    s.pad_h = s.pad_w = 1;
+    cases.push_back(s);
+  }
+  cases.push_back(binary_models::dense_shape(3, 1000, 37));
+  for (int i = 0; i < shapes; ++i) cases.push_back(random_shape(rng));
+
+  for (const ConvShape& s : cases) ok = ok && run_shape(s, rng, isas);
+  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled}\n", ok ? "ok" : "FAILED", cases.size(),
+              isas.size() > 1 ? "scalar, avx2" : "scalar (no AVX2 on this CPU)");
+  return ok ? 0 : 1;
+}
