@@ -409,25 +409,35 @@ MXReturnValue pack_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::v
   return mxnet::ext::MX_SUCCESS;
 }
 
+// A backward that refuses: with it MXNet registers a gradient, so hybridized graphs (CachedOp builds the
+// backward graph up front) accept the operators; calling it says they are for inference.
+template <const char* op>
+MXReturnValue no_backward(const Attrs&, std::vector<MXTensor>*, std::vector<MXTensor>*, const OpResource&) {
+  return fail(op, "has no gradient: the packed operators are for inference (train the float-emulated layers)");
+}
+
 }  // namespace
 
 REGISTER_OP(binary_pack_weights)
     .setParseAttrs(pack_parse)
     .setInferType(pack_types)
     .setInferShape(pack_shapes)
-    .setForward(pack_forward, "cpu");
+    .setForward(pack_forward, "cpu")
+    .setBackward(no_backward<kPack>, "cpu");
 
 REGISTER_OP(binary_conv2d)
     .setParseAttrs(conv_parse)
     .setInferType(conv_types)
     .setInferShape(conv_shapes)
-    .setForward(conv_forward, "cpu");
+    .setForward(conv_forward, "cpu")
+    .setBackward(no_backward<kConv>, "cpu");
 
 REGISTER_OP(binary_dense)
     .setParseAttrs(dense_parse)
     .setInferType(dense_types)
     .setInferShape(dense_shapes)
-    .setForward(dense_forward, "cpu");
+    .setForward(dense_forward, "cpu")
+    .setBackward(no_backward<kDense>, "cpu");
 
 MXReturnValue initialize(int version) {
   if (version >= 10700) return mxnet::ext::MX_SUCCESS;

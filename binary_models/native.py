@@ -1,0 +1,77 @@
+"""Finds, builds and loads the native library of binary operators (``native/``) into MXNet.
+
+After :func:`load`, ``mx.nd`` and ``mx.sym`` have ``binary_conv2d``, ``binary_dense`` and
+``binary_pack_weights`` (documented in ``docs/native.md``). In a source checkout the library is built with
+``make -C native`` when it is missing or older than its sources; the environment variable
+``BINARY_MODELS_NATIVE_LIB`` names a prebuilt library instead (then nothing is built).
+
+Importing :mod:`binary_models` never needs the library; only converted models do.
+"""
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import mxnet as mx
+
+LIBRARY_NAME = "libbinary_models_native.so"
+OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights")
+LIBRARY_ENV = "BINARY_MODELS_NATIVE_LIB"
+NATIVE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "native")
+
+_lock = threading.Lock()
+
+
+class NativeLibraryError(RuntimeError):
+    """The native library cannot be built or loaded."""
+
+
+def library_path():
+    """The library :func:`load` uses: ``$BINARY_MODELS_NATIVE_LIB``, else ``native/build/`` of the checkout."""
+    return os.path.abspath(os.environ.get(LIBRARY_ENV) or os.path.join(NATIVE_DIR, "build", LIBRARY_NAME))
+
+
+def is_loaded():
+    """True once the operators are registered in MXNet (by :func:`load` or ``mx.library.load``)."""
+    return all(hasattr(mx.nd, op) for op in OPERATORS)
+
+
+def build():
+    """Run ``make -C native`` (a no-op when the library is up to date); raise :class:`NativeLibraryError`
+    naming the missing tool or the compiler's error."""
+    if not os.path.isfile(os.path.join(NATIVE_DIR, "Makefile")):
+        raise NativeLibraryError("no native sources at %s to build %s from; set %s to a built library"
+                                 % (NATIVE_DIR, LIBRARY_NAME, LIBRARY_ENV))
+    compiler = os.environ.get("CXX", "g++")
+    for tool, hint in (("make", "install make"), (compiler, "install g++ (C++17 with OpenMP) or set CXX")):
+        if shutil.which(tool) is None:
+            raise NativeLibraryError("cannot build the native library: %r is not on PATH (%s), or set %s to a "
+                                     "prebuilt %s" % (tool, hint, LIBRARY_ENV, LIBRARY_NAME))
+    os.makedirs(os.path.join(NATIVE_DIR, "build"), exist_ok=True)
+    with open(os.path.join(NATIVE_DIR, "build", ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test processes build once
+        result = subprocess.run(["make", "-s", "-C", NATIVE_DIR, "PYTHON=" + sys.executable],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if result.returncode != 0:
+        raise NativeLibraryError("building the native library failed (make -C %s):\n%s"
+                                 % (NATIVE_DIR, result.stdout[-3000:]))
+
+
+def load():
+    """Build the library if needed and load it into MXNet once; returns its path."""
+    with _lock:
+        path = library_path()
+        if is_loaded():
+            return path
+        if not os.environ.get(LIBRARY_ENV):
+            build()
+        if not os.path.isfile(path):
+            raise NativeLibraryError("native library %s does not exist%s" % (
+                path, " (%s is set)" % LIBRARY_ENV if os.environ.get(LIBRARY_ENV) else ""))
+        try:
+            mx.library.load(path, verbose=False)
+        except mx.MXNetError as err:
+            raise NativeLibraryError("MXNet could not load %s: %s" % (path, err)) from err
+        return path

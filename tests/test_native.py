@@ -1,0 +1,200 @@
+"""The native operators (binary_models.native, native/mxnet_ops.cc) against the float-emulated QConv2D /
+QDense and NumPy: exact equality on random shapes and on every binary layer of two models; bad input
+raises MXNetError naming the problem."""
+import numpy as np
+import pytest
+import mxnet as mx
+from mxnet import nd
+
+import binary_models as bm
+from binary_models import native
+from binary_models.convert import BinaryConv2D, BinaryDense
+import reference
+
+FUZZ_CHUNKS, FUZZ_PER_CHUNK = 11, 20  # 220 random shapes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def library():
+    return native.load()
+
+
+def random_input(rng, shape):
+    """Normal values with exact zeros mixed in (sign(0) = +1 in both implementations)."""
+    x = rng.randn(*shape).astype(np.float32)
+    x[rng.rand(*shape) < 0.1] = 0.0
+    return nd.array(x)
+
+
+def random_conv(rng):
+    """A random binary QConv2D (channels not multiples of 64, groups, kernels, strides, dilation, both
+    paddings, all scalings) and an input it accepts."""
+    while True:
+        groups = int(rng.choice([1, 1, 2, 3, 4]))
+        cin = groups * int(rng.randint(1, rng.choice([8, 80, 160])))
+        cout = groups * int(rng.randint(1, rng.choice([6, 24, 70])))
+        k = int(rng.choice([1, 3, 3, 5]))
+        stride, dilation, pad = int(rng.choice([1, 2])), int(rng.choice([1, 1, 2])), int(rng.randint(0, 3))
+        h, w = int(rng.randint(1, 14)), int(rng.randint(1, 16))
+        if h + 2 * pad >= dilation * (k - 1) + 1 and w + 2 * pad >= dilation * (k - 1) + 1:
+            break
+    conv = bm.QConv2D(cout, k, strides=stride, padding=pad, dilation=dilation, groups=groups, in_channels=cin,
+                      pad_mode=str(rng.choice(["minus_one", "zero"])),
+                      scaling=str(rng.choice(["none", "none", "channel", "scalar"])))
+    conv.initialize(mx.init.Normal(1.0))
+    return conv, random_input(rng, (int(rng.randint(1, 4)), cin, h, w))
+
+
+@pytest.mark.parametrize("chunk", range(FUZZ_CHUNKS))
+def test_native_conv_equals_float_emulated_qconv2d_on_random_shapes(chunk):
+    rng = np.random.RandomState(1000 + chunk)
+    for _ in range(FUZZ_PER_CHUNK):
+        conv, x = random_conv(rng)
+        expected = conv(x).asnumpy()
+        np.testing.assert_array_equal(BinaryConv2D(conv)(x).asnumpy(), expected, err_msg=repr(conv))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_native_conv_equals_numpy_reference(seed):
+    rng = np.random.RandomState(seed)
+    conv, x = random_conv(rng)
+    padded_with = conv.pad_value
+    expected = reference.binary_conv2d(x.asnumpy(), conv.weight.data().asnumpy(), conv.strides, conv.padding,
+                                       conv.dilation, conv.groups, pad_value=padded_with)
+    scale = bm.quantization.weight_scale(nd, conv.weight.data(), conv.config.scaling)
+    if scale is not None:
+        expected = expected * scale.asnumpy().reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(BinaryConv2D(conv)(x).asnumpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("in_shape,units,scaling", [((3, 100), 10, "none"), ((2, 64), 64, "channel"),
+                                                    ((4, 7, 3, 5), 33, "scalar"), ((1, 1000), 5, "none")])
+def test_native_dense_equals_float_emulated_qdense(rng, in_shape, units, scaling):
+    dense = bm.QDense(units, in_units=int(np.prod(in_shape[1:])), scaling=scaling)
+    dense.initialize(mx.init.Normal(1.0))
+    x = random_input(rng, in_shape)
+    np.testing.assert_array_equal(BinaryDense(dense)(x).asnumpy(), dense(x).asnumpy())
+
+
+def binary_layer_inputs(net, x):
+    """(layer, input) of every binary QConv2D of ``net`` on input ``x``."""
+    seen, hooks = [], []
+    for block in _blocks(net):
+        if isinstance(block, bm.QConv2D) and block.is_binary:
+            hooks.append(block.register_forward_hook(lambda b, inputs, out: seen.append((b, inputs[0]))))
+    net(x)
+    for hook in hooks:
+        hook.detach()
+    return seen
+
+
+def _blocks(block):
+    yield block
+    for child in block._children.values():
+        yield from _blocks(child)
+
+
+@pytest.mark.parametrize("name", ["meliusnet22", "binary_densenet28"])
+def test_every_binary_conv_of_the_model_matches(rng, name):
+    """The real channel counts (64 .. 600 inputs), at a 32x32 thumbnail input."""
+    net = bm.get_model(name, stem="thumbnail", classes=10)
+    net.initialize(mx.init.Xavier())
+    layers = binary_layer_inputs(net, random_input(rng, (2, 3, 32, 32)))
+    assert len(layers) == {"meliusnet22": 34, "binary_densenet28": 23}[name]
+    for layer, x in layers:
+        np.testing.assert_array_equal(BinaryConv2D(layer)(x).asnumpy(), layer(x).asnumpy(), err_msg=repr(layer))
+
+
+def test_symbolic_use_infers_the_packed_weight_shape():
+    data, weight = mx.sym.var("data"), mx.sym.var("weight")
+    out = mx.sym.binary_conv2d(data, weight, kernel=(3, 3), pad=(1, 1), num_filter=70, in_channels=130)
+    arg_shapes, out_shapes, _ = out.infer_shape(data=(2, 130, 9, 9))
+    assert arg_shapes[1] == (18, 3, 3, 3, 4)  # ceil(70 / 4) blocks, 3x3 taps, ceil(130 / 64) words, 4 lanes
+    assert out_shapes[0] == (2, 70, 9, 9)
+    x, w = nd.random.normal(shape=(2, 130, 9, 9)), nd.random.normal(shape=(70, 130, 3, 3))
+    result = out.eval(data=x, weight=nd.binary_pack_weights(w))[0]
+    expected = reference.binary_conv2d(x.asnumpy(), w.asnumpy(), pad=(1, 1))
+    np.testing.assert_array_equal(result.asnumpy(), expected)
+
+
+# ---- bad input: MXNetError naming the problem ----
+
+CONV = dict(kernel=(3, 3), pad=(1, 1), num_filter=8, in_channels=16)
+
+
+def packed(shape=(8, 16, 3, 3), **attrs):
+    return nd.binary_pack_weights(nd.ones(shape), **attrs)
+
+
+def call_conv(data, weight, *extra, **changes):
+    nd.binary_conv2d(data, weight, *extra, **dict(CONV, **changes)).wait_to_read()
+
+
+BAD_CONV_CALLS = {
+    "data must be float32, got float64":
+        lambda: call_conv(nd.ones((1, 16, 5, 5), dtype="float64"), packed()),
+    "packed weight must be int64":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), nd.ones((2, 3, 3, 1, 4))),
+    r"data must be 4-D NCHW, got shape \(16, 5, 5\)":
+        lambda: call_conv(nd.ones((16, 5, 5)), packed()),
+    "data has 12 channels but in_channels is 16":
+        lambda: call_conv(nd.ones((1, 12, 5, 5)), packed()),
+    r"packed weight shape \(2, 3, 3, 1, 4\) does not match the attributes, which need \(2, 3, 3, 2, 4\)":
+        lambda: call_conv(nd.ones((1, 100, 5, 5)), packed(), in_channels=100),
+    r"kernel height 9 is not supported \(allowed: 1..7\)":
+        lambda: call_conv(nd.ones((1, 16, 12, 12)), packed(), kernel=(9, 9)),
+    r"stride 5 is not supported \(allowed: 1..4\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), stride=5),
+    r"stride 0 is not supported":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), stride=(1, 0)),
+    "the \\(dilated\\) kernel is larger than the padded input":
+        lambda: call_conv(nd.ones((1, 16, 1, 1)), packed(), pad=0),
+    "attribute pad_mode: expected 'minus_one' or 'zero'":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), pad_mode="reflect"),
+    "unknown attribute 'strides'":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), strides=2),
+    "attribute num_filter: required attribute missing":
+        lambda: nd.binary_conv2d(nd.ones((1, 16, 5, 5)), packed(), kernel=3, in_channels=16).wait_to_read(),
+    "in_channels 16 must be a positive multiple of num_group 3":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), num_group=3),
+    r"scale shape \(3,\) must be \(8,\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), nd.ones((3,)), scaled=True),
+    "binary_dense: data has 10 features per sample but in_units is 16":
+        lambda: nd.binary_dense(nd.ones((2, 10)), packed((4, 16)), num_hidden=4, in_units=16).wait_to_read(),
+    r"binary_dense: data must have a batch axis and features, got shape \(16,\)":
+        lambda: nd.binary_dense(nd.ones((16,)), packed((4, 16)), num_hidden=4, in_units=16).wait_to_read(),
+    r"binary_pack_weights: weight must be 4-D .* or 2-D .*, got shape \(8, 16, 3\)":
+        lambda: packed((8, 16, 3)).wait_to_read(),
+    "binary_pack_weights: weight must be float32, got int32":
+        lambda: nd.binary_pack_weights(nd.ones((8, 16), dtype="int32")).wait_to_read(),
+}
+
+
+@pytest.mark.parametrize("message", sorted(BAD_CONV_CALLS))
+def test_bad_input_raises_mxnet_error_naming_the_problem(message):
+    with pytest.raises(mx.MXNetError, match=message):
+        BAD_CONV_CALLS[message]()
+
+
+def test_an_error_message_names_only_its_own_problem():
+    """MXNet keeps all extension messages of a process; the library drops the stale ones."""
+    with pytest.raises(mx.MXNetError, match="stride 5"):
+        call_conv(nd.ones((1, 16, 5, 5)), packed(), stride=5)
+    with pytest.raises(mx.MXNetError) as second:
+        call_conv(nd.ones((1, 12, 5, 5)), packed())
+    assert "12 channels" in str(second.value) and "stride 5" not in str(second.value)
+
+
+def test_backward_refuses_with_a_message():
+    x, w = nd.ones((1, 16, 5, 5)), packed()
+    x.attach_grad()
+    with mx.autograd.record():
+        y = nd.binary_conv2d(x, w, **CONV)
+    with pytest.raises(mx.MXNetError, match="has no gradient"):
+        y.backward()
+        x.grad.wait_to_read()
+
+
+def test_load_is_idempotent_and_reports_the_library():
+    assert native.is_loaded()
+    assert native.load() == native.library_path() and native.library_path().endswith(native.LIBRARY_NAME)
