@@ -101,16 +101,26 @@ class QConv2D(_QuantizedLayer):
                          **kwargs)
         self.pad_value = activation_pad_value(self.config)
 
+    def _padding_correction(self, F, x, weight):
+        """What padding with ``pad_value`` adds to a zero-padded convolution: ``pad_value`` times the sum
+        of the weights whose taps fall on the padding, per output pixel, shape (1, O, oh, ow).
+
+        It is a convolution of a one-channel border mask with the per-tap weight sums: far cheaper than
+        padding the whole input (MXNet's ``pad`` backward is slow), and exact (integers in float)."""
+        ph, pw = self.padding
+        first_plane = F.slice_axis(F.slice_axis(x, axis=0, begin=0, end=1), axis=1, begin=0, end=1)
+        border = F.pad(F.zeros_like(F.stop_gradient(first_plane)), mode="constant", constant_value=1,
+                       pad_width=(0, 0, 0, 0, ph, ph, pw, pw))
+        tap_sums = F.sum(weight, axis=1, keepdims=True)
+        return self.pad_value * F.Convolution(border, tap_sums, kernel=self.kernel_size, stride=self.strides,
+                                              dilate=self.dilation, num_filter=self.channels, no_bias=True)
+
     def hybrid_forward(self, F, x, weight):
-        x = self._quantize_input(F, x)
-        conv_pad = self.padding
+        x, qweight = self._quantize_input(F, x), self._quantize_weight(F, weight)
+        out = F.Convolution(x, qweight, kernel=self.kernel_size, stride=self.strides, dilate=self.dilation,
+                            pad=self.padding, num_filter=self.channels, num_group=self.groups, no_bias=True)
         if self.pad_value != 0 and any(self.padding):
-            ph, pw = self.padding
-            x = F.pad(x, mode="constant", constant_value=self.pad_value, pad_width=(0, 0, 0, 0, ph, ph, pw, pw))
-            conv_pad = (0, 0)
-        out = F.Convolution(x, self._quantize_weight(F, weight), kernel=self.kernel_size, stride=self.strides,
-                            dilate=self.dilation, pad=conv_pad, num_filter=self.channels,
-                            num_group=self.groups, no_bias=True)
+            out = F.broadcast_add(out, self._padding_correction(F, x, qweight))
         return self._scale_output(F, out, weight, (1, -1, 1, 1))
 
     def __repr__(self):

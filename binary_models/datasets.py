@@ -1,0 +1,166 @@
+"""Classification data for ``train_imagenet.py``: ImageNet as RecordIO (MXNet's ``ImageRecordIter``) or as
+an image folder (Gluon transforms, as in GluonCV's script), and the embedded digits data set.
+
+Every source returns a :class:`ClassificationData`: loaders that yield GluonCV-style batches, a
+``batch_fn(batch, ctx)`` that splits a batch over devices, and the sizes the training loop needs.
+Training data is sharded by ``(part_index, num_parts)`` for MXNet's distributed kvstore.
+
+The digits: scikit-learn's 1,797 real 8x8 handwritten digits (they ship inside scikit-learn, so nothing
+is downloaded), for machines without ImageNet. A fixed stratified split (80% train, 20% validation,
+seed 0), upscaled (default 32x32), replicated to 3 channels so that every ImageNet model accepts them, and
+normalised with the training set's mean and standard deviation. Used with ``stem='thumbnail'``.
+"""
+import collections
+import os
+
+import cv2
+import numpy as np
+import mxnet as mx
+from mxnet import gluon
+from mxnet.gluon.data import ArrayDataset, DataLoader
+from mxnet.gluon.data.sampler import Sampler
+
+from .training import UsageError
+
+DIGITS_CLASSES = 10
+DIGITS_SIZE = 32
+VAL_FRACTION = 0.2
+SPLIT_SEED = 0
+# ImageNet statistics (GluonCV's train_imagenet.py), RGB.
+MEAN_RGB = (0.485, 0.456, 0.406)
+STD_RGB = (0.229, 0.224, 0.225)
+JITTER = 0.4    # colour jitter of brightness, contrast and saturation
+LIGHTING = 0.1  # AlexNet-style PCA lighting noise
+
+ClassificationData = collections.namedtuple(
+    "ClassificationData", "train val batch_fn num_train classes input_size start_epoch")
+ClassificationData.__doc__ = """Training and validation batches of one worker. ``start_epoch(epoch)`` readies
+``train`` for an epoch (its order is a function of the seed and the epoch, so a resumed run replays it);
+``num_train`` is the number of training samples of this worker."""
+
+
+def digits_arrays(size=DIGITS_SIZE):
+    """``(x_train, y_train, x_val, y_val)``: float32 NCHW images (3 channels, ``size`` pixels), int labels."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    digits = load_digits()
+    images = np.stack([cv2.resize(img.astype(np.float32) / 16.0, (size, size), interpolation=cv2.INTER_LINEAR)
+                       for img in digits.images])
+    x_train, x_val, y_train, y_val = train_test_split(images, digits.target, test_size=VAL_FRACTION,
+                                                      random_state=SPLIT_SEED, stratify=digits.target)
+    mean, std = x_train.mean(), x_train.std()
+    to_nchw = lambda x: np.repeat(((x - mean) / std)[:, None], 3, axis=1).astype(np.float32)
+    return to_nchw(x_train), y_train.astype(np.int32), to_nchw(x_val), y_val.astype(np.int32)
+
+
+def digits_datasets(size=DIGITS_SIZE):
+    """``(train, val)`` Gluon ``ArrayDataset``s of the digits split (see the module docstring)."""
+    x_train, y_train, x_val, y_val = digits_arrays(size)
+    return ArrayDataset(x_train, y_train), ArrayDataset(x_val, y_val)
+
+
+class ShardSampler(Sampler):
+    """Samples ``part_index``'s share of a dataset: every epoch a permutation seeded by ``(seed, epoch)``
+    (the same on every worker), of which each of ``num_parts`` workers takes every ``num_parts``-th index.
+    Each shard is balanced across classes, and a resumed run replays the same order."""
+
+    def __init__(self, length, num_parts=1, part_index=0, seed=0, shuffle=True):
+        self.length, self.num_parts, self.part_index = length, num_parts, part_index
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = (np.random.RandomState(self.seed + self.epoch).permutation(self.length) if self.shuffle
+                 else np.arange(self.length))
+        return iter(order[self.part_index::self.num_parts][:len(self)].tolist())
+
+    def __len__(self):
+        return self.length // self.num_parts
+
+
+def _split_batch(data, label, ctx):
+    return (gluon.utils.split_and_load(data, ctx_list=ctx, batch_axis=0, even_split=False),
+            gluon.utils.split_and_load(label, ctx_list=ctx, batch_axis=0, even_split=False))
+
+
+def _loader_data(train_set, val_set, batch_size, num_workers, shard, seed, classes, input_size):
+    sampler = ShardSampler(len(train_set), shard[1], shard[0], seed)
+    if len(sampler) < batch_size:
+        raise UsageError("the training set has %d samples for this worker, fewer than one batch of %d"
+                         % (len(sampler), batch_size))
+    train = DataLoader(train_set, batch_size=batch_size, sampler=sampler, last_batch="discard",
+                       num_workers=num_workers)
+    val = DataLoader(val_set, batch_size=batch_size, shuffle=False, last_batch="keep", num_workers=num_workers)
+    return ClassificationData(train, val, lambda batch, ctx: _split_batch(batch[0], batch[1], ctx),
+                              len(sampler), classes, input_size, sampler.set_epoch)
+
+
+def digits_data(batch_size, size=DIGITS_SIZE, shard=(0, 1), seed=0, **unused):
+    """The embedded digits as :class:`ClassificationData` (in memory: no loader processes needed)."""
+    train_set, val_set = digits_datasets(size)
+    return _loader_data(train_set, val_set, batch_size, 0, shard, seed, DIGITS_CLASSES, size)
+
+
+def _require(path, what):
+    path = os.path.expanduser(path)
+    if not os.path.exists(path):
+        raise UsageError("%s not found: %s" % (what, path))
+    return path
+
+
+def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, num_workers=4, shard=(0, 1),
+                      seed=0):
+    """ImageNet laid out as ``data_dir/{train,val}/<class>/<image>`` (GluonCV's ``ImageNet`` dataset), with
+    GluonCV's augmentation: random resized crop, flip, colour jitter, lighting, mean/std normalisation;
+    resize to ``input_size / crop_ratio`` and centre crop for validation."""
+    from gluoncv.data import ImageNet
+    from mxnet.gluon.data.vision import transforms
+    root = _require(data_dir, "--data-dir")
+    for split in ("train", "val"):
+        _require(os.path.join(root, split), "--data-dir %s folder" % split)
+    normalize = transforms.Normalize(MEAN_RGB, STD_RGB)
+    train_transform = transforms.Compose([
+        transforms.RandomResizedCrop(input_size), transforms.RandomFlipLeftRight(),
+        transforms.RandomColorJitter(brightness=JITTER, contrast=JITTER, saturation=JITTER),
+        transforms.RandomLighting(LIGHTING), transforms.ToTensor(), normalize])
+    val_transform = transforms.Compose([
+        transforms.Resize(int(round(input_size / crop_ratio)), keep_ratio=True),
+        transforms.CenterCrop(input_size), transforms.ToTensor(), normalize])
+    train_set, val_set = ImageNet(root, train=True), ImageNet(root, train=False)
+    if not len(train_set.synsets) or not len(train_set):
+        raise UsageError("--data-dir %s/train holds no class folders with images" % root)
+    if train_set.synsets != val_set.synsets:
+        raise UsageError("--data-dir: train/ and val/ have different class folders")
+    return _loader_data(train_set.transform_first(train_transform), val_set.transform_first(val_transform),
+                        batch_size, num_workers, shard, seed, len(train_set.synsets), input_size)
+
+
+def _count_records(idx_path):
+    with open(idx_path) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def record_data(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_size, classes, input_size=224,
+                crop_ratio=0.875, num_workers=4, shard=(0, 1), seed=0):
+    """ImageNet as RecordIO files read by MXNet's ``ImageRecordIter`` with GluonCV's augmentation (random
+    resized crop 0.08-1, aspect 3/4-4/3, flip, colour jitter, PCA lighting); the training records are split
+    into ``shard[1]`` parts."""
+    paths = [_require(p, flag) for p, flag in ((rec_train, "--rec-train"), (rec_train_idx, "--rec-train-idx"),
+                                                (rec_val, "--rec-val"), (rec_val_idx, "--rec-val-idx"))]
+    mean = dict(mean_r=MEAN_RGB[0] * 255, mean_g=MEAN_RGB[1] * 255, mean_b=MEAN_RGB[2] * 255,
+                std_r=STD_RGB[0] * 255, std_g=STD_RGB[1] * 255, std_b=STD_RGB[2] * 255)
+    shape = (3, input_size, input_size)
+    train = mx.io.ImageRecordIter(
+        path_imgrec=paths[0], path_imgidx=paths[1], preprocess_threads=max(num_workers, 1), shuffle=True,
+        batch_size=batch_size, data_shape=shape, rand_mirror=True, random_resized_crop=True,
+        max_aspect_ratio=4. / 3., min_aspect_ratio=3. / 4., max_random_area=1, min_random_area=0.08,
+        brightness=JITTER, saturation=JITTER, contrast=JITTER, pca_noise=LIGHTING, seed=seed,
+        num_parts=shard[1], part_index=shard[0], **mean)
+    val = mx.io.ImageRecordIter(
+        path_imgrec=paths[2], path_imgidx=paths[3], preprocess_threads=max(num_workers, 1), shuffle=False,
+        batch_size=batch_size, resize=int(round(input_size / crop_ratio)), data_shape=shape, **mean)
+    num_train = _count_records(paths[1]) // shard[1]
+    return ClassificationData(train, val, lambda batch, ctx: _split_batch(batch.data[0], batch.label[0], ctx),
+                              num_train, classes, input_size, lambda epoch: train.reset())

@@ -1,0 +1,138 @@
+"""What the training scripts share (``train_imagenet.py``, ``detection/train_ssd.py``): thread set-up,
+logging, learning-rate schedules, atomic checkpoints, training-curve plots, and clean exits on bad input.
+"""
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+
+
+class UsageError(Exception):
+    """Bad input from the command line (missing data, unknown model, mismatched resume file): the
+    scripts print the message and exit with status 2 instead of a traceback."""
+
+
+def use_all_cores():
+    """Give MXNet's OpenMP pool every core unless the user chose (MXNet's pip wheel defaults to the number
+    of *physical* cores, which on a 2-vCPU machine is 1). Call before ``import mxnet``."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
+
+def run_script(main, argv=None):
+    """Run ``main(argv)``; a :class:`UsageError` prints ``error: ...`` and exits with status 2."""
+    try:
+        return main(argv)
+    except UsageError as err:
+        print("error: %s" % err, file=sys.stderr)
+        sys.exit(2)
+
+
+def setup_logger(logging_file=None, enabled=True, name="binary_models"):
+    """GluonCV-style logging: INFO lines to the console and, when given, to ``logging_file``.
+    ``enabled=False`` (non-zero ranks of a distributed run) silences the logger."""
+    logger = logging.getLogger(name)
+    logger.handlers.clear()
+    logger.propagate = False
+    logger.setLevel(logging.INFO if enabled else logging.CRITICAL + 1)
+    formatter = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    handlers = [logging.StreamHandler(sys.stdout)]
+    if logging_file and enabled:
+        directory = os.path.dirname(os.path.abspath(logging_file))
+        os.makedirs(directory, exist_ok=True)
+        handlers.append(logging.FileHandler(logging_file))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    return logger
+
+
+def parse_epochs(text):
+    """``'30,60,90'`` -> ``[30, 60, 90]`` (GluonCV's ``--lr-decay-epoch``); empty -> ``[]``."""
+    try:
+        return [int(e) for e in str(text).split(",") if e.strip()]
+    except ValueError:
+        raise UsageError("epochs must be comma-separated integers, got %r" % (text,))
+
+
+LR_MODES = ("step", "cosine", "poly", "linear")
+
+
+def lr_schedule(mode, base_lr, num_epochs, iters_per_epoch, warmup_epochs=0, warmup_lr=0.0,
+                decay=0.1, decay_epochs=(), power=2.0):
+    """GluonCV's schedule: a linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then ``mode``
+    (step: x``decay`` at ``decay_epochs``; cosine: lr (1 + cos(pi t)) / 2 (MeliusNet section 4.1); poly) down
+    to 0 at ``num_epochs``. Driven by the optimizer's update count, so resumed trainer states continue it."""
+    from gluoncv.utils import LRScheduler, LRSequential
+    if mode not in LR_MODES:
+        raise UsageError("unknown --lr-mode %r; allowed: %s" % (mode, ", ".join(LR_MODES)))
+    # LRScheduler's step epochs count from the start of its own phase, i.e. after the warm-up.
+    steps = [e - warmup_epochs for e in decay_epochs if e >= warmup_epochs]
+    schedule = LRSequential([
+        LRScheduler("linear", base_lr=warmup_lr, target_lr=base_lr, nepochs=warmup_epochs,
+                    iters_per_epoch=iters_per_epoch),
+        LRScheduler(mode, base_lr=base_lr, target_lr=0, nepochs=max(num_epochs - warmup_epochs, 1),
+                    iters_per_epoch=iters_per_epoch, step_epoch=steps, step_factor=decay, power=power),
+    ])
+    schedule.base_lr = base_lr  # what MXNet's optimizer compares its learning_rate with
+    return schedule
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (an atomic
+    replace), on failure removed. A reader never sees a partially written file."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, data):
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+
+
+def save_checkpoint(prefix, net, trainer=None):
+    """Write ``prefix.params`` (and ``prefix.states`` for a trainer) atomically. The states are written
+    first, so a ``.params`` file always has its matching ``.states`` beside it."""
+    if trainer is not None:
+        with atomic_path(prefix + ".states") as tmp:
+            trainer.save_states(tmp)
+    with atomic_path(prefix + ".params") as tmp:
+        net.save_parameters(tmp)
+    return prefix + ".params"
+
+
+def plot_curves(path, history, title=""):
+    """Rewrite the training-curve PNG: one panel per metric group of ``history`` (a dict name -> list of
+    per-epoch values; names containing 'loss' share the left panel, the rest the right one)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    losses = {k: v for k, v in history.items() if "loss" in k and v}
+    scores = {k: v for k, v in history.items() if "loss" not in k and v}
+    panels = [(p, label) for p, label in ((losses, "loss"), (scores, "score")) if p]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.5 * max(len(panels), 1), 4), squeeze=False)
+    for ax, (series, label) in zip(axes[0], panels):
+        for name, values in sorted(series.items()):
+            ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

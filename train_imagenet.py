@@ -1,0 +1,403 @@
+"""Train any binary_models (or GluonCV) model on ImageNet, an image folder, or the embedded digits.
+
+GluonCV's ``scripts/classification/imagenet/train_imagenet.py`` with the same flags and log lines, plus
+what binary networks need (quantization flags, RAdam, Tang et al.'s bipolar regularizer), atomic
+checkpoints with exact resume, a progress bar, a training-curve PNG and ``summary.json``, and MXNet's
+distributed kvstore (start it with ``python -m binary_models.launch``). See README.md for the papers'
+recipes as command lines.
+"""
+import argparse
+import math
+import os
+import random
+import time
+
+from binary_models.training import use_all_cores
+
+use_all_cores()
+
+import numpy as np  # noqa: E402
+import mxnet as mx  # noqa: E402
+from mxnet import autograd, gluon  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import binary_models as bm  # noqa: E402
+from binary_models import datasets, training  # noqa: E402
+from binary_models.config import ACTIVATION_METHODS, SCALING_METHODS, WEIGHT_BITS  # noqa: E402
+from binary_models.losses import TrainingObjective  # noqa: E402
+from binary_models.models.common import STEMS  # noqa: E402
+from binary_models.training import UsageError  # noqa: E402
+import binary_models.optimizers  # noqa: E402,F401  (registers 'radam')
+
+OPTIMIZERS = ("adam", "radam", "sgd", "nag")
+KVSTORES = ("device", "local", "dist_sync", "dist_device_sync", "dist_async", "horovod")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Train a (binary) model for image classification.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="imagenet", choices=("imagenet", "digits"),
+                      help="'imagenet' (--data-dir or --use-rec) or the embedded 'digits' (scikit-learn's 8x8 "
+                           "handwritten digits, upscaled; nothing to download)")
+    data.add_argument("--data-dir", default="~/.mxnet/datasets/imagenet",
+                      help="image folder with train/ and val/, one sub-folder per class")
+    data.add_argument("--rec-train", default="~/.mxnet/datasets/imagenet/rec/train.rec")
+    data.add_argument("--rec-train-idx", default="~/.mxnet/datasets/imagenet/rec/train.idx")
+    data.add_argument("--rec-val", default="~/.mxnet/datasets/imagenet/rec/val.rec")
+    data.add_argument("--rec-val-idx", default="~/.mxnet/datasets/imagenet/rec/val.idx")
+    data.add_argument("--use-rec", action="store_true", help="read RecordIO files with ImageRecordIter")
+    data.add_argument("--classes", type=int, default=1000, help="number of classes of RecordIO data "
+                      "(image folders and digits know their own)")
+    data.add_argument("--input-size", type=int, default=None,
+                      help="input image size (default 224; 32 for digits)")
+    data.add_argument("--crop-ratio", type=float, default=0.875, help="centre-crop ratio of validation images")
+    data.add_argument("-j", "--num-data-workers", "--num-workers", dest="num_workers", type=int, default=4,
+                      help="number of data-loading worker processes")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--model", required=True, help="any binary_models.get_model or GluonCV model name")
+    train.add_argument("--batch-size", type=int, default=32, help="batch size per device (and per worker)")
+    train.add_argument("--num-epochs", type=int, default=120)
+    train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    train.add_argument("--lr", type=float, default=0.002, help="base learning rate")
+    train.add_argument("--momentum", type=float, default=0.9, help="momentum of sgd and nag")
+    train.add_argument("--wd", type=float, default=0.0,
+                       help="weight decay (binary weights never decay; the papers state none)")
+    train.add_argument("--no-wd", action="store_true", help="no weight decay on BatchNorm and bias parameters")
+    train.add_argument("--lr-mode", default="cosine", choices=training.LR_MODES)
+    train.add_argument("--lr-decay", type=float, default=0.1, help="factor of each step decay")
+    train.add_argument("--lr-decay-period", type=int, default=0, help="decay every N epochs (0: use --lr-decay-epoch)")
+    train.add_argument("--lr-decay-epoch", default="100,110", help="epochs of the step decays")
+    train.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate at the start of the warm-up")
+    train.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear warm-up")
+    train.add_argument("--label-smoothing", action="store_true", help="label smoothing with eta=0.1")
+    train.add_argument("--mixup", action="store_true", help="train with mixup")
+    train.add_argument("--mixup-alpha", type=float, default=0.2, help="mixup's Beta(alpha, alpha)")
+    train.add_argument("--mixup-off-epoch", type=int, default=0, help="no mixup from this epoch on (0: never off)")
+    train.add_argument("--teacher", default=None, help="teacher model name for knowledge distillation")
+    train.add_argument("--teacher-params", default=None, help="teacher weights (.params); default: "
+                       "the pretrained file of GluonCV's model store, if present (nothing is downloaded)")
+    train.add_argument("--temperature", type=float, default=20, help="distillation temperature")
+    train.add_argument("--hard-weight", type=float, default=0.5, help="weight of the label loss in distillation")
+    train.add_argument("--mode", default="hybrid", choices=("hybrid", "imperative"))
+    train.add_argument("--dtype", default="float32", choices=("float32", "float16"))
+    train.add_argument("--num-gpus", type=int, default=0, help="GPUs to use (0: CPU)")
+    train.add_argument("--use-pretrained", action="store_true", help="start from {root}/{model}.params")
+    train.add_argument("--last-gamma", action="store_true", help="GluonCV ResNets: zero-init the last BN gamma")
+    train.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and mixup")
+
+    binary = parser.add_argument_group("binary layers (binary_models models only)")
+    binary.add_argument("--bits", type=int, choices=WEIGHT_BITS, help="weight bits (default 1)")
+    binary.add_argument("--bits-a", type=int, choices=WEIGHT_BITS, help="activation bits (default 1)")
+    binary.add_argument("--clip-threshold", type=float, help="t_clip of the straight-through estimator (default 1.3)")
+    binary.add_argument("--activation-method", choices=ACTIVATION_METHODS, help="backward of 1-bit activations")
+    binary.add_argument("--binarizations", type=int, help="Tang et al.'s m activation binarizations")
+    binary.add_argument("--scaling", choices=SCALING_METHODS, help="output scaling of binary layers")
+    binary.add_argument("--stem", choices=STEMS, help="first layers (default: the model's; thumbnail for digits)")
+    binary.add_argument("--bipolar-reg", type=float, default=0.0, metavar="LAMBDA",
+                        help="Tang et al.'s bipolar regularizer lambda*sum(1-W^2) with weight clipping "
+                             "(paper: 5e-7; 0: off)")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--log-interval", type=int, default=50, help="batches between log lines (0: none)")
+    output.add_argument("--save-frequency", type=int, default=10, help="checkpoint every N epochs (0: only the end)")
+    output.add_argument("--save-dir", default="params", help="checkpoints, training curve and summary.json")
+    output.add_argument("--logging-file", default="train_imagenet.log", help="log file, inside --save-dir "
+                        "unless a path is given")
+    output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    output.add_argument("--resume-epoch", type=int, default=0, help="epoch to resume from (the next to train)")
+    output.add_argument("--resume-params", default="", help="parameters to resume from")
+    output.add_argument("--resume-states", default="", help="trainer states to resume from")
+    output.add_argument("--kvstore", default="device", choices=KVSTORES,
+                        help="MXNet kvstore; dist_* needs the launcher (python -m binary_models.launch)")
+    opt = parser.parse_args(argv)
+    if opt.input_size is None:
+        opt.input_size = datasets.DIGITS_SIZE if opt.dataset == "digits" else 224
+    if opt.stem is None and opt.dataset == "digits":
+        opt.stem = "thumbnail"
+    return opt
+
+
+def layer_options(opt):
+    """The binary-layer flags that were given, as get_model keyword arguments."""
+    flags = dict(bits=opt.bits, bits_a=opt.bits_a, grad_cancel=opt.clip_threshold,
+                 activation=opt.activation_method, binarizations=opt.binarizations, scaling=opt.scaling,
+                 stem=opt.stem)
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+def build_model(name, classes, options, ctx, pretrained=False, last_gamma=False):
+    """``get_model(name)`` with the binary-layer ``options`` (for this package's models) or GluonCV's model."""
+    kwargs = dict(classes=classes)
+    if name.lower() in bm.get_model_list():
+        kwargs.update(options)
+    elif options:
+        raise UsageError("%s are options of binary_models models; %r is a GluonCV model"
+                         % (", ".join("--" + k.replace("_", "-") for k in options), name))
+    if last_gamma:
+        kwargs["last_gamma"] = True
+    try:
+        return bm.get_model(name, pretrained=pretrained, ctx=ctx, **kwargs)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise UsageError(str(err))
+
+
+def load_parameters(net, path, what, ctx):
+    if not os.path.isfile(os.path.expanduser(path)):
+        raise UsageError("%s not found: %s" % (what, path))
+    try:
+        net.load_parameters(os.path.expanduser(path), ctx=ctx)
+    except (mx.MXNetError, AssertionError, AttributeError, ValueError) as err:
+        raise UsageError("%s %s does not match the model: %s" % (what, path, str(err).splitlines()[0]))
+
+
+def load_data(opt, shard):
+    common = dict(num_workers=opt.num_workers, shard=shard, seed=opt.seed)
+    batch_size = opt.batch_size * max(1, opt.num_gpus)
+    if opt.dataset == "digits":
+        return datasets.digits_data(batch_size, opt.input_size, **common)
+    if opt.use_rec:
+        return datasets.record_data(opt.rec_train, opt.rec_train_idx, opt.rec_val, opt.rec_val_idx, batch_size,
+                                    opt.classes, opt.input_size, opt.crop_ratio, **common)
+    return datasets.image_folder_data(opt.data_dir, batch_size, opt.input_size, opt.crop_ratio, **common)
+
+
+def build_teacher(opt, classes, ctx):
+    """The distillation teacher: ``--teacher-params``, or the model store's pretrained file."""
+    options = {"stem": opt.stem} if opt.stem and opt.teacher.lower() in bm.get_model_list() else {}
+    teacher = build_model(opt.teacher, classes, options, ctx, pretrained=not opt.teacher_params)
+    if opt.teacher_params:
+        load_parameters(teacher, opt.teacher_params, "--teacher-params", ctx)
+    teacher.collect_params().setattr("grad_req", "null")
+    if opt.mode == "hybrid":
+        teacher.hybridize(static_alloc=True)
+    return teacher
+
+
+def create_kvstore(name):
+    """``(kvstore or name, rank, num_workers, horovod module or None)``."""
+    if name == "horovod":
+        try:
+            import horovod.mxnet as hvd
+        except ImportError:
+            raise UsageError("--kvstore horovod needs Horovod built with MXNet support (pip install horovod)")
+        hvd.init()
+        return None, hvd.rank(), hvd.size(), hvd
+    if name.startswith("dist") and "DMLC_ROLE" not in os.environ:
+        raise UsageError("--kvstore %s needs the DMLC_* environment: start the script with "
+                         "python -m binary_models.launch -n WORKERS -s SERVERS -- python train_imagenet.py ..." % name)
+    kv = mx.kv.create(name)
+    return kv, kv.rank, kv.num_workers, None
+
+
+AUX_KEY_OFFSET = 1 << 24  # kvstore keys of BatchNorm statistics, clear of the Trainer's parameter indices
+
+
+def average_aux_states(net, kv, num_workers, initialized):
+    """Average BatchNorm's running statistics over the workers of a distributed kvstore, so that every
+    worker ends an epoch with the same model (the kvstore sums what the workers push)."""
+    aux = [p for p in net.collect_params().values() if p.grad_req == "null"]
+    for i, param in enumerate(aux):
+        key, data = AUX_KEY_OFFSET + i, param.data()
+        if not initialized:
+            kv.init(key, mx.nd.zeros_like(data))
+        kv.push(key, data)
+        kv.pull(key, out=data)
+        data /= num_workers
+
+
+def evaluate(net, val_data, batch_fn, ctx, dtype):
+    """Top-1 and top-5 accuracy on the validation data."""
+    top1, top5 = mx.metric.Accuracy(), mx.metric.TopKAccuracy(5)
+    if hasattr(val_data, "reset"):
+        val_data.reset()
+    for batch in val_data:
+        data, label = batch_fn(batch, ctx)
+        pad = getattr(batch, "pad", 0) or 0
+        outputs = [net(x.astype(dtype, copy=False)) for x in data]
+        if pad:  # ImageRecordIter fills its last batch by wrapping around
+            outputs[-1], label[-1] = outputs[-1][:outputs[-1].shape[0] - pad], label[-1][:label[-1].shape[0] - pad]
+        top1.update(label, outputs)
+        if outputs[0].shape[1] >= 5:
+            top5.update(label, outputs)
+    return top1.get()[1], (top5.get()[1] if top5.num_inst else float("nan"))
+
+
+def make_trainer(net, opt, kv, hvd, num_batches):
+    schedule_epochs = ([int(e) for e in range(opt.lr_decay_period, opt.num_epochs, opt.lr_decay_period)]
+                       if opt.lr_decay_period > 0 else training.parse_epochs(opt.lr_decay_epoch))
+    schedule = training.lr_schedule(opt.lr_mode, opt.lr, opt.num_epochs, num_batches, opt.warmup_epochs,
+                                    opt.warmup_lr, opt.lr_decay, schedule_epochs)
+    params = {"learning_rate": opt.lr, "wd": opt.wd, "lr_scheduler": schedule}
+    if opt.optimizer in ("sgd", "nag"):
+        params["momentum"] = opt.momentum
+    if opt.dtype != "float32":
+        params["multi_precision"] = True
+    if opt.no_wd:
+        for name, param in net.collect_params(".*beta|.*gamma|.*bias").items():
+            param.wd_mult = 0.0
+    if hvd is not None:
+        hvd.broadcast_parameters(net.collect_params(), root_rank=0)
+        return hvd.DistributedTrainer(net.collect_params(), opt.optimizer, params)
+    update_on_kvstore = None
+    if kv is not None and "dist" in kv.type:
+        # Update on the workers: they then apply the bipolar weight clip to the same weights; async
+        # training updates on the servers, where no clip is possible.
+        if "async" in kv.type:
+            if opt.bipolar_reg:
+                raise UsageError("--bipolar-reg clips weights after each update on the workers; "
+                                 "dist_async updates on the servers: use dist_sync")
+        else:
+            update_on_kvstore = False
+    return gluon.Trainer(net.collect_params(), opt.optimizer, params, kvstore=kv,
+                         update_on_kvstore=update_on_kvstore)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def main(argv=None):
+    opt = parse_args(argv)
+    kv, rank, num_workers, hvd = create_kvstore(opt.kvstore)
+    distributed = num_workers > 1
+    is_chief = rank == 0
+    os.makedirs(opt.save_dir, exist_ok=True)
+    logging_file = opt.logging_file
+    if logging_file and not os.path.dirname(logging_file):
+        logging_file = os.path.join(opt.save_dir, logging_file)
+    logger = training.setup_logger(logging_file, enabled=is_chief)
+    logger.info(opt)
+
+    ctx = [mx.gpu(i) for i in range(opt.num_gpus)] if opt.num_gpus > 0 else [mx.cpu()]
+    seed_everything(opt.seed)
+    data = load_data(opt, (rank, num_workers))
+    batch_size = opt.batch_size * len(ctx)
+    num_batches = data.num_train // batch_size
+
+    net = build_model(opt.model, data.classes, layer_options(opt), ctx, opt.use_pretrained, opt.last_gamma)
+    if opt.resume_params:
+        load_parameters(net, opt.resume_params, "--resume-params", ctx)
+    elif not opt.use_pretrained:
+        # Glorot/Xavier Gaussian, magnitude 2 (MeliusNet and BinaryDenseNet train from scratch with it).
+        net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=ctx)
+    net.cast(opt.dtype)
+    if opt.mode == "hybrid":
+        net.hybridize(static_alloc=True)  # not static_shape: it makes BatchNorm's backward ~15x slower on CPU
+    teacher = build_teacher(opt, data.classes, ctx) if opt.teacher else None
+    objective = TrainingObjective(data.classes, 0.1 if opt.label_smoothing else 0.0,
+                                  opt.mixup_alpha if opt.mixup else 0.0,
+                                  opt.mixup_off_epoch or opt.num_epochs, teacher, opt.temperature,
+                                  opt.hard_weight, opt.bipolar_reg)
+    if opt.bipolar_reg and not bm.binary_weights(net):
+        raise UsageError("--bipolar-reg: model %s has no binary weights" % opt.model)
+    if teacher is not None:
+        probe = mx.nd.zeros((1, 3, opt.input_size, opt.input_size), ctx=ctx[0])
+        if teacher(probe).shape[1] != data.classes:
+            raise UsageError("--teacher %s predicts %d classes, the data has %d"
+                             % (opt.teacher, teacher(probe).shape[1], data.classes))
+
+    trainer = make_trainer(net, opt, kv, hvd, num_batches)
+    if opt.resume_states:
+        if not os.path.isfile(opt.resume_states):
+            raise UsageError("--resume-states not found: %s" % opt.resume_states)
+        trainer.load_states(opt.resume_states)
+
+    history_path = os.path.join(opt.save_dir, "history.json")
+    history = {"train_loss": [], "train_accuracy": [], "val_top1": [], "val_top5": []}
+    if opt.resume_epoch and os.path.isfile(history_path):
+        import json
+        with open(history_path) as f:
+            history = {k: v[:opt.resume_epoch] for k, v in json.load(f).items()}
+    train_metric = mx.metric.RMSE() if opt.mixup else mx.metric.Accuracy()
+    prefix = os.path.join(opt.save_dir, "imagenet-%s" % opt.model)
+    best_top1 = max(history["val_top1"], default=0.0)
+    start_time = time.time()
+    aux_initialized = False
+
+    for epoch in range(opt.resume_epoch, opt.num_epochs):
+        seed_everything(opt.seed + epoch)
+        data.start_epoch(epoch)
+        train_metric.reset()
+        loss_sum, loss_count = 0.0, 0
+        tic = btic = time.time()
+        bar = tqdm(total=num_batches, desc="epoch %d/%d" % (epoch + 1, opt.num_epochs), unit="batch",
+                   disable=opt.no_progress or not is_chief, leave=False, dynamic_ncols=True)
+        for i, batch in enumerate(data.train):
+            if i >= num_batches:
+                break
+            inputs, labels = data.batch_fn(batch, ctx)
+            lam = objective.mixup_lambda(epoch)
+            prepared = [objective.inputs_and_targets(x.astype(opt.dtype, copy=False), y, lam)
+                        for x, y in zip(inputs, labels)]
+            soft = [objective.teacher_targets(x) for x, _ in prepared]
+            with autograd.record():
+                results = [objective(net, x, t, s) for (x, t), s in zip(prepared, soft)]
+            autograd.backward([losses for losses, _ in results])
+            trainer.step(batch_size * num_workers)
+            if opt.bipolar_reg:
+                bm.clip_binary_weights(net)
+            outputs = [out for _, out in results]
+            train_metric.update([t for _, t in prepared] if opt.mixup else labels, outputs)
+            loss_sum += sum(float(losses.sum().asscalar()) for losses, _ in results)
+            loss_count += batch_size
+            bar.update(1)
+            bar.set_postfix(loss="%.4f" % (loss_sum / loss_count), lr="%.2g" % trainer.learning_rate)
+            if opt.log_interval and (i + 1) % opt.log_interval == 0:
+                name, score = train_metric.get()
+                logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tloss=%f\tlr=%f" % (
+                    epoch, i, batch_size * opt.log_interval / (time.time() - btic), name, score,
+                    loss_sum / loss_count, trainer.learning_rate))
+                btic = time.time()
+        bar.close()
+        if distributed and kv is not None:
+            average_aux_states(net, kv, num_workers, aux_initialized)
+            aux_initialized = True
+        name, score = train_metric.get()
+        throughput = int(batch_size * num_batches * num_workers / (time.time() - tic))
+        top1, top5 = evaluate(net, data.val, data.batch_fn, ctx, opt.dtype)
+        train_loss = loss_sum / max(loss_count, 1)
+        logger.info("[Epoch %d] training: %s=%f\tloss=%f\tlr=%f" % (epoch, name, score, train_loss,
+                                                                     trainer.learning_rate))
+        logger.info("[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, throughput, time.time() - tic))
+        logger.info("[Epoch %d] validation: top1=%f top5=%f err-top1=%f err-top5=%f" % (
+            epoch, top1, top5, 1 - top1, 1 - top5))
+        for key, value in (("train_loss", train_loss), ("train_accuracy", score if not opt.mixup else math.nan),
+                           ("val_top1", top1), ("val_top5", top5)):
+            history[key].append(value)
+        if not is_chief:
+            continue
+        if top1 > best_top1:
+            best_top1 = top1
+            training.save_checkpoint(prefix + "-best", net)
+        if (opt.save_frequency and (epoch + 1) % opt.save_frequency == 0) or epoch + 1 == opt.num_epochs:
+            training.save_checkpoint("%s-%d" % (prefix, epoch), net, trainer)
+        training.write_json(history_path, history)
+        training.plot_curves(os.path.join(opt.save_dir, "training_curve.png"),
+                             {"train loss": history["train_loss"], "val top-1": history["val_top1"],
+                              "val top-5": history["val_top5"], "train accuracy": history["train_accuracy"]},
+                             title="%s on %s" % (opt.model, opt.dataset))
+
+    wall = time.time() - start_time
+    if distributed:
+        # Every worker keeps its final weights, so that their agreement can be checked.
+        training.save_checkpoint("%s-final-rank%d" % (prefix, rank), net)
+    if is_chief:
+        best = int(np.argmax(history["val_top1"])) if history["val_top1"] else None
+        summary = dict(model=opt.model, dataset=opt.dataset, args=vars(opt), epochs=opt.num_epochs,
+                       best_epoch=best, best_top1=history["val_top1"][best] if best is not None else None,
+                       best_top5=history["val_top5"][best] if best is not None else None,
+                       final_top1=history["val_top1"][-1] if history["val_top1"] else None,
+                       wall_time_s=wall, num_workers=num_workers, classes=data.classes,
+                       model_kwargs=dict(classes=data.classes, **layer_options(opt)))
+        training.write_json(os.path.join(opt.save_dir, "summary.json"), summary)
+        logger.info("best validation: top1=%s top5=%s (epoch %s); wall time %.1f s; outputs in %s"
+                    % (summary["best_top1"], summary["best_top5"], best, wall, os.path.abspath(opt.save_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    training.run_script(main)
