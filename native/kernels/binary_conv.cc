@@ -1,7 +1,8 @@
 // The binary convolution driver: packs the activations once per call into a padded, channel-packed buffer
-// ([batch][padded rows][padded columns][groups][words]; padding = 0 bits = -1), then runs the micro-kernel
-// over tiles of 8 output pixels x the kernel set's weight blocks, with no im2col copy: each tap is an
-// offset from a pixel's receptive-field origin. OpenMP splits both phases over rows / tiles.
+// ([batch][padded rows][padded columns][groups][words]; padding = 0 bits = -1), then, per tile of 8 output
+// pixels, gathers their receptive fields into a small buffer (an im2col of one tile, in L1) and runs the
+// micro-kernel on it against every weight block (4 output channels), writing the float outputs. OpenMP
+// splits packing over rows and the tiles over threads.
 #include "binary_conv.h"
 
 #include <algorithm>
@@ -134,8 +135,9 @@ void binary_conv2d(const ConvShape& s, const float* input, const uint64_t* packe
   const int padded_h = height + 2 * s.pad_h, padded_w = width + 2 * s.pad_w;
   const int out_w = s.out_width(), pixels = s.out_height() * out_w;
   const int blocks = s.blocks(), group_in = s.group_in_channels(), group_out = s.group_out_channels();
-  const int64_t pixel_words = int64_t(groups) * words, image_words = int64_t(padded_h) * padded_w * pixel_words;
-  const int64_t block_words = int64_t(taps) * words * kLanes;
+  const int64_t pixel_words = int64_t(groups) * words, row_words = int64_t(padded_w) * pixel_words;
+  const int64_t image_words = padded_h * row_words, block_words = int64_t(taps) * words * kLanes;
+  const int64_t image_floats = int64_t(s.in_channels) * height * width;
 
   std::vector<uint64_t> owned;
   if (!workspace) owned.resize(workspace_bytes(s) / sizeof(uint64_t));
@@ -151,36 +153,33 @@ void binary_conv2d(const ConvShape& s, const float* input, const uint64_t* packe
   const int weight_rows = groups * blocks * kLanes;
   std::vector<int32_t> weight_popcounts(zero_padding ? int64_t(weight_rows) * taps : 0);
 
-  // Work items: a tile of 8 output pixels against a range of weight chunks (tile_blocks blocks each): all
-  // chunks, unless there are too few pixel tiles to keep every thread busy.
-  const int tile_blocks = kernels.tile_blocks;
-  const int chunks = (blocks + tile_blocks - 1) / tile_blocks;
-  const int pixel_tiles = (pixels + kMaxTilePixels - 1) / kMaxTilePixels;
-  const int64_t all_pixel_tiles = int64_t(s.batch) * groups * pixel_tiles;
+  // Work items: a tile of 8 output pixels against a range of weight blocks (all of them, unless there are
+  // too few pixel tiles to keep every thread busy). Packing: one range of rows per thread and image.
   const bool parallel = double(s.batch) * pixels * s.out_channels * group_in * taps > 1e6;
+  const int threads = parallel ? max_threads() : 1;
+  const int pixel_tiles = (pixels + kTilePixels - 1) / kTilePixels;
+  const int64_t all_pixel_tiles = int64_t(s.batch) * groups * pixel_tiles;
   int ranges = 1;
-  while (all_pixel_tiles * ranges < 8 * max_threads() && ranges < chunks) ranges *= 2;
-  const int range_chunks = (chunks + ranges - 1) / ranges;
-  ranges = (chunks + range_chunks - 1) / range_chunks;
-  const int64_t items = all_pixel_tiles * ranges;
-  const int64_t rows = int64_t(s.batch) * padded_h;
-  const int64_t image_floats = int64_t(s.in_channels) * height * width;
+  while (all_pixel_tiles * ranges < 8 * threads && ranges < blocks) ranges *= 2;
+  const int range_blocks = (blocks + ranges - 1) / ranges;
+  ranges = (blocks + range_blocks - 1) / range_blocks;
+  const int row_ranges = std::min(threads, padded_h);
 
 #pragma omp parallel if (parallel)
   {
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t n = r / padded_h;
-      const int y = int(r % padded_h) - s.pad_h;
-      uint64_t* row = packed + n * image_words + (y + s.pad_h) * padded_w * pixel_words;
-      if (y < 0 || y >= height) {
-        std::memset(row, 0, padded_w * pixel_words * sizeof(uint64_t));
-        continue;
-      }
-      std::memset(row, 0, s.pad_w * pixel_words * sizeof(uint64_t));
-      std::memset(row + (s.pad_w + width) * pixel_words, 0, s.pad_w * pixel_words * sizeof(uint64_t));
-      kernels.pack_row(input + n * image_floats + int64_t(y) * width, int64_t(height) * width, s.in_channels, groups,
-                       words, width, row + s.pad_w * pixel_words);
+    for (int64_t item = 0; item < int64_t(s.batch) * row_ranges; ++item) {
+      const int64_t n = item / row_ranges;
+      const int range = int(item % row_ranges);
+      const int begin = int(int64_t(padded_h) * range / row_ranges);
+      const int end = int(int64_t(padded_h) * (range + 1) / row_ranges);
+      uint64_t* image = packed + n * image_words;
+      std::memset(image + begin * row_words, 0, (end - begin) * row_words * sizeof(uint64_t));  // padding: -1
+      const int y0 = std::max(begin - s.pad_h, 0), y1 = std::min(end - s.pad_h, height);
+      if (y0 < y1)
+        kernels.pack_rows(input + n * image_floats + int64_t(y0) * width, int64_t(height) * width, s.in_channels,
+                          groups, words, y1 - y0, width, image + (y0 + s.pad_h) * row_words + s.pad_w * pixel_words,
+                          row_words);
     }
 
     if (zero_padding) {
@@ -194,61 +193,56 @@ void binary_conv2d(const ConvShape& s, const float* input, const uint64_t* packe
         }
     }
 
+    std::vector<uint64_t> gathered(int64_t(taps) * words * kTilePixels);
+    TileArgs tile;
+    tile.x = gathered.data();
+    tile.reduction = taps * words;
 #pragma omp for schedule(static)
-    for (int64_t item = 0; item < items; ++item) {
-      int64_t rest = item;
-      const int range = int(rest % ranges);
-      rest /= ranges;
-      const int p0 = int(rest % pixel_tiles) * kMaxTilePixels;
-      rest /= pixel_tiles;
-      const int g = int(rest % groups);
-      const int64_t n = rest / groups;
-      const int tile_pixels = std::min(kMaxTilePixels, pixels - p0);
+    for (int64_t item = 0; item < all_pixel_tiles * ranges; ++item) {
+      const int range = int(item % ranges);
+      const int p0 = int(item / ranges % pixel_tiles) * kTilePixels;
+      const int g = int(item / ranges / pixel_tiles % groups);
+      const int64_t n = item / ranges / pixel_tiles / groups;
+      const int tile_pixels = std::min(kTilePixels, pixels - p0);
 
-      TileArgs tile;
-      Border borders[kMaxTilePixels];
-      for (int j = 0, oy = p0 / out_w, ox = p0 % out_w; j < kMaxTilePixels; ++j) {
-        // a partial tile repeats its last pixel
-        tile.pixels[j] = packed + n * image_words + (int64_t(oy) * s.stride_h * padded_w + int64_t(ox) * s.stride_w) *
-                                                        pixel_words + int64_t(g) * words;
+      // Gather the tile's receptive fields: word i of tap t of pixel j goes to word (t * words + i) * 8 + j.
+      // A partial tile repeats its last pixel.
+      Border borders[kTilePixels];
+      for (int j = 0, oy = p0 / out_w, ox = p0 % out_w; j < kTilePixels; ++j) {
+        const uint64_t* origin = packed + n * image_words + int64_t(oy) * s.stride_h * row_words +
+                                 int64_t(ox) * s.stride_w * pixel_words + int64_t(g) * words;
+        for (int t = 0; t < taps; ++t)
+          for (int i = 0; i < words; ++i) gathered[(t * words + i) * kTilePixels + j] = origin[tap_offsets[t] + i];
         if (j < tile_pixels) borders[j] = zero_padding ? border_of(s, oy, ox) : Border{taps, 0};
         if (j + 1 < tile_pixels && ++ox == out_w) {
           ox = 0;
           ++oy;
         }
       }
-      tile.tap_offsets = tap_offsets.data();
-      tile.taps = taps;
-      tile.words = words;
-      tile.block_stride = block_words;
 
-      const int chunk_end = std::min(chunks, (range + 1) * range_chunks);
-      for (int chunk = range * range_chunks; chunk < chunk_end; ++chunk) {
-        const int b0 = chunk * tile_blocks;
-        tile.weights = packed_weights + (int64_t(g) * blocks + b0) * block_words;
-        tile.blocks = std::min(tile_blocks, blocks - b0);
-        alignas(32) int32_t counts[kMaxTileChannels * kMaxTilePixels];
+      const int block_end = std::min(blocks, (range + 1) * range_blocks);
+      for (int block = range * range_blocks; block < block_end; ++block) {
+        tile.weights = packed_weights + (int64_t(g) * blocks + block) * block_words;
+        alignas(32) int32_t counts[kLanes * kTilePixels];
         kernels.xor_popcount(tile, counts);
 
-        for (int b = 0; b < tile.blocks; ++b) {
-          for (int l = 0; l < kLanes; ++l) {
-            const int local = (b0 + b) * kLanes + l;
-            if (local >= group_out) break;
-            const int o = g * group_out + local;
-            const float factor = scale ? scale[o] : 1.0f;
-            const int32_t* row = counts + (b * kLanes + l) * kMaxTilePixels;
-            float* out = output + (n * s.out_channels + o) * pixels + p0;
-            if (!zero_padding) {
-              const int32_t full = group_in * taps;
-              for (int j = 0; j < tile_pixels; ++j) out[j] = float(full - 2 * row[j]) * factor;
-              continue;
-            }
+        for (int l = 0; l < kLanes && block * kLanes + l < group_out; ++l) {
+          const int local = block * kLanes + l, o = g * group_out + local;
+          const float factor = scale ? scale[o] : 1.0f;
+          const int32_t* count = counts + l * kTilePixels;
+          const int32_t full = group_in * taps;
+          float* out = output + (n * s.out_channels + o) * pixels + p0;
+          if (!zero_padding && tile_pixels == kTilePixels) {  // the common case, in fixed-size vectors
+            for (int j = 0; j < kTilePixels; ++j) out[j] = float(full - 2 * count[j]) * factor;
+          } else if (!zero_padding) {
+            for (int j = 0; j < tile_pixels; ++j) out[j] = float(full - 2 * count[j]) * factor;
+          } else {
             const int32_t* popcounts = weight_popcounts.data() + (int64_t(g) * blocks * kLanes + local) * taps;
             for (int j = 0; j < tile_pixels; ++j) {
-              int32_t count = row[j];
+              int32_t inside = count[j];
               for (uint64_t outside = borders[j].outside; outside; outside &= outside - 1)
-                count -= popcounts[__builtin_ctzll(outside)];
-              out[j] = float(group_in * borders[j].valid_taps - 2 * count) * factor;
+                inside -= popcounts[__builtin_ctzll(outside)];
+              out[j] = float(group_in * borders[j].valid_taps - 2 * inside) * factor;
             }
           }
         }

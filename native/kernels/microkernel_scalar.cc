@@ -4,40 +4,33 @@
 
 namespace binary_models {
 
-void pack_row_scalar(const float* x, int64_t channel_stride, int channels, int groups, int words, int pixels,
-                     uint64_t* out) {
+static void pack_rows_scalar(const float* x, int64_t channel_stride, int channels, int groups, int words,
+                             int rows, int width, uint64_t* out, int64_t out_row_stride) {
   const int group_channels = channels / groups;
-  for (int p = 0; p < pixels; ++p) {
-    for (int g = 0; g < groups; ++g) {
-      const float* first = x + int64_t(g) * group_channels * channel_stride + p;
-      for (int w = 0; w < words; ++w) {
-        uint64_t word = 0;
-        for (int k = 0, c = w * 64; k < 64 && c < group_channels; ++k, ++c)
-          word |= uint64_t(first[c * channel_stride] >= 0.0f) << k;
-        out[(int64_t(p) * groups + g) * words + w] = word;
-      }
+  for (int c = 0; c < channels; ++c) {
+    const int g = c / group_channels, local = c % group_channels;
+    const uint64_t bit = uint64_t(1) << (local % 64);
+    for (int r = 0; r < rows; ++r) {
+      const float* source = x + c * channel_stride + int64_t(r) * width;
+      uint64_t* word = out + r * out_row_stride + int64_t(g) * words + local / 64;
+      for (int p = 0; p < width; ++p)
+        if (source[p] >= 0.0f) word[int64_t(p) * groups * words] |= bit;
     }
   }
 }
 
 static void xor_popcount_scalar(const TileArgs& tile, int32_t* counts) {
-  for (int j = 0; j < kMaxTilePixels; ++j) {
-    for (int b = 0; b < tile.blocks; ++b) {
-      for (int l = 0; l < 4; ++l) {
-        int32_t count = 0;
-        for (int t = 0; t < tile.taps; ++t) {
-          const uint64_t* x = tile.pixels[j] + tile.tap_offsets[t];
-          const uint64_t* w = tile.weights + b * tile.block_stride + int64_t(t) * tile.words * 4 + l;
-          for (int i = 0; i < tile.words; ++i) count += __builtin_popcountll(x[i] ^ w[4 * i]);
-        }
-        counts[(4 * b + l) * kMaxTilePixels + j] = count;
-      }
+  for (int l = 0; l < 4; ++l)
+    for (int j = 0; j < kTilePixels; ++j) {
+      int32_t count = 0;
+      for (int k = 0; k < tile.reduction; ++k)
+        count += __builtin_popcountll(tile.x[k * kTilePixels + j] ^ tile.weights[4 * k + l]);
+      counts[l * kTilePixels + j] = count;
     }
-  }
 }
 
 const KernelSet& scalar_kernels() {
-  static const KernelSet kernels{"scalar", 1, xor_popcount_scalar, pack_row_scalar};
+  static const KernelSet kernels{"scalar", xor_popcount_scalar, pack_rows_scalar};
   return kernels;
 }
 

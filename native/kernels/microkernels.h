@@ -6,37 +6,29 @@
 
 namespace binary_models {
 
-constexpr int kMaxTilePixels = 8;
-constexpr int kMaxTileBlocks = 4;
-constexpr int kMaxTileChannels = kMaxTileBlocks * 4;
+constexpr int kTilePixels = 8;
 
-// One tile: `blocks` weight blocks (4 output channels each) against kMaxTilePixels output pixels.
+// One tile: a weight block (4 output channels) against kTilePixels output pixels, whose receptive
+// fields the driver has gathered into one small buffer (a packed im2col of this tile only).
 struct TileArgs {
-  const uint64_t* pixels[kMaxTilePixels];  // per pixel: its receptive field's origin in the packed input
-  const int64_t* tap_offsets;              // words from the origin to each tap
-  int taps, words;                         // the reduction: taps x words 64-bit words
-  const uint64_t* weights;                 // first block: [taps][words][4]
-  int64_t block_stride;                    // words between consecutive blocks
-  int blocks;                              // 1 .. KernelSet::tile_blocks
+  const uint64_t* x;        // x[k * kTilePixels + j]: word k of pixel j's receptive field
+  int reduction;            // words per receptive field (taps x words per tap)
+  const uint64_t* weights;  // [reduction][4]
 };
 
 struct KernelSet {
   const char* name;
-  int tile_blocks;  // blocks a tile computes at most (tile_pixels is always kMaxTilePixels)
-  // counts[(4 * b + l) * kMaxTilePixels + j] = popcount(x xor w) summed over the reduction, for lane l
-  // of block b and pixel j.
+  // counts[l * kTilePixels + j] = popcount(x xor w) summed over the reduction, for lane l and pixel j.
   void (*xor_popcount)(const TileArgs& tile, int32_t* counts);
-  // Packs `pixels` pixels of one image row: channel c of pixel p is x[c * channel_stride + p]; pixel p's
-  // words go to out[p * groups * words + g * words + w] (bit k of word w = channel 64w + k of group g).
-  void (*pack_row)(const float* x, int64_t channel_stride, int channels, int groups, int words, int pixels,
-                   uint64_t* out);
+  // Packs `rows` rows of `width` pixels of one image into a zeroed buffer: channel c of pixel p of row r
+  // is x[c * channel_stride + r * width + p]; its bit goes to word out[r * out_row_stride +
+  // p * groups * words + g * words + c_g / 64], bit c_g % 64 (c_g: the channel's index in its group g).
+  // Channels are read one plane after the other, sequentially, as the hardware prefetchers like.
+  void (*pack_rows)(const float* x, int64_t channel_stride, int channels, int groups, int words, int rows,
+                    int width, uint64_t* out, int64_t out_row_stride);
 };
 
 const KernelSet& scalar_kernels();
 const KernelSet& avx2_kernels();
-
-// The portable row packer; the AVX2 one uses it for the pixels left over after groups of eight.
-void pack_row_scalar(const float* x, int64_t channel_stride, int channels, int groups, int words, int pixels,
-                     uint64_t* out);
 
 }  // namespace binary_models

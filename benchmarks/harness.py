@@ -1,0 +1,69 @@
+"""What the benchmarks share: timing, one worker process per thread count, and result tables.
+
+MXNet's oneDNN and the native library use the same OpenMP runtime (libgomp), which reads
+``OMP_NUM_THREADS`` when a process starts; so each thread count is measured in its own process.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def machine():
+    """The CPU model name (as ``lscpu`` prints it) and the number of logical CPUs."""
+    name = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return "%s, %d logical CPUs" % (name, os.cpu_count())
+
+
+def time_ms(run, wait, repeat, inner):
+    """(best, median) milliseconds per call of ``run``, timed ``repeat`` times over ``inner`` calls that
+    are queued back to back (MXNet runs them in order on its engine) and followed by one ``wait``."""
+    for _ in range(3):
+        run()
+    wait()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(inner):
+            run()
+        wait()
+        samples.append((time.perf_counter() - start) / inner * 1e3)
+    return float(np.min(samples)), float(np.median(samples))
+
+
+def per_thread_count(script, threads, worker_args):
+    """Run ``script --worker ...worker_args`` once per thread count with OMP_NUM_THREADS set; returns the
+    rows each worker printed as JSON, with their thread count."""
+    rows = []
+    for count in threads:
+        env = dict(os.environ, OMP_NUM_THREADS=str(count), MXNET_CPU_WORKER_NTHREADS="1")
+        out = subprocess.run([sys.executable, script, "--worker"] + worker_args, env=env, check=True,
+                             stdout=subprocess.PIPE, universal_newlines=True).stdout
+        rows += [dict(json.loads(line), threads=count) for line in out.splitlines() if line.startswith("{")]
+    return rows
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(title, header, rows, results, json_file):
+    """Print the table (and the machine), and write ``results`` to ``json_file`` when given."""
+    print("%s on %s\n" % (title, machine()))
+    print(markdown_table(header, rows))
+    if json_file:
+        with open(json_file, "w") as f:
+            json.dump(dict(machine=machine(), results=results), f, indent=1)
