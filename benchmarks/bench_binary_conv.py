@@ -8,11 +8,10 @@ speed from the second thread. Each timing runs ten independent convolutions in o
 the per-call overhead of MXNet's Python front end, ~0.1 ms here, is not what is measured). Times are the best of ``--repeat`` samples (median in parentheses): on a
 shared machine the best is the least disturbed.
 """
-import argparse
 import json
 import os
 
-from harness import per_thread_count, report, time_ms
+from harness import parse_arguments, per_thread_count, report, time_ms
 
 SHAPES = ((14, 256, 64), (14, 256, 256), (28, 128, 128), (56, 64, 64), (7, 512, 64))  # (size, in, out)
 COPIES = 10  # independent convolutions per graph call, so MXNet's per-call overhead is spread over ten
@@ -47,18 +46,13 @@ def worker(repeat):
         float_conv = copies_block(lambda F, x, weight: F.Convolution(x, weight, no_bias=True, **conv))
         binary_conv = copies_block(lambda F, x, weight: F.binary_conv2d(x, weight, in_channels=cin, **conv))
         per_op = lambda ms: [t / COPIES for t in ms]
-        float_ms = per_op(time_ms(lambda: float_conv(w, *inputs), mx.nd.waitall, repeat, 1))
-        binary_ms = per_op(time_ms(lambda: binary_conv(packed, *inputs), mx.nd.waitall, repeat, 1))
+        float_ms = per_op(time_ms(lambda: float_conv(w, *inputs), mx.nd.waitall, repeat))
+        binary_ms = per_op(time_ms(lambda: binary_conv(packed, *inputs), mx.nd.waitall, repeat))
         print(json.dumps(dict(shape=shape_name(size, cin, cout), float_ms=float_ms, binary_ms=binary_ms)))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_arguments(__doc__, repeat=30)
     if args.worker:
         return worker(args.repeat)
     results = per_thread_count(os.path.abspath(__file__), args.threads, ["--repeat", str(args.repeat)])

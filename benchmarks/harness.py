@@ -3,6 +3,7 @@
 MXNet's oneDNN and the native library use the same OpenMP runtime (libgomp), which reads
 ``OMP_NUM_THREADS`` when a process starts; so each thread count is measured in its own process.
 """
+import argparse
 import json
 import os
 import subprocess
@@ -26,20 +27,32 @@ def machine():
     return "%s, %d logical CPUs" % (name, os.cpu_count())
 
 
-def time_ms(run, wait, repeat, inner):
-    """(best, median) milliseconds per call of ``run``, timed ``repeat`` times over ``inner`` calls that
-    are queued back to back (MXNet runs them in order on its engine) and followed by one ``wait``."""
+def time_ms(run, wait, repeat):
+    """(best, median) milliseconds of ``run()`` followed by ``wait()``, over ``repeat`` samples after three
+    warm-up calls."""
     for _ in range(3):
         run()
-    wait()
+        wait()
     samples = []
     for _ in range(repeat):
         start = time.perf_counter()
-        for _ in range(inner):
-            run()
+        run()
         wait()
-        samples.append((time.perf_counter() - start) / inner * 1e3)
+        samples.append((time.perf_counter() - start) * 1e3)
     return float(np.min(samples)), float(np.median(samples))
+
+
+def parse_arguments(doc, repeat, **options):
+    """The options of every benchmark (--threads, --repeat, --json, and --worker for its worker processes),
+    plus ``options``: name -> keyword arguments of ``add_argument``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    parser.add_argument("--repeat", type=int, default=repeat, help="timed samples (default %d)" % repeat)
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    for name, kwargs in options.items():
+        parser.add_argument("--" + name, **kwargs)
+    return parser.parse_args()
 
 
 def per_thread_count(script, threads, worker_args):

@@ -42,6 +42,7 @@ class _PackedLayer(HybridBlock):
 
     def __init__(self, layer, attrs):
         super().__init__(prefix=layer.prefix)
+        native.load()
         weight = layer.weight.data()
         ctx = weight.context
         self.config = layer.config
@@ -126,7 +127,6 @@ def convert(net):
     (``binarizations > 1``), stay float-emulated: they have no xnor kernel. Raises ``ValueError`` when
     ``net`` has no binary layer, and :class:`binary_models.native.NativeLibraryError` when the native
     library cannot be built or loaded."""
-    native.load()
     if isinstance(net, HybridBlock):
         net._clear_cached_op()  # a cached graph holds handles deepcopy cannot copy; it is rebuilt on use
     # The copy leaves behind the trainer the parameters may be attached to (it is no part of the model).

@@ -48,7 +48,8 @@ std::string dtype_name(int code) {
   return code >= 0 && code < 7 ? names[code] : "dtype code " + std::to_string(code);
 }
 
-std::string shape_text(const std::vector<unsigned int>& shape) {
+template <typename Int>
+std::string shape_text(const std::vector<Int>& shape) {
   std::string text = "(";
   for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
   return text + (shape.size() == 1 ? ",)" : ")");
@@ -185,81 +186,17 @@ std::vector<unsigned int> packed_shape(const ConvShape& s) {
           unsigned(binary_models::kLanes)};
 }
 
-// ---- shared checks of the two compute operators ----
-
-using Parser = std::string (*)(const Attrs&, ConvAttrs*);
-
-MXReturnValue parse_inputs(const char* op, Parser parse, const Attrs& attrs, int* num_in, int* num_out) {
-  ConvAttrs a;
-  const std::string problem = parse(attrs, &a);
-  if (!problem.empty()) return fail(op, problem);
-  *num_in = a.scaled ? 3 : 2;
-  *num_out = 1;
-  return mxnet::ext::MX_SUCCESS;
-}
-
-MXReturnValue infer_compute_types(const char* op, Parser parse, const Attrs& attrs, std::vector<int>* in,
-                                  std::vector<int>* out) {
-  ConvAttrs a;
-  const std::string problem = parse(attrs, &a);
-  if (!problem.empty()) return fail(op, problem);
-  const int expected[3] = {mxnet::ext::kFloat32, mxnet::ext::kInt64, mxnet::ext::kFloat32};
-  const char* names[3] = {"data", "packed weight", "scale"};
-  const char* wanted[3] = {"float32", "int64 (from binary_pack_weights)", "float32"};
-  for (size_t i = 0; i < in->size() && i < 3; ++i) {
-    if ((*in)[i] == -1) (*in)[i] = expected[i];
-    if ((*in)[i] != expected[i])
-      return fail(op, std::string(names[i]) + " must be " + wanted[i] + ", got " + dtype_name((*in)[i]));
-  }
-  (*out)[0] = mxnet::ext::kFloat32;
-  return mxnet::ext::MX_SUCCESS;
-}
-
-// Checks (or fills in, when unknown) the packed weight and scale shapes of `s`.
-MXReturnValue check_parameters(const char* op, const ConvShape& s, bool scaled, Shapes* in) {
-  const std::vector<unsigned int> weight = packed_shape(s);
-  if ((*in)[1].empty()) (*in)[1] = weight;
-  if ((*in)[1] != weight)
-    return fail(op, "packed weight shape " + shape_text((*in)[1]) + " does not match the attributes, which need " +
-                        shape_text(weight) + " (in_channels " + std::to_string(s.in_channels) + ", num_filter " +
-                        std::to_string(s.out_channels) + ", kernel " + std::to_string(s.kernel_h) + "x" +
-                        std::to_string(s.kernel_w) + ", num_group " + std::to_string(s.groups) + ")");
-  if (scaled) {
-    const std::vector<unsigned int> scale{unsigned(s.out_channels)};
-    if ((*in)[2].empty()) (*in)[2] = scale;
-    if ((*in)[2] != scale)
-      return fail(op, "scale shape " + shape_text((*in)[2]) + " must be " + shape_text(scale));
-  }
-  return mxnet::ext::MX_SUCCESS;
-}
-
 MXReturnValue check_cpu(const char* op, const std::vector<MXTensor>& tensors) {
   for (const MXTensor& t : tensors)
     if (t.ctx.dev_type != "cpu") return fail(op, "runs on the CPU only, got a tensor on " + t.ctx.dev_type);
   return mxnet::ext::MX_SUCCESS;
 }
 
-void* workspace(const OpResource& res, const ConvShape& s) {
-  const size_t bytes = binary_models::workspace_bytes(s);
-  return bytes ? res.alloc_cpu(int(bytes)) : nullptr;
-}
-
-// ---- binary_conv2d ----
-
-const char kConv[] = "binary_conv2d";
-
-MXReturnValue conv_parse(const Attrs& attrs, int* num_in, int* num_out) {
-  return parse_inputs(kConv, parse_conv, attrs, num_in, num_out);
-}
-
-MXReturnValue conv_types(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
-  return infer_compute_types(kConv, parse_conv, attrs, in, out);
-}
+// ---- binary_conv2d and binary_dense: one description each, one set of callbacks ----
 
 // The full shape of a conv from its attributes and NCHW data shape, or a problem.
 std::string conv_shape(const ConvAttrs& a, const std::vector<int64_t>& data, ConvShape* s) {
-  std::vector<unsigned int> dims(data.begin(), data.end());
-  if (data.size() != 4) return "data must be 4-D NCHW, got shape " + shape_text(dims);
+  if (data.size() != 4) return "data must be 4-D NCHW, got shape " + shape_text(data);
   *s = a.shape;
   if (int64_t(s->in_channels) != data[1])
     return "data has " + std::to_string(data[1]) + " channels but in_channels is " + std::to_string(s->in_channels);
@@ -269,48 +206,9 @@ std::string conv_shape(const ConvAttrs& a, const std::vector<int64_t>& data, Con
   return s->check();
 }
 
-MXReturnValue conv_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
-  ConvAttrs a;
-  std::string problem = parse_conv(attrs, &a);
-  if (!problem.empty()) return fail(kConv, problem);
-  ConvShape s;
-  problem = conv_shape(a, std::vector<int64_t>((*in)[0].begin(), (*in)[0].end()), &s);
-  if (!problem.empty()) return fail(kConv, problem);
-  if (!check_parameters(kConv, s, a.scaled, in)) return mxnet::ext::MX_FAIL;
-  (*out)[0] = {unsigned(s.batch), unsigned(s.out_channels), unsigned(s.out_height()), unsigned(s.out_width())};
-  return mxnet::ext::MX_SUCCESS;
-}
-
-MXReturnValue conv_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
-                           const OpResource& res) {
-  ConvAttrs a;
-  ConvShape s;
-  std::string problem = parse_conv(attrs, &a);
-  if (problem.empty()) problem = conv_shape(a, (*in)[0].shape, &s);
-  if (!problem.empty()) return fail(kConv, problem);
-  if (!check_cpu(kConv, *in)) return mxnet::ext::MX_FAIL;
-  binary_models::binary_conv2d(s, (*in)[0].data<float>(), (*in)[1].data<uint64_t>(),
-                               a.scaled ? (*in)[2].data<float>() : nullptr, (*out)[0].data<float>(),
-                               workspace(res, s));
-  return mxnet::ext::MX_SUCCESS;
-}
-
-// ---- binary_dense ----
-
-const char kDense[] = "binary_dense";
-
-MXReturnValue dense_parse(const Attrs& attrs, int* num_in, int* num_out) {
-  return parse_inputs(kDense, parse_dense, attrs, num_in, num_out);
-}
-
-MXReturnValue dense_types(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
-  return infer_compute_types(kDense, parse_dense, attrs, in, out);
-}
-
 // The 1x1-conv shape of a dense layer on `data` (batch, ...), flattened like FullyConnected(flatten=True).
 std::string dense_shape_of(const ConvAttrs& a, const std::vector<int64_t>& data, ConvShape* s) {
-  std::vector<unsigned int> dims(data.begin(), data.end());
-  if (data.size() < 2) return "data must have a batch axis and features, got shape " + shape_text(dims);
+  if (data.size() < 2) return "data must have a batch axis and features, got shape " + shape_text(data);
   int64_t features = 1;
   for (size_t i = 1; i < data.size(); ++i) features *= data[i];
   *s = a.shape;
@@ -321,29 +219,90 @@ std::string dense_shape_of(const ConvAttrs& a, const std::vector<int64_t>& data,
   return "";
 }
 
-MXReturnValue dense_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
+std::vector<unsigned int> conv_output(const ConvShape& s) {
+  return {unsigned(s.batch), unsigned(s.out_channels), unsigned(s.out_height()), unsigned(s.out_width())};
+}
+
+std::vector<unsigned int> dense_output(const ConvShape& s) { return {unsigned(s.batch), unsigned(s.out_channels)}; }
+
+struct ComputeOp {
+  const char* name;
+  std::string (*parse)(const Attrs&, ConvAttrs*);
+  std::string (*shape_of)(const ConvAttrs&, const std::vector<int64_t>& data, ConvShape*);
+  std::vector<unsigned int> (*output_shape)(const ConvShape&);
+};
+
+constexpr ComputeOp kConv{"binary_conv2d", parse_conv, conv_shape, conv_output};
+constexpr ComputeOp kDense{"binary_dense", parse_dense, dense_shape_of, dense_output};
+
+// Parses the attributes and derives the full shape from the data shape; a problem fails `op`.
+template <const ComputeOp& op, typename Dims>
+MXReturnValue resolve(const Attrs& attrs, const Dims& data, ConvAttrs* a, ConvShape* s) {
+  std::string problem = op.parse(attrs, a);
+  if (problem.empty()) problem = op.shape_of(*a, std::vector<int64_t>(data.begin(), data.end()), s);
+  return problem.empty() ? mxnet::ext::MX_SUCCESS : fail(op.name, problem);
+}
+
+template <const ComputeOp& op>
+MXReturnValue compute_parse(const Attrs& attrs, int* num_in, int* num_out) {
   ConvAttrs a;
-  std::string problem = parse_dense(attrs, &a);
-  if (!problem.empty()) return fail(kDense, problem);
-  ConvShape s;
-  problem = dense_shape_of(a, std::vector<int64_t>((*in)[0].begin(), (*in)[0].end()), &s);
-  if (!problem.empty()) return fail(kDense, problem);
-  if (!check_parameters(kDense, s, a.scaled, in)) return mxnet::ext::MX_FAIL;
-  (*out)[0] = {unsigned(s.batch), unsigned(s.out_channels)};
+  const std::string problem = op.parse(attrs, &a);
+  if (!problem.empty()) return fail(op.name, problem);
+  *num_in = a.scaled ? 3 : 2;
+  *num_out = 1;
   return mxnet::ext::MX_SUCCESS;
 }
 
-MXReturnValue dense_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
-                            const OpResource& res) {
+template <const ComputeOp& op>
+MXReturnValue compute_types(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
+  ConvAttrs a;
+  const std::string problem = op.parse(attrs, &a);
+  if (!problem.empty()) return fail(op.name, problem);
+  const int expected[3] = {mxnet::ext::kFloat32, mxnet::ext::kInt64, mxnet::ext::kFloat32};
+  const char* names[3] = {"data", "packed weight", "scale"};
+  const char* wanted[3] = {"float32", "int64 (from binary_pack_weights)", "float32"};
+  for (size_t i = 0; i < in->size() && i < 3; ++i) {
+    if ((*in)[i] == -1) (*in)[i] = expected[i];
+    if ((*in)[i] != expected[i])
+      return fail(op.name, std::string(names[i]) + " must be " + wanted[i] + ", got " + dtype_name((*in)[i]));
+  }
+  (*out)[0] = mxnet::ext::kFloat32;
+  return mxnet::ext::MX_SUCCESS;
+}
+
+// Checks the packed weight and scale shapes against the attributes (and fills them in when unknown).
+template <const ComputeOp& op>
+MXReturnValue compute_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
   ConvAttrs a;
   ConvShape s;
-  std::string problem = parse_dense(attrs, &a);
-  if (problem.empty()) problem = dense_shape_of(a, (*in)[0].shape, &s);
-  if (!problem.empty()) return fail(kDense, problem);
-  if (!check_cpu(kDense, *in)) return mxnet::ext::MX_FAIL;
+  if (!resolve<op>(attrs, (*in)[0], &a, &s)) return mxnet::ext::MX_FAIL;
+  const std::vector<unsigned int> weight = packed_shape(s);
+  if ((*in)[1].empty()) (*in)[1] = weight;
+  if ((*in)[1] != weight)
+    return fail(op.name, "packed weight shape " + shape_text((*in)[1]) + " does not match the attributes, which "
+                         "need " + shape_text(weight) + " (in_channels " + std::to_string(s.in_channels) +
+                         ", num_filter " + std::to_string(s.out_channels) + ", kernel " +
+                         std::to_string(s.kernel_h) + "x" + std::to_string(s.kernel_w) + ", num_group " +
+                         std::to_string(s.groups) + ")");
+  if (a.scaled) {
+    const std::vector<unsigned int> scale{unsigned(s.out_channels)};
+    if ((*in)[2].empty()) (*in)[2] = scale;
+    if ((*in)[2] != scale) return fail(op.name, "scale shape " + shape_text((*in)[2]) + " must be " + shape_text(scale));
+  }
+  (*out)[0] = op.output_shape(s);
+  return mxnet::ext::MX_SUCCESS;
+}
+
+template <const ComputeOp& op>
+MXReturnValue compute_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
+                              const OpResource& res) {
+  ConvAttrs a;
+  ConvShape s;
+  if (!resolve<op>(attrs, (*in)[0].shape, &a, &s) || !check_cpu(op.name, *in)) return mxnet::ext::MX_FAIL;
+  const size_t workspace = binary_models::workspace_bytes(s);
   binary_models::binary_conv2d(s, (*in)[0].data<float>(), (*in)[1].data<uint64_t>(),
                                a.scaled ? (*in)[2].data<float>() : nullptr, (*out)[0].data<float>(),
-                               workspace(res, s));
+                               workspace ? res.alloc_cpu(int(workspace)) : nullptr);
   return mxnet::ext::MX_SUCCESS;
 }
 
@@ -359,10 +318,9 @@ std::string parse_pack(const Attrs& attrs, int* groups) {
 
 // The conv shape that float weights (O, C/g, kh, kw) or dense weights (units, in_units) describe.
 std::string pack_shape(int groups, const std::vector<int64_t>& weight, ConvShape* s) {
-  std::vector<unsigned int> dims(weight.begin(), weight.end());
   if (weight.size() != 4 && weight.size() != 2)
     return "weight must be 4-D (out_channels, in_channels / num_group, kh, kw) or 2-D (units, in_units), got "
-           "shape " + shape_text(dims);
+           "shape " + shape_text(weight);
   s->groups = groups;
   s->out_channels = int(weight[0]);
   s->in_channels = int(weight[1]) * groups;
@@ -411,9 +369,8 @@ MXReturnValue pack_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::v
 
 // A backward that refuses: with it MXNet registers a gradient, so hybridized graphs (CachedOp builds the
 // backward graph up front) accept the operators; calling it says they are for inference.
-template <const char* op>
 MXReturnValue no_backward(const Attrs&, std::vector<MXTensor>*, std::vector<MXTensor>*, const OpResource&) {
-  return fail(op, "has no gradient: the packed operators are for inference (train the float-emulated layers)");
+  return fail("binary operators", "have no gradient: they are for inference (train the float-emulated layers)");
 }
 
 }  // namespace
@@ -423,21 +380,21 @@ REGISTER_OP(binary_pack_weights)
     .setInferType(pack_types)
     .setInferShape(pack_shapes)
     .setForward(pack_forward, "cpu")
-    .setBackward(no_backward<kPack>, "cpu");
+    .setBackward(no_backward, "cpu");
 
 REGISTER_OP(binary_conv2d)
-    .setParseAttrs(conv_parse)
-    .setInferType(conv_types)
-    .setInferShape(conv_shapes)
-    .setForward(conv_forward, "cpu")
-    .setBackward(no_backward<kConv>, "cpu");
+    .setParseAttrs(compute_parse<kConv>)
+    .setInferType(compute_types<kConv>)
+    .setInferShape(compute_shapes<kConv>)
+    .setForward(compute_forward<kConv>, "cpu")
+    .setBackward(no_backward, "cpu");
 
 REGISTER_OP(binary_dense)
-    .setParseAttrs(dense_parse)
-    .setInferType(dense_types)
-    .setInferShape(dense_shapes)
-    .setForward(dense_forward, "cpu")
-    .setBackward(no_backward<kDense>, "cpu");
+    .setParseAttrs(compute_parse<kDense>)
+    .setInferType(compute_types<kDense>)
+    .setInferShape(compute_shapes<kDense>)
+    .setForward(compute_forward<kDense>, "cpu")
+    .setBackward(no_backward, "cpu");
 
 MXReturnValue initialize(int version) {
   if (version >= 10700) return mxnet::ext::MX_SUCCESS;
