@@ -12,6 +12,7 @@
 // scale[o] (float32, one per output channel) when scaled: what QConv2D / QDense compute in float.
 #include <mxnet/lib_api.h>
 
+#include <limits>
 #include <set>
 #include <sstream>
 #include <type_traits>
@@ -299,10 +300,12 @@ MXReturnValue compute_forward(const Attrs& attrs, std::vector<MXTensor>* in, std
   ConvAttrs a;
   ConvShape s;
   if (!resolve<op>(attrs, (*in)[0].shape, &a, &s) || !check_cpu(op.name, *in)) return mxnet::ext::MX_FAIL;
+  // MXNet's temporary space (reused between calls) takes an int size; larger buffers are allocated.
   const size_t workspace = binary_models::workspace_bytes(s);
+  const bool from_mxnet = workspace > 0 && workspace <= size_t(std::numeric_limits<int>::max());
   binary_models::binary_conv2d(s, (*in)[0].data<float>(), (*in)[1].data<uint64_t>(),
                                a.scaled ? (*in)[2].data<float>() : nullptr, (*out)[0].data<float>(),
-                               workspace ? res.alloc_cpu(int(workspace)) : nullptr);
+                               from_mxnet ? res.alloc_cpu(int(workspace)) : nullptr);
   return mxnet::ext::MX_SUCCESS;
 }
 
