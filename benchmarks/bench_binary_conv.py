@@ -55,7 +55,8 @@ def main():
     args = parse_arguments(__doc__, repeat=30)
     if args.worker:
         return worker(args.repeat)
-    results = per_thread_count(os.path.abspath(__file__), args.threads, ["--repeat", str(args.repeat)])
+    results = per_thread_count(os.path.abspath(__file__), args.threads, ["--repeat", str(args.repeat)],
+                               args.rounds)
     one_thread = {r["shape"]: r["binary_ms"][0] for r in results if r["threads"] == min(args.threads)}
     rows = [(r["shape"], r["threads"], "%.3f (%.3f)" % tuple(r["float_ms"]), "%.3f (%.3f)" % tuple(r["binary_ms"]),
              "%.1fx" % (r["float_ms"][0] / r["binary_ms"][0]), "%.2fx" % (one_thread[r["shape"]] / r["binary_ms"][0]))

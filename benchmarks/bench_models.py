@@ -38,7 +38,7 @@ def main():
     if args.worker:
         return worker(args.models, args.repeat)
     results = per_thread_count(os.path.abspath(__file__), args.threads,
-                               ["--repeat", str(args.repeat), "--models"] + args.models)
+                               ["--repeat", str(args.repeat), "--models"] + args.models, args.rounds)
     rows = [(r["model"], r["threads"], "%.1f (%.1f)" % tuple(r["float_ms"]), "%.1f (%.1f)" % tuple(r["packed_ms"]),
              "%.1fx" % (r["float_ms"][0] / r["packed_ms"][0])) for r in results]
     report("Whole models, 224x224, batch 1", ("Model", "Threads", "float-emulated ms", "converted ms", "speedup"),

@@ -48,6 +48,8 @@ def parse_arguments(doc, repeat, **options):
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
     parser.add_argument("--repeat", type=int, default=repeat, help="timed samples (default %d)" % repeat)
+    parser.add_argument("--rounds", type=int, default=1, help="measure every thread count this many times, in "
+                        "turn, and keep the best (default 1; more on a shared machine)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     for name, kwargs in options.items():
@@ -55,15 +57,25 @@ def parse_arguments(doc, repeat, **options):
     return parser.parse_args()
 
 
-def per_thread_count(script, threads, worker_args):
-    """Run ``script --worker ...worker_args`` once per thread count with OMP_NUM_THREADS set; returns the
-    rows each worker printed as JSON, with their thread count."""
+def per_thread_count(script, threads, worker_args, rounds=1):
+    """Run ``script --worker ...worker_args`` once per thread count with OMP_NUM_THREADS set, ``rounds``
+    times in turn; returns the rows the workers printed as JSON, with their thread count. Every timing is a
+    (best, median) pair: over rounds, the best of the bests and the median of the medians are kept."""
+    measured = {}
+    for _ in range(rounds):
+        for count in threads:
+            env = dict(os.environ, OMP_NUM_THREADS=str(count), MXNET_CPU_WORKER_NTHREADS="1")
+            out = subprocess.run([sys.executable, script, "--worker"] + worker_args, env=env, check=True,
+                                 stdout=subprocess.PIPE, universal_newlines=True).stdout
+            for index, line in enumerate(l for l in out.splitlines() if l.startswith("{")):
+                measured.setdefault((count, index), []).append(json.loads(line))
     rows = []
-    for count in threads:
-        env = dict(os.environ, OMP_NUM_THREADS=str(count), MXNET_CPU_WORKER_NTHREADS="1")
-        out = subprocess.run([sys.executable, script, "--worker"] + worker_args, env=env, check=True,
-                             stdout=subprocess.PIPE, universal_newlines=True).stdout
-        rows += [dict(json.loads(line), threads=count) for line in out.splitlines() if line.startswith("{")]
+    for (count, _), samples in sorted(measured.items()):
+        row = dict(samples[0], threads=count)
+        for key, value in row.items():
+            if isinstance(value, list):
+                row[key] = [min(s[key][0] for s in samples), float(np.median([s[key][1] for s in samples]))]
+        rows.append(row)
     return rows
 
 
