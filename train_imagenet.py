@@ -12,22 +12,18 @@ import os
 import random
 import time
 
-from binary_models.training import use_all_cores
+import binary_models as bm  # first: it gives MXNet every core before mxnet is imported
+import numpy as np
+import mxnet as mx
+from mxnet import autograd, gluon
+from tqdm import tqdm
 
-use_all_cores()
-
-import numpy as np  # noqa: E402
-import mxnet as mx  # noqa: E402
-from mxnet import autograd, gluon  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-import binary_models as bm  # noqa: E402
-from binary_models import datasets, training  # noqa: E402
-from binary_models.config import ACTIVATION_METHODS, SCALING_METHODS, WEIGHT_BITS  # noqa: E402
-from binary_models.losses import TrainingObjective  # noqa: E402
-from binary_models.models.common import STEMS  # noqa: E402
-from binary_models.training import UsageError  # noqa: E402
-import binary_models.optimizers  # noqa: E402,F401  (registers 'radam')
+from binary_models import datasets, training
+from binary_models.config import ACTIVATION_METHODS, SCALING_METHODS, WEIGHT_BITS
+from binary_models.losses import TrainingObjective
+from binary_models.models.common import STEMS
+from binary_models.training import UsageError
+import binary_models.optimizers  # noqa: F401  (registers 'radam')
 
 OPTIMIZERS = ("adam", "radam", "sgd", "nag")
 KVSTORES = ("device", "local", "dist_sync", "dist_device_sync", "dist_async", "horovod")
@@ -127,12 +123,17 @@ def layer_options(opt):
     return {k: v for k, v in flags.items() if v is not None}
 
 
+def gluoncv_model_list():
+    from gluoncv.model_zoo import get_model_list
+    return get_model_list()
+
+
 def build_model(name, classes, options, ctx, pretrained=False, last_gamma=False):
     """``get_model(name)`` with the binary-layer ``options`` (for this package's models) or GluonCV's model."""
     kwargs = dict(classes=classes)
     if name.lower() in bm.get_model_list():
         kwargs.update(options)
-    elif options:
+    elif options and name.lower() in gluoncv_model_list():
         raise UsageError("%s are options of binary_models models; %r is a GluonCV model"
                          % (", ".join("--" + k.replace("_", "-") for k in options), name))
     if last_gamma:
@@ -265,16 +266,15 @@ def main(argv=None):
     kv, rank, num_workers, hvd = create_kvstore(opt.kvstore)
     distributed = num_workers > 1
     is_chief = rank == 0
-    os.makedirs(opt.save_dir, exist_ok=True)
+    ctx = [mx.gpu(i) for i in range(opt.num_gpus)] if opt.num_gpus > 0 else [mx.cpu()]
+    seed_everything(opt.seed)
+    data = load_data(opt, (rank, num_workers))
+    os.makedirs(opt.save_dir, exist_ok=True)  # only once the data is there: a typo leaves no empty run folder
     logging_file = opt.logging_file
     if logging_file and not os.path.dirname(logging_file):
         logging_file = os.path.join(opt.save_dir, logging_file)
     logger = training.setup_logger(logging_file, enabled=is_chief)
     logger.info(opt)
-
-    ctx = [mx.gpu(i) for i in range(opt.num_gpus)] if opt.num_gpus > 0 else [mx.cpu()]
-    seed_everything(opt.seed)
-    data = load_data(opt, (rank, num_workers))
     batch_size = opt.batch_size * len(ctx)
     num_batches = data.num_train // batch_size
 

@@ -1,4 +1,7 @@
 """binary-models: binary neural networks (1-bit weights and activations) for MXNet Gluon and GluonCV."""
+from .training import use_all_cores
+
+use_all_cores()  # before the first import of mxnet, which fixes its thread count
 from .config import LayerConfig, layer_config, get_layer_config, set_layer_config
 from .layers import QActivation, QConv2D, QDense, Scale
 from .regularization import bipolar_regularization, clip_binary_weights, binary_weights

@@ -15,9 +15,11 @@ class UsageError(Exception):
 
 
 def use_all_cores():
-    """Give MXNet's OpenMP pool every core unless the user chose (MXNet's pip wheel defaults to the number
-    of *physical* cores, which on a 2-vCPU machine is 1). Call before ``import mxnet``."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    """Give MXNet's OpenMP pool every core unless the user chose (``OMP_NUM_THREADS``): MXNet's pip wheel
+    defaults to the number of *physical* cores, 1 on a 2-vCPU machine, which halves its speed there. Only
+    effective before ``mxnet`` is first imported; ``import binary_models`` calls it."""
+    if "mxnet" not in sys.modules:
+        os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
 
 def run_script(main, argv=None):
@@ -120,6 +122,7 @@ def plot_curves(path, history, title=""):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     losses = {k: v for k, v in history.items() if "loss" in k and v}
     scores = {k: v for k, v in history.items() if "loss" not in k and v}
     panels = [(p, label) for p, label in ((losses, "loss"), (scores, "score")) if p]
@@ -128,6 +131,7 @@ def plot_curves(path, history, title=""):
         for name, values in sorted(series.items()):
             ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()

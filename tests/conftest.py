@@ -1,6 +1,7 @@
 import os
 import sys
 
+import binary_models  # noqa: F401  (first: it gives MXNet every core before mxnet is imported)
 import numpy as np
 import pytest
 
