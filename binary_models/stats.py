@@ -154,11 +154,33 @@ def model_statistics(net, input_size=224, name=None, in_channels=3):
     return ModelStats(name, input_size, layers)
 
 
+# Published OPs (1e8, default stem) and sizes (MB) of the models outside MeliusNet Table 1.
+OTHER_PAPER_NUMBERS = {
+    "binary_densenet28": (2.09e8, 4.0, "MeliusNet Table 2, BinaryDenseNet Table 6"),
+    "binary_densenet37": (2.20e8, 5.1, "MeliusNet Table 2, BinaryDenseNet Table 6"),
+    "binary_densenet37_dilated": (None, 5.1, "BinaryDenseNet Table 6"),
+    "binary_densenet45": (None, 7.4, "BinaryDenseNet Table 6"),
+    "resnet_e18": (1.63e8, 4.0, "MeliusNet Table 2, BinaryDenseNet Table 3"),
+    "resnet_e34": (1.93e8, 5.1, "MeliusNet Table 2 (Bi-RealNet34)"),
+    "tang_nin": (None, 1.23, "Tang et al. Table 5"),
+    "binary_alexnet": (None, 7.43, "Tang et al. Table 6"),
+}
+
+
+def paper_numbers():
+    """``name -> (OPs, size MB, source)`` of every model whose paper gives them."""
+    from .models.meliusnet import MELIUSNET_TABLE1
+    numbers = {name: (row["ops"], row["size_mb"], "MeliusNet Table 1") for name, row in MELIUSNET_TABLE1.items()}
+    numbers.update(OTHER_PAPER_NUMBERS)
+    return numbers
+
+
 def comparison_table(names, input_size=224, reference=None):
-    """One row per model (MeliusNet Table 1 style); ``reference`` maps names to paper values to show."""
+    """One row per model (MeliusNet Table 1 style) as Markdown; ``reference`` (see :func:`paper_numbers`)
+    adds the published OPs and size with their source."""
     header = "| Model | BOPs (1e9) | FLOPs (1e8) | OPs (1e8) | Binary params | FP32 params | Size (MB) |"
     if reference:
-        header += " Paper OPs / size |"
+        header += " Paper OPs (1e8) / size (MB) |"
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for name in names:
         t = model_statistics(name, input_size).totals
@@ -166,8 +188,9 @@ def comparison_table(names, input_size=224, reference=None):
             name, t["bops"] / 1e9, t["flops"] / 1e8, t["ops"] / 1e8, "{:,}".format(t["binary_params"]),
             "{:,}".format(t["fp_params"]), t["size_mb"])
         if reference:
-            paper = reference.get(name)
-            row += " %s |" % ("%.2f / %.1f" % (paper["ops"] / 1e8, paper["size_mb"]) if paper else "")
+            ops, size, source = reference.get(name, (None, None, ""))
+            cells = "%s / %s" % ("%.2f" % (ops / 1e8) if ops else "-", size if size else "-")
+            row += " %s |" % ("%s (%s)" % (cells, source) if source else "")
         lines.append(row)
     return "\n".join(lines)
 
@@ -182,8 +205,7 @@ def main(argv=None):
     parser.add_argument("--all", action="store_true", help="one row per model, like MeliusNet Table 1")
     args = parser.parse_args(argv)
     if args.all:
-        from .models.meliusnet import MELIUSNET_TABLE1
-        print(comparison_table(get_model_list(), args.input_size, MELIUSNET_TABLE1))
+        print(comparison_table(get_model_list(), args.input_size, paper_numbers() if args.input_size == 224 else None))
         return 0
     if not args.model:
         parser.error("give a model name or --all")
