@@ -100,6 +100,43 @@ def test_qconv2d_gradient_reaches_input_through_cancel_mask(rng):
     np.testing.assert_allclose(conv.weight.grad().asnumpy()[:, :, 0, 0], np.tile(expected_w, (3, 1)))
 
 
+def weight_gradient_of_padded_conv(x_padded, upstream, w_shape, stride, dilation, groups):
+    """d sum(upstream * conv(x_padded, W)) / dW in NumPy: for each tap, the correlation of the padded input
+    with the upstream gradient."""
+    o, cg, kh, kw = w_shape
+    og, (_, _, oh, ow) = o // groups, upstream.shape
+    grad = np.zeros(w_shape)
+    for g in range(groups):
+        for ky in range(kh):
+            for kx in range(kw):
+                y0, x0 = ky * dilation, kx * dilation
+                patch = x_padded[:, g * cg:(g + 1) * cg, y0:y0 + stride * (oh - 1) + 1:stride,
+                                 x0:x0 + stride * (ow - 1) + 1:stride]
+                grad[g * og:(g + 1) * og, :, ky, kx] = np.einsum("nchw,nohw->oc", patch,
+                                                                 upstream[:, g * og:(g + 1) * og])
+    return grad
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_qconv2d_weight_gradient_sees_the_minus_one_padding(seed):
+    """The -1 border (added as a correction term to a zero-padded convolution) contributes to dL/dW exactly
+    as an input padded with -1 would."""
+    rng = np.random.RandomState(200 + seed)
+    case = random_conv_case(rng)
+    case["pad"] = max(case["pad"], 1)
+    conv = build_conv(case)
+    x = rng.randn(case["n"], case["cin"], case["h"], case["w"]).astype(np.float32)
+    with autograd.record():
+        out = conv(nd.array(x))
+    upstream = rng.randn(*out.shape).astype(np.float32)
+    out.backward(nd.array(upstream))
+    p = case["pad"]
+    x_padded = np.pad(reference.np_sign(x), ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-1.0)
+    expected = weight_gradient_of_padded_conv(x_padded, upstream, conv.weight.shape, case["stride"],
+                                              case["dilation"], case["groups"])
+    np.testing.assert_allclose(conv.weight.grad().asnumpy(), expected, rtol=1e-4, atol=1e-3)
+
+
 def small_net():
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Conv2D(8, 3, padding=1), gluon.nn.BatchNorm(),
