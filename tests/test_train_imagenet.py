@@ -106,6 +106,22 @@ def test_one_epoch_on_recordio(recordio, tmp_path):
     assert json.load(open(os.path.join(out, "summary.json")))["classes"] == 3
 
 
+def test_mixup_label_smoothing_and_distillation_train_together(image_folder, tmp_path):
+    import binary_models as bm
+    teacher = bm.get_model("resnet_e18", stem="thumbnail", classes=3)
+    teacher.initialize(mx.init.Xavier())
+    teacher(mx.nd.zeros((1, 3, 16, 16)))
+    teacher.save_parameters(str(tmp_path / "teacher.params"))
+    out = str(tmp_path / "kd")
+    train(["--data-dir", image_folder, "--num-epochs", "1", "--save-dir", out, "--mixup", "--label-smoothing",
+           "--teacher", "resnet_e18", "--teacher-params", str(tmp_path / "teacher.params"),
+           "--temperature", "4"] + SMALL_RUN)
+    log = open(os.path.join(out, "train_imagenet.log")).read()
+    assert "[Epoch 0] training: rmse=" in log  # GluonCV's metric under mixup
+    losses = [float(line.split("loss=")[1].split()[0]) for line in log.splitlines() if "Batch [" in line]
+    assert len(losses) == 6 and all(np.isfinite(losses))
+
+
 def load(path):
     return {k: v.asnumpy() for k, v in mx.nd.load(path).items()}
 
