@@ -1,0 +1,161 @@
+"""Detect objects in images with a trained SSD: draw the boxes into PNG files (GluonCV's ``plot_bbox``) and
+print the detections as JSON (class, score, box in pixels of the original image)::
+
+    python detection/detect.py --network ssd_512_binary_densenet37_voc \\
+        --params runs/voc/ssd_512_binary_densenet37_voc_best.params street.jpg
+
+``--network`` is the full name train_ssd.py prints. For a ``_custom`` network (or a thin one trained with
+``--growth`` etc.) the classes and network options come from the ``*_summary.json`` train_ssd.py wrote
+next to the parameters (or ``--summary``); ``--classes`` overrides the classes.
+"""
+import argparse
+import json
+import os
+import sys
+
+from binary_models.training import use_all_cores
+
+use_all_cores()
+
+import numpy as np  # noqa: E402
+import mxnet as mx  # noqa: E402
+
+from binary_models import training  # noqa: E402
+from binary_models.models import ssd  # noqa: E402
+from binary_models.training import UsageError  # noqa: E402
+
+MEAN_RGB = (0.485, 0.456, 0.406)  # SSDDefaultValTransform's normalisation
+STD_RGB = (0.229, 0.224, 0.225)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Detect objects with a trained SSD; writes PNGs, prints JSON.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument("--network", required=True, help="SSD name, e.g. ssd_512_binary_densenet37_voc")
+    parser.add_argument("--params", required=True, help="trained parameters (.params)")
+    parser.add_argument("--summary", default=None, help="train_ssd.py's *_summary.json (default: the one "
+                        "beside --params, when present)")
+    parser.add_argument("--classes", default=None, help="comma-separated class names (for _custom networks)")
+    parser.add_argument("--data-shape", type=int, default=None,
+                        help="side the images are resized to (default: the network's)")
+    parser.add_argument("--thresh", type=float, default=0.5, help="lowest score reported and drawn")
+    parser.add_argument("--output-dir", default="detections", help="folder of the PNG files")
+    parser.add_argument("--gpus", default="", help="GPU to use, e.g. 0 (empty: CPU)")
+    return parser.parse_args(argv)
+
+
+def find_summary(opt):
+    """train_ssd.py writes ``{prefix}{network}_summary.json`` beside ``{prefix}{network}_*.params``."""
+    if opt.summary:
+        if not os.path.isfile(opt.summary):
+            raise UsageError("--summary not found: %s" % opt.summary)
+        return opt.summary
+    directory, base = os.path.split(opt.params)
+    position = base.rfind(opt.network)
+    if position < 0:
+        return None
+    path = os.path.join(directory, base[:position + len(opt.network)] + "_summary.json")
+    return path if os.path.isfile(path) else None
+
+
+def build_network(opt, ctx):
+    """The network of ``--network`` with the options and classes of its training run."""
+    kwargs = {}
+    summary = find_summary(opt)
+    if summary:
+        with open(summary) as f:
+            recorded = json.load(f)
+        if recorded.get("network") == opt.network:
+            kwargs.update(recorded.get("model_kwargs", {}))
+    if opt.classes:
+        kwargs["classes"] = [c.strip() for c in opt.classes.split(",") if c.strip()]
+    if opt.network.endswith("_custom") and "classes" not in kwargs:
+        raise UsageError("%s needs its classes: --classes a,b,c or --summary (train_ssd.py's *_summary.json)"
+                         % opt.network)
+    try:
+        net = ssd.get_ssd_model(opt.network, pretrained_base=False, **kwargs)
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err))
+    if not os.path.isfile(opt.params):
+        raise UsageError("--params not found: %s" % opt.params)
+    try:
+        net.load_parameters(opt.params, ctx=ctx)
+    except (mx.MXNetError, AssertionError, AttributeError, ValueError) as err:
+        raise UsageError("--params %s does not match %s: %s" % (opt.params, opt.network, str(err).splitlines()[0]))
+    return net
+
+
+def data_shape(opt):
+    if opt.data_shape:
+        return opt.data_shape
+    match = ssd.SSD_NAME.match(opt.network.lower())
+    if not match:
+        raise UsageError("--data-shape is needed: %r does not name its input size" % opt.network)
+    return int(match.group(1))
+
+
+def load_image(path, size, ctx):
+    """``(input batch, RGB image)``: the image resized to ``size`` x ``size`` and normalised as in
+    validation (SSDDefaultValTransform)."""
+    try:
+        image = mx.image.imread(path)
+    except (mx.MXNetError, OSError) as err:
+        raise UsageError("cannot read image %s: %s" % (path, str(err).splitlines()[0]))
+    resized = mx.image.imresize(image, size, size, interp=9)
+    x = mx.nd.image.normalize(mx.nd.image.to_tensor(resized), mean=MEAN_RGB, std=STD_RGB)
+    return x.expand_dims(0).as_in_context(ctx), image.asnumpy()
+
+
+def detect(net, path, size, thresh, ctx):
+    """Detections of one image as ``[{'class', 'score', 'box': [xmin, ymin, xmax, ymax]}]`` in pixels of
+    the original image, best first, and that image."""
+    x, image = load_image(path, size, ctx)
+    ids, scores, boxes = (a[0].asnumpy() for a in net(x))
+    height, width = image.shape[:2]
+    boxes = np.clip(boxes * [width / size, height / size] * 2, 0, [width, height] * 2)
+    keep = (ids[:, 0] >= 0) & (scores[:, 0] >= thresh)
+    return [{"class": net.classes[int(i)], "score": round(float(s), 4), "box": [round(float(v), 1) for v in b]}
+            for i, s, b in zip(ids[keep, 0], scores[keep, 0], boxes[keep])], image
+
+
+def draw(path, image, detections, classes):
+    """Draw ``detections`` on ``image`` with GluonCV's ``plot_bbox`` and save a PNG (atomically)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from gluoncv.utils import viz
+    fig = plt.figure(figsize=(max(4.0, image.shape[1] / 100), max(4.0, image.shape[0] / 100)))
+    ax = fig.add_subplot(1, 1, 1)
+    boxes = np.array([d["box"] for d in detections]).reshape(-1, 4)
+    labels = np.array([classes.index(d["class"]) for d in detections])
+    scores = np.array([d["score"] for d in detections])
+    viz.plot_bbox(image, boxes, scores, labels, thresh=0, class_names=classes, ax=ax)
+    ax.set_axis_off()
+    with training.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight", dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    opt = parse_args(argv)
+    ctx = mx.gpu(int(opt.gpus)) if opt.gpus.strip() else mx.cpu()
+    for path in opt.images:
+        if not os.path.isfile(path):
+            raise UsageError("image not found: %s" % path)
+    size = data_shape(opt)
+    net = build_network(opt, ctx)
+    net.hybridize(static_alloc=True)
+    results = []
+    for path in opt.images:
+        detections, image = detect(net, path, size, opt.thresh, ctx)
+        output = os.path.join(opt.output_dir, os.path.splitext(os.path.basename(path))[0] + "_detections.png")
+        draw(output, image, detections, list(net.classes))
+        results.append(dict(image=path, output=output, detections=detections))
+    json.dump(results, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    training.run_script(main)

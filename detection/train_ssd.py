@@ -1,0 +1,417 @@
+"""Train an SSD detector with a binary backbone on Pascal VOC, COCO or any VOC-format folder.
+
+GluonCV's ``scripts/detection/ssd/train_ssd.py`` with its flags and log lines, GluonCV's SSD, transforms,
+loss and metrics, plus: the networks of :mod:`binary_models.models.ssd` (BinaryDenseNet section 5.3), Adam
+by default for binary backbones, a start from a classification checkpoint (``--backbone-params``),
+annotation files checked up front, per-class AP after each validation, a progress bar, a loss/mAP curve,
+atomic checkpoints with trainer states, and ``error: ...`` with exit status 2 for bad input.
+
+The paper's experiment (SSD512, BinaryDenseNet37 base, VOC07+12 trainval, VOC07 test)::
+
+    python detection/train_ssd.py --network binary_densenet37 --data-shape 512 --dataset voc \\
+        --backbone-params imagenet-binary_densenet37-best.params --gpus 0,1,2,3
+"""
+import argparse
+import json
+import os
+import time
+
+from binary_models.training import use_all_cores
+
+use_all_cores()
+
+import numpy as np  # noqa: E402
+import mxnet as mx  # noqa: E402
+from mxnet import autograd, gluon  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import binary_models as bm  # noqa: E402
+from binary_models import training, voc  # noqa: E402
+from binary_models.datasets import ShardSampler  # noqa: E402
+from binary_models.models import ssd  # noqa: E402
+from binary_models.training import UsageError  # noqa: E402
+import binary_models.optimizers  # noqa: E402,F401  (registers 'radam')
+
+OPTIMIZERS = ("adam", "radam", "sgd", "nag")
+KVSTORES = ("device", "local")
+DEFAULT_ROOTS = {"voc": "~/.mxnet/datasets/voc", "coco": "~/.mxnet/datasets/coco"}
+# GluonCV's splits: VOC07+12 trainval / VOC07 test; COCO 2017 train / val.
+VOC_TRAIN_SPLITS = ((2007, "trainval"), (2012, "trainval"))
+VOC_VAL_SPLITS = ((2007, "test"),)
+# A VOC-format folder: the first split file found of each list.
+FOLDER_TRAIN_SPLITS = ("trainval", "train")
+FOLDER_VAL_SPLITS = ("test", "val")
+NMS_THRESH, NMS_TOPK = 0.45, 400  # GluonCV's validation settings
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Train an SSD detector with a binary backbone.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--network", default="binary_densenet37",
+                        help="base network: %s, or a GluonCV SSD base (vgg16_atrous, resnet50_v1, ...)"
+                             % ", ".join(sorted({b for _, b in ssd.REGISTERED_NETWORKS})))
+    parser.add_argument("--data-shape", type=int, default=512, help="input size: 300 or 512 (the presets); "
+                        "other sizes scale SSD512's anchors")
+    parser.add_argument("--dataset", default="voc", help="'voc', 'coco', or the path of a VOC-format folder "
+                        "(JPEGImages/, Annotations/, ImageSets/Main/{trainval|train,test|val}.txt)")
+    parser.add_argument("--dataset-root", default=None, help="root of voc or coco (default: GluonCV's "
+                        "~/.mxnet/datasets/voc or ~/.mxnet/datasets/coco)")
+    parser.add_argument("--batch-size", type=int, default=32, help="training mini-batch size")
+    parser.add_argument("--num-workers", "-j", dest="num_workers", type=int, default=4,
+                        help="number of data-loading worker processes")
+    parser.add_argument("--gpus", default="", help="GPUs to train on, e.g. 0,1 (empty: CPU)")
+    parser.add_argument("--epochs", type=int, default=240, help="training epochs")
+    parser.add_argument("--resume", default="", help="resume from these parameters (and their .states)")
+    parser.add_argument("--start-epoch", type=int, default=0, help="first epoch to train when resuming")
+    parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                        help="default: adam for a binary backbone, sgd for a full-precision one")
+    parser.add_argument("--lr", type=float, default=0.001, help="learning rate")
+    parser.add_argument("--lr-mode", default="step", choices=training.LR_MODES)
+    parser.add_argument("--lr-decay", type=float, default=0.1, help="factor of each step decay")
+    parser.add_argument("--lr-decay-epoch", default="160,200", help="epochs of the step decays")
+    parser.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear warm-up")
+    parser.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate at the start of the warm-up")
+    parser.add_argument("--momentum", type=float, default=0.9, help="momentum of sgd and nag")
+    parser.add_argument("--wd", type=float, default=0.0005,
+                        help="weight decay (binary weights never decay: their wd_mult is 0)")
+    parser.add_argument("--log-interval", type=int, default=100, help="batches between log lines (0: none)")
+    parser.add_argument("--save-prefix", default="", help="prefix of every output file; the network name is "
+                        "appended (e.g. runs/voc/ gives runs/voc/ssd_512_binary_densenet37_voc_best.params)")
+    parser.add_argument("--save-interval", type=int, default=10,
+                        help="checkpoint every N epochs (and at the end); the best model is always saved")
+    parser.add_argument("--val-interval", type=int, default=1, help="validate every N epochs")
+    parser.add_argument("--seed", type=int, default=233, help="random seed")
+    parser.add_argument("--kvstore", default="device", choices=KVSTORES, help="MXNet kvstore of the devices")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    model = parser.add_argument_group("network options (binary_models backbones)")
+    model.add_argument("--backbone-params", default=None,
+                       help="classification checkpoint of the backbone (train_imagenet.py's .params) to start from")
+    model.add_argument("--binary-extras", action="store_true",
+                       help="binary 3x3 convolutions in SSD's extra layers (default: full precision)")
+    model.add_argument("--extra-filters", default=None, help="channels of the four extra layers, e.g. "
+                       "128,128,64,64 (default: the preset's, 512,512,256,256 for SSD512)")
+    model.add_argument("--growth", type=int, default=None, help="channels each dense block adds (papers: 64); "
+                       "smaller values give thin networks for quick experiments")
+    model.add_argument("--init-channels", type=int, default=None, help="stem output channels (papers: 64)")
+    opt = parser.parse_args(argv)
+    if opt.data_shape < 32:
+        raise UsageError("--data-shape %d is too small; SSD uses the backbone's stride-32 map" % opt.data_shape)
+    return opt
+
+
+def parse_channels(text):
+    try:
+        channels = [int(c) for c in text.split(",")]
+    except ValueError:
+        channels = []
+    if len(channels) != len(ssd.ASPECT_RATIOS) - 2 or min(channels) < 1:
+        raise UsageError("--extra-filters needs %d positive channel counts, e.g. 128,128,64,64; got %r"
+                         % (len(ssd.ASPECT_RATIOS) - 2, text))
+    return channels
+
+
+def network_options(opt):
+    """The network flags that were given, as keyword arguments of the SSD factory."""
+    options = dict(growth=opt.growth, init_channels=opt.init_channels,
+                   extra_filters=parse_channels(opt.extra_filters) if opt.extra_filters else None,
+                   binary_extras=opt.binary_extras or None)
+    return {k: v for k, v in options.items() if v is not None}
+
+
+# ---- data ---------------------------------------------------------------------------------------------
+def find_split(root, candidates, role):
+    for split in candidates:
+        if os.path.isfile(voc.split_file(root, split)):
+            return split
+    raise UsageError("no %s split in %s: expected one of %s" % (role, root, ", ".join(
+        voc.split_file(root, s) for s in candidates)))
+
+
+def voc_format_folder(root):
+    """Train and validation sets of a VOC-format folder; the classes are the object names found."""
+    if not os.path.isdir(root):
+        raise UsageError("--dataset %s: no such folder (use 'voc', 'coco' or a VOC-format folder)" % root)
+    train_split, val_split = find_split(root, FOLDER_TRAIN_SPLITS, "training"), find_split(root, FOLDER_VAL_SPLITS, "validation")
+    classes = sorted(voc.check_voc_split(root, train_split) | voc.check_voc_split(root, val_split))
+    return (voc.voc_detection(root, [("", train_split)], classes),
+            voc.voc_detection(root, [("", val_split)], classes), classes)
+
+
+def pascal_voc(root):
+    """VOC07+12 trainval and VOC07 test, as in GluonCV's script and BinaryDenseNet section 5.3."""
+    classes = ssd.voc_classes()
+    for year, split in VOC_TRAIN_SPLITS + VOC_VAL_SPLITS:
+        folder = os.path.join(root, "VOC%d" % year)
+        if not os.path.isfile(voc.split_file(folder, split)):
+            raise UsageError("Pascal VOC not found: %s is missing. Download VOC2007 and VOC2012 (GluonCV's "
+                             "scripts/datasets/pascal_voc.py) or pass --dataset-root" % voc.split_file(folder, split))
+        voc.check_voc_split(folder, split, classes)
+    return (voc.voc_detection(root, VOC_TRAIN_SPLITS, classes),
+            voc.voc_detection(root, VOC_VAL_SPLITS, classes), list(classes))
+
+
+def coco(root):
+    import importlib.util
+    if importlib.util.find_spec("pycocotools") is None:
+        raise UsageError("--dataset coco needs pycocotools, which is not installed (pip install pycocotools); "
+                         "GluonCV would try to install it at run time")
+    for split in ("instances_train2017", "instances_val2017"):
+        path = os.path.join(root, "annotations", split + ".json")
+        if not os.path.isfile(path):
+            raise UsageError("COCO not found: %s is missing (GluonCV's scripts/datasets/mscoco.py, or "
+                             "--dataset-root)" % path)
+    from gluoncv.data import COCODetection
+    train = COCODetection(root=root, splits="instances_train2017")
+    return train, COCODetection(root=root, splits="instances_val2017", skip_empty=False), list(train.classes)
+
+
+def get_dataset(opt):
+    """``(kind, train_dataset, val_dataset, classes)``; kind is the network-name suffix (voc, coco, custom)."""
+    kind = opt.dataset.lower()
+    if kind in DEFAULT_ROOTS:
+        root = os.path.expanduser(opt.dataset_root or DEFAULT_ROOTS[kind])
+        return (kind,) + (pascal_voc(root) if kind == "voc" else coco(root))
+    if opt.dataset_root:
+        raise UsageError("--dataset-root is for voc and coco; a VOC-format folder is given as --dataset PATH")
+    return ("custom",) + voc_format_folder(os.path.expanduser(opt.dataset))
+
+
+def val_metric(kind, val_dataset, classes, opt, prefix):
+    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
+    if kind == "coco":
+        from gluoncv.utils.metrics.coco_detection import COCODetectionMetric
+        return COCODetectionMetric(val_dataset, prefix + "_eval", cleanup=True,
+                                   data_shape=(opt.data_shape, opt.data_shape))
+    return VOC07MApMetric(iou_thresh=0.5, class_names=classes)
+
+
+def ssd_anchors(net, data_shape):
+    """The anchors of ``net`` for ``data_shape`` inputs, (1, N, 4) (GluonCV's SSD returns them only in
+    training mode); BatchNorm's running statistics are restored, so the zero image leaves no trace."""
+    probe = mx.nd.zeros((1, 3, data_shape, data_shape), ctx=net.collect_params().list_ctx()[0])
+    net(probe)  # finishes deferred initialisation, in inference mode
+    running = [(p, [d.copy() for d in p.list_data()]) for p in net.collect_params().values() if p.grad_req == "null"]
+    with autograd.train_mode():
+        _, _, anchors = net(probe)
+    for param, data in running:
+        for target, saved in zip(param.list_data(), data):
+            saved.copyto(target)
+    return anchors.as_in_context(mx.cpu())
+
+
+def get_dataloaders(net, train_dataset, val_dataset, opt, batch_size):
+    """GluonCV's loaders: the training transform computes SSD's targets from the net's anchors."""
+    from gluoncv.data.batchify import Pad, Stack, Tuple
+    from gluoncv.data.transforms.presets.ssd import SSDDefaultTrainTransform, SSDDefaultValTransform
+    size = opt.data_shape
+    if len(train_dataset) < batch_size:
+        raise UsageError("--batch-size %d is larger than the %d training images" % (batch_size, len(train_dataset)))
+    sampler = ShardSampler(len(train_dataset), seed=opt.seed)
+    train = gluon.data.DataLoader(
+        train_dataset.transform(SSDDefaultTrainTransform(size, size, ssd_anchors(net, size))),
+        batch_size, sampler=sampler, batchify_fn=Tuple(Stack(), Stack(), Stack()), last_batch="rollover",
+        num_workers=opt.num_workers)
+    val = gluon.data.DataLoader(
+        val_dataset.transform(SSDDefaultValTransform(size, size)), batch_size, shuffle=False,
+        batchify_fn=Tuple(Stack(), Pad(pad_val=-1)), last_batch="keep", num_workers=opt.num_workers)
+    return train, val, sampler
+
+
+# ---- network ------------------------------------------------------------------------------------------
+def build_network(name, kind, classes, opt, ctx):
+    """The SSD, initialised: Xavier for every parameter not loaded from ``--backbone-params``/``--resume``."""
+    options = network_options(opt)
+    if (options or opt.backbone_params) and opt.network.lower() not in bm.get_model_list():
+        raise UsageError("--backbone-params, --binary-extras, --extra-filters, --growth and --init-channels "
+                         "are options of binary_models backbones; %r is not one" % opt.network)
+    kwargs = dict(options, pretrained_base=False, **({"classes": classes} if kind == "custom" else {}))
+    try:
+        net = ssd.get_ssd_model(name, **kwargs)
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err))
+    if opt.backbone_params:
+        if not os.path.isfile(opt.backbone_params):
+            raise UsageError("--backbone-params not found: %s" % opt.backbone_params)
+        try:
+            net.features.load_backbone(opt.backbone_params)
+        except (ValueError, mx.MXNetError) as err:
+            raise UsageError(str(err).splitlines()[0])
+    if opt.resume:
+        load_parameters(net, opt.resume, "--resume")
+    init = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
+    for param in net.collect_params().values():
+        if param._data is None:
+            param.initialize(default_init=init, ctx=ctx)
+    net.collect_params().reset_ctx(ctx)
+    return net
+
+
+def load_parameters(net, path, what, ctx=mx.cpu()):
+    if not os.path.isfile(path):
+        raise UsageError("%s not found: %s" % (what, path))
+    try:
+        net.load_parameters(path, ctx=ctx)
+    except (mx.MXNetError, AssertionError, AttributeError, ValueError) as err:
+        raise UsageError("%s %s does not match the network: %s" % (what, path, str(err).splitlines()[0]))
+
+
+def make_trainer(net, opt, num_batches):
+    optimizer = opt.optimizer or ("adam" if bm.binary_weights(net) else "sgd")
+    schedule = training.lr_schedule(opt.lr_mode, opt.lr, opt.epochs, num_batches, opt.warmup_epochs,
+                                    opt.warmup_lr, opt.lr_decay, training.parse_epochs(opt.lr_decay_epoch))
+    params = {"learning_rate": opt.lr, "wd": opt.wd, "lr_scheduler": schedule}
+    if optimizer in ("sgd", "nag"):
+        params["momentum"] = opt.momentum
+    trainer = gluon.Trainer(net.collect_params(), optimizer, params, kvstore=opt.kvstore)
+    states = os.path.splitext(opt.resume)[0] + ".states" if opt.resume else ""
+    if states and os.path.isfile(states):
+        trainer.load_states(states)
+    elif opt.start_epoch:
+        # No optimizer state to resume: restart it, but continue the schedule where it was.
+        trainer._optimizer.begin_num_update = trainer._optimizer.num_update = opt.start_epoch * num_batches
+    return trainer, optimizer
+
+
+# ---- training and validation --------------------------------------------------------------------------
+def validate(net, val_data, ctx, metric):
+    """Detect on the validation set and return the metric's ``(names, values)`` (per class, then mAP)."""
+    metric.reset()
+    net.set_nms(nms_thresh=NMS_THRESH, nms_topk=NMS_TOPK)
+    net.hybridize(static_alloc=True)  # a fresh graph: the training one returns no detections
+    for batch in val_data:
+        data = gluon.utils.split_and_load(batch[0], ctx_list=ctx, batch_axis=0, even_split=False)
+        label = gluon.utils.split_and_load(batch[1], ctx_list=ctx, batch_axis=0, even_split=False)
+        det_bboxes, det_ids, det_scores, gt_bboxes, gt_ids, gt_difficults = [], [], [], [], [], []
+        for x, y in zip(data, label):
+            ids, scores, bboxes = net(x)
+            det_ids.append(ids)
+            det_scores.append(scores)
+            det_bboxes.append(bboxes.clip(0, batch[0].shape[2]))
+            gt_ids.append(y.slice_axis(axis=-1, begin=4, end=5))
+            gt_bboxes.append(y.slice_axis(axis=-1, begin=0, end=4))
+            gt_difficults.append(y.slice_axis(axis=-1, begin=5, end=6) if y.shape[-1] > 5 else None)
+        metric.update(det_bboxes, det_ids, det_scores, gt_bboxes, gt_ids, gt_difficults)
+    return metric.get()
+
+
+def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, logger, num_batches):
+    """One epoch of GluonCV's SSD training; returns the mean (CrossEntropy, SmoothL1) losses."""
+    ce_metric, smoothl1_metric = mx.metric.Loss("CrossEntropy"), mx.metric.Loss("SmoothL1")
+    net.hybridize(static_alloc=True)  # a fresh graph: the validation one returns detections
+    bar = tqdm(total=num_batches, desc="epoch %d/%d" % (epoch + 1, opt.epochs), unit="batch",
+               disable=opt.no_progress, leave=False, dynamic_ncols=True)
+    btic = time.time()
+    for i, batch in enumerate(train_data):
+        if i >= num_batches:
+            break
+        batch_size = batch[0].shape[0]
+        data, cls_targets, box_targets = (gluon.utils.split_and_load(b, ctx_list=ctx, batch_axis=0) for b in batch)
+        with autograd.record():
+            cls_preds, box_preds = zip(*[net(x)[:2] for x in data])
+            sum_loss, cls_loss, box_loss = loss_fn(cls_preds, box_preds, cls_targets, box_targets)
+            autograd.backward(sum_loss)
+        trainer.step(1)  # SSDMultiBoxLoss already normalises by the number of positive anchors
+        ce_metric.update(0, [l * batch_size for l in cls_loss])
+        smoothl1_metric.update(0, [l * batch_size for l in box_loss])
+        (_, ce), (_, smoothl1) = ce_metric.get(), smoothl1_metric.get()
+        bar.update(1)
+        bar.set_postfix(CrossEntropy="%.3f" % ce, SmoothL1="%.3f" % smoothl1, lr="%.2g" % trainer.learning_rate)
+        if opt.log_interval and (i + 1) % opt.log_interval == 0:
+            logger.info("[Epoch %d][Batch %d], Speed: %.3f samples/sec, CrossEntropy=%.3f, SmoothL1=%.3f, lr=%g"
+                        % (epoch, i, batch_size * opt.log_interval / (time.time() - btic), ce, smoothl1,
+                           trainer.learning_rate))
+            btic = time.time()
+    bar.close()
+    return ce_metric.get()[1], smoothl1_metric.get()[1]
+
+
+def seed_everything(seed):
+    import random
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def load_history(path, start_epoch):
+    history = {"train_crossentropy_loss": [], "train_smoothl1_loss": [], "val_map": [], "val_ap": []}
+    if start_epoch and os.path.isfile(path):
+        with open(path) as f:
+            history.update({k: v[:start_epoch] for k, v in json.load(f).items()})
+    return history
+
+
+def main(argv=None):
+    opt = parse_args(argv)
+    ctx = [mx.gpu(int(i)) for i in opt.gpus.split(",") if i.strip()] or [mx.cpu()]
+    seed_everything(opt.seed)
+    kind, train_dataset, val_dataset, classes = get_dataset(opt)
+    name = ssd.ssd_name(opt.data_shape, opt.network.lower(), kind)
+    prefix = opt.save_prefix + name
+    logger = training.setup_logger(prefix + "_train.log")
+    logger.info(opt)
+    logger.info("network %s, %d classes, %d training and %d validation images"
+                % (name, len(classes), len(train_dataset), len(val_dataset)))
+
+    net = build_network(name, kind, classes, opt, ctx)
+    batch_size = opt.batch_size
+    train_data, val_data, sampler = get_dataloaders(net, train_dataset, val_dataset, opt, batch_size)
+    num_batches = max(len(train_dataset) // batch_size, 1)
+    trainer, optimizer = make_trainer(net, opt, num_batches)
+    metric = val_metric(kind, val_dataset, classes, opt, prefix)
+    from gluoncv.loss import SSDMultiBoxLoss
+    loss_fn = SSDMultiBoxLoss()
+    logger.info("optimizer %s; binary layers: %d; start training from [Epoch %d]"
+                % (optimizer, len(bm.binary_weights(net)), opt.start_epoch))
+
+    history_path = prefix + "_history.json"
+    history = load_history(history_path, opt.start_epoch)
+    best_map = max([m for m in history["val_map"] if m is not None], default=0.0)
+    start_time = time.time()
+    for epoch in range(opt.start_epoch, opt.epochs):
+        seed_everything(opt.seed + epoch)
+        sampler.set_epoch(epoch)
+        tic = time.time()
+        ce, smoothl1 = train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, logger, num_batches)
+        logger.info("[Epoch %d] Training cost: %.3f, CrossEntropy=%.3f, SmoothL1=%.3f"
+                    % (epoch, time.time() - tic, ce, smoothl1))
+        current_map, per_class = None, None
+        if (epoch + 1) % opt.val_interval == 0 or epoch + 1 == opt.epochs:
+            names, values = validate(net, val_data, ctx, metric)
+            logger.info("[Epoch %d] Validation: \n%s" % (epoch, "\n".join("%s=%s" % nv for nv in zip(names, values))))
+            current_map = float(values[-1])
+            per_class = dict(zip(names[:-1], (float(v) for v in values[:-1])))
+        for key, value in (("train_crossentropy_loss", ce), ("train_smoothl1_loss", smoothl1),
+                           ("val_map", current_map), ("val_ap", per_class)):
+            history[key].append(value)
+        if current_map is not None and current_map > best_map:
+            best_map = current_map
+            training.save_checkpoint(prefix + "_best", net)
+            with open(prefix + "_best_map.log", "a") as f:
+                f.write("%04d:\t%.4f\n" % (epoch, current_map))
+        if (opt.save_interval and (epoch + 1) % opt.save_interval == 0) or epoch + 1 == opt.epochs:
+            training.save_checkpoint("%s_%04d_%.4f" % (prefix, epoch, current_map or 0.0), net, trainer)
+        training.write_json(history_path, history)
+        training.plot_curves(prefix + "_curves.png", {
+            "train CrossEntropy loss": history["train_crossentropy_loss"],
+            "train SmoothL1 loss": history["train_smoothl1_loss"],
+            "val mAP": [m if m is not None else float("nan") for m in history["val_map"]]},
+            title="%s on %s" % (name, opt.dataset))
+
+    maps = [m if m is not None else -1.0 for m in history["val_map"]]
+    best = int(np.argmax(maps)) if maps and max(maps) >= 0 else None
+    summary = dict(network=name, dataset=opt.dataset, classes=list(classes), data_shape=opt.data_shape,
+                   model_kwargs=dict(network_options(opt), **({"classes": list(classes)} if kind == "custom" else {})),
+                   optimizer=optimizer, epochs=opt.epochs, best_epoch=best,
+                   best_map=maps[best] if best is not None else None,
+                   best_ap=history["val_ap"][best] if best is not None else None,
+                   final_map=history["val_map"][-1] if history["val_map"] else None,
+                   wall_time_s=time.time() - start_time, args=vars(opt))
+    training.write_json(prefix + "_summary.json", summary)
+    logger.info("best validation mAP %s (epoch %s); wall time %.1f s; outputs %s_*"
+                % (summary["best_map"], best, summary["wall_time_s"], os.path.abspath(prefix)))
+    return 0
+
+
+if __name__ == "__main__":
+    training.run_script(main)

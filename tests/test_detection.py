@@ -1,0 +1,198 @@
+"""Detection: the SSD networks, the VOC-format checks, train_ssd.py and detect.py on a synthetic VOC set."""
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import mxnet as mx
+from mxnet import nd
+
+import binary_models as bm
+from binary_models import training, voc
+from binary_models.layers import QConv2D
+from binary_models.models import ssd
+from binary_models.regularization import walk_blocks
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLASSES = sorted(voc.SHAPE_HUES)
+# The thin, small configuration that trains in about a minute on two CPU cores (the registered
+# networks keep the paper's SSD512 configuration).
+THIN = dict(growth=16, init_channels=16, extra_filters=[128, 128, 64, 64])
+THIN_FLAGS = ["--growth", "16", "--init-channels", "16", "--extra-filters", "128,128,64,64"]
+DATA_SHAPE = 128
+EPOCHS = 14
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "detection", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_ssd = load_script("train_ssd")
+
+
+def run_train_ssd(argv):
+    """train_ssd.py's command line in this process: ``(exit status, stderr text)`` via ``run_script``."""
+    try:
+        training.run_script(train_ssd.main, argv)
+    except SystemExit as exit_:
+        return exit_.code
+    return 0
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return voc.make_synthetic_voc(str(tmp_path_factory.mktemp("synthetic_voc")), num_train=48, num_val=24)
+
+
+def copy_with_annotation(synthetic, tmp_path, edit):
+    """A copy of the synthetic set whose first training annotation is changed by ``edit(root_element)``."""
+    root = str(tmp_path / "voc")
+    shutil.copytree(synthetic, root)
+    first = voc.read_split(root, "train")[0]
+    path = os.path.join(root, "Annotations", first + ".xml")
+    tree = ET.parse(path)
+    edit(tree.getroot())
+    tree.write(path)
+    return root, path
+
+
+# ---- networks -----------------------------------------------------------------------------------------
+def test_every_registered_ssd_is_found_by_both_get_model_functions():
+    from gluoncv.model_zoo import model_zoo as gluoncv_zoo
+    names = ssd.get_detection_model_list()
+    expected = {"ssd_%d_%s_%s" % (shape, base, dataset) for shape, base in (
+        (512, "binary_densenet37"), (512, "binary_densenet45"), (512, "binary_densenet28"), (300, "binary_densenet28"),
+        (512, "meliusnet22"), (512, "meliusnet29")) for dataset in ("voc", "coco", "custom")}
+    assert set(names) == expected
+    assert expected <= set(gluoncv_zoo._models)
+    assert not expected & set(bm.get_model_list()), "detectors stay out of the classifier list"
+
+
+@pytest.mark.parametrize("name, get_model, kwargs, num_classes", [
+    ("ssd_512_binary_densenet37_voc", bm.get_model, {}, 20),
+    ("ssd_512_meliusnet22_coco", None, {"pretrained_base": True}, 80),
+    ("ssd_300_binary_densenet28_custom", None, {"classes": ["cat", "dog"]}, 2),
+])
+def test_registered_ssd_has_the_dataset_classes(name, get_model, kwargs, num_classes):
+    from gluoncv.model_zoo import get_model as gluoncv_get_model
+    net = (get_model or gluoncv_get_model)(name, **kwargs)  # pretrained_base=True downloads nothing
+    assert net.num_classes == num_classes
+    assert all(p.predictor._channels % (num_classes + 1) == 0 for p in net.class_predictors)
+
+
+def test_custom_ssd_without_classes_and_voc_ssd_with_classes_are_refused():
+    with pytest.raises(ValueError, match="classes"):
+        bm.get_model("ssd_512_binary_densenet37_custom")
+    with pytest.raises(ValueError, match="_custom"):
+        bm.get_model("ssd_512_binary_densenet37_voc", classes=["a"])
+
+
+@pytest.mark.parametrize("backbone", ["binary_densenet37", "meliusnet22"])
+def test_head_reads_the_backbone_maps_at_strides_16_and_32(backbone):
+    features = bm.get_model("ssd_512_%s_voc" % backbone).features
+    _, shapes, _ = mx.sym.Group(features(mx.sym.var("data"))).infer_shape(data=(1, 3, 512, 512))
+    assert [s[2] for s in shapes] == [32, 16, 8, 4, 2, 1]  # 512/16, 512/32, then the extra layers
+    widths = bm.get_model(backbone).widths
+    assert [s[1] for s in shapes[:2]] == widths[2:]  # the ends of the third and fourth stages
+
+
+def test_ssd512_anchors_are_gluoncvs_and_other_shapes_scale_them():
+    net = bm.get_model("ssd_512_binary_densenet45_voc")
+    assert [g._sizes[0] for g in net.anchor_generators] == list(ssd.ANCHOR_SIZES[512]["voc"][:-1])
+    assert ssd.anchor_sizes(128, "custom")[0] == pytest.approx(51.2 / 4)
+
+
+def count_binary_convs(block):
+    return sum(isinstance(b, QConv2D) and b.is_binary for b in walk_blocks(block))
+
+
+def test_only_backbone_convs_are_binary_unless_binary_extras():
+    backbone = bm.get_model("binary_densenet28")
+    net = bm.get_model("ssd_300_binary_densenet28_voc")
+    assert count_binary_convs(net) == count_binary_convs(net.features.base) == count_binary_convs(backbone)
+    assert count_binary_convs(net.features.extras) == 0
+    assert count_binary_convs(net.class_predictors) == count_binary_convs(net.box_predictors) == 0
+    with_extras = bm.get_model("ssd_300_binary_densenet28_voc", binary_extras=True)
+    assert count_binary_convs(with_extras.features.extras) == 4
+
+
+def thin_ssd(**kwargs):
+    return ssd.get_ssd_model("ssd_%d_binary_densenet28_custom" % DATA_SHAPE, classes=CLASSES, **dict(THIN, **kwargs))
+
+
+def save_classifier(path, name="binary_densenet28", **kwargs):
+    net = bm.get_model(name, **dict(dict(growth=16, init_channels=16), **kwargs))
+    net.initialize(mx.init.Xavier())
+    net(nd.zeros((1, 3, 64, 64)))
+    net.save_parameters(str(path))
+    return net
+
+
+def test_backbone_params_load_a_classification_checkpoint(tmp_path):
+    classifier = save_classifier(tmp_path / "classifier.params")
+    net = thin_ssd(backbone_params=str(tmp_path / "classifier.params"))
+    stem_weight = net.features.base[0][0].weight.data().asnumpy()
+    np.testing.assert_array_equal(stem_weight, classifier.features[0][0].weight.data().asnumpy())
+    final_bn = net.features._last_index - 1  # the classifier head's BatchNorm feeds the stride-32 map
+    np.testing.assert_array_equal(net.features.base[final_bn].running_var.data().asnumpy(),
+                                  classifier.features[final_bn].running_var.data().asnumpy())
+
+
+def test_backbone_params_of_another_network_name_the_problem(tmp_path):
+    save_classifier(tmp_path / "melius.params", "meliusnet22")
+    with pytest.raises(ValueError, match="melius.params is not a binary_densenet28 checkpoint"):
+        thin_ssd(backbone_params=str(tmp_path / "melius.params"))
+
+
+# ---- VOC-format data ----------------------------------------------------------------------------------
+def test_synthetic_set_loads_through_gluoncv_vocdetection_with_boxes_on_the_shapes(synthetic):
+    dataset = voc.voc_detection(synthetic, [("", "train")], CLASSES)
+    assert len(dataset) == 48 and dataset.classes == tuple(CLASSES)
+    image, label = dataset[0]
+    image = image.asnumpy()
+    background_like = 0
+    for xmin, ymin, xmax, ymax, cls, difficult in label:
+        assert difficult == 0 and 0 <= cls < len(CLASSES)
+        centre = image[int((ymin + ymax) / 2), int((xmin + xmax) / 2)].astype(int)  # RGB
+        hue_channel = {"circle": 0, "square": 1, "triangle": 2}[CLASSES[int(cls)]]  # red, green, blue
+        background_like += int(np.argmax(centre) != hue_channel)
+    assert background_like == 0
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda root: [o.remove(o.find("difficult")) for o in root.iter("object")], "<difficult>"),
+    (lambda root: root.find("object/bndbox/xmax").__setattr__("text", "999"), "outside the 128x128 image"),
+    (lambda root: root.find("object/name").__setattr__("text", ""), "has no <name>"),
+    (lambda root: root.remove(root.find("size")), "has no <size>"),
+    (lambda root: [root.remove(o) for o in root.findall("object")], "has no <object>"),
+])
+def test_bad_annotation_is_named_with_its_problem(synthetic, tmp_path, edit, problem):
+    root, path = copy_with_annotation(synthetic, tmp_path, edit)
+    with pytest.raises(training.UsageError) as error:
+        voc.check_voc_split(root, "train")
+    assert path in str(error.value) and problem in str(error.value)
+
+
+def test_train_ssd_exits_2_naming_a_corrupt_annotation_file(synthetic, tmp_path, capsys):
+    root, path = copy_with_annotation(synthetic, tmp_path, lambda r: r.find("object").remove(r.find("object/difficult")))
+    assert run_train_ssd(["--dataset", root, "--network", "binary_densenet28", "--data-shape", "128"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: bad VOC annotation") and path in err and "<difficult>" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "voc", "--dataset-root", "/nonexistent/voc"], "Pascal VOC not found: /nonexistent/voc/VOC2007"),
+    (["--dataset", "/nonexistent/folder"], "/nonexistent/folder: no such folder"),
+    (["--dataset", "coco", "--dataset-root", "/nonexistent/coco"], "coco"),
+])
+def test_train_ssd_exits_2_for_a_missing_dataset(argv, message, capsys):
+    assert run_train_ssd(argv) == 2
+    assert message in capsys.readouterr().err
