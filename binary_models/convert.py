@@ -40,6 +40,8 @@ class _PackedLayer(HybridBlock):
     Parameters take the trained layer's prefix, so their names are the trained layer's (``..._weight``
     becomes ``..._packed_weight``)."""
 
+    operator = None  # the native operator's name
+
     def __init__(self, layer, attrs):
         super().__init__(prefix=layer.prefix)
         native.load()
@@ -54,6 +56,10 @@ class _PackedLayer(HybridBlock):
                 scale = weight_scale(mx.nd, weight, layer.config.scaling)
                 self.scale = self._constant("scale", mx.nd.broadcast_to(scale, shape=(weight.shape[0],)), ctx)
 
+    def hybrid_forward(self, F, x, packed_weight, scale=None):
+        inputs = (x, packed_weight) if scale is None else (x, packed_weight, scale)
+        return getattr(F, self.operator)(*inputs, **self.attrs)
+
     def _constant(self, name, value, ctx):
         param = self.params.get(name, shape=value.shape, dtype=value.dtype, grad_req="null",
                                 differentiable=False, init=mx.init.Zero())
@@ -66,27 +72,23 @@ class BinaryConv2D(_PackedLayer):
     """Inference form of a binary :class:`~binary_models.QConv2D`: ``binary_conv2d`` with packed weights
     (the same output: sum(sign(x) sign(W)) with the layer's padding value, times its scale)."""
 
+    operator = "binary_conv2d"
+
     def __init__(self, layer):
         out_channels, group_in, kh, kw = layer.weight.shape
         super().__init__(layer, dict(kernel=(kh, kw), stride=layer.strides, dilate=layer.dilation,
                                      pad=layer.padding, num_filter=out_channels, num_group=layer.groups,
                                      in_channels=group_in * layer.groups, pad_mode=layer.config.pad_mode))
 
-    def hybrid_forward(self, F, x, packed_weight, scale=None):
-        inputs = (x, packed_weight) if scale is None else (x, packed_weight, scale)
-        return F.binary_conv2d(*inputs, **self.attrs)
-
 
 class BinaryDense(_PackedLayer):
     """Inference form of a binary :class:`~binary_models.QDense`: ``binary_dense`` with packed weights."""
 
+    operator = "binary_dense"
+
     def __init__(self, layer):
         units, in_units = layer.weight.shape
         super().__init__(layer, dict(num_hidden=units, in_units=in_units))
-
-    def hybrid_forward(self, F, x, packed_weight, scale=None):
-        inputs = (x, packed_weight) if scale is None else (x, packed_weight, scale)
-        return F.binary_dense(*inputs, **self.attrs)
 
 
 PACKED_LAYERS = ((QConv2D, BinaryConv2D), (QDense, BinaryDense))
@@ -96,9 +98,11 @@ def _packed_form(block):
     """The packed replacement of ``block``, or None when it is not a binary layer."""
     for trained, packed in PACKED_LAYERS:
         if isinstance(block, trained) and block.is_binary:
-            if block.weight._data is None:
+            try:
+                block.weight.data()
+            except (RuntimeError, mx.MXNetError) as err:
                 raise ValueError("%s (%s) has no weights yet: initialize or load the model's parameters before "
-                                 "converting" % (block.name, block))
+                                 "converting" % (block.name, block)) from err
             return packed(block)
     return None
 
