@@ -189,7 +189,7 @@ def _annotation_xml(image_id, size, objects):
     return ET.ElementTree(root)
 
 
-def synthetic_image(rng, size, max_objects=3, min_size=0.25, max_size=0.55):
+def synthetic_image(rng, size, max_objects=5, min_size=0.15, max_size=0.35):
     """One image (BGR uint8) and its objects ``[(class, (x0, y0, x1, y1)), ...]`` (0-based, inclusive):
     1..``max_objects`` shapes of ``min_size``..``max_size`` times the image side whose boxes do not overlap."""
     image = _textured_background(rng, size)

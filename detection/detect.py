@@ -113,7 +113,7 @@ def detect(net, path, size, thresh, ctx):
     x, image = load_image(path, size, ctx)
     ids, scores, boxes = (a[0].asnumpy() for a in net(x))
     height, width = image.shape[:2]
-    boxes = np.clip(boxes * [width / size, height / size] * 2, 0, [width, height] * 2)
+    boxes = np.clip(boxes * np.array([width / size, height / size] * 2), 0, np.array([width, height] * 2))
     keep = (ids[:, 0] >= 0) & (scores[:, 0] >= thresh)
     return [{"class": net.classes[int(i)], "score": round(float(s), 4), "box": [round(float(v), 1) for v in b]}
             for i, s, b in zip(ids[keep, 0], scores[keep, 0], boxes[keep])], image

@@ -29,6 +29,7 @@ import binary_models as bm  # noqa: E402
 from binary_models import training, voc  # noqa: E402
 from binary_models.datasets import ShardSampler  # noqa: E402
 from binary_models.models import ssd  # noqa: E402
+from binary_models.models.common import STEMS  # noqa: E402
 from binary_models.training import UsageError  # noqa: E402
 import binary_models.optimizers  # noqa: E402,F401  (registers 'radam')
 
@@ -51,7 +52,7 @@ def parse_args(argv=None):
                         help="base network: %s, or a GluonCV SSD base (vgg16_atrous, resnet50_v1, ...)"
                              % ", ".join(sorted({b for _, b in ssd.REGISTERED_NETWORKS})))
     parser.add_argument("--data-shape", type=int, default=512, help="input size: 300 or 512 (the presets); "
-                        "other sizes scale SSD512's anchors")
+                        "other sizes use the SSD paper's anchor scales")
     parser.add_argument("--dataset", default="voc", help="'voc', 'coco', or the path of a VOC-format folder "
                         "(JPEGImages/, Annotations/, ImageSets/Main/{trainval|train,test|val}.txt)")
     parser.add_argument("--dataset-root", default=None, help="root of voc or coco (default: GluonCV's "
@@ -94,6 +95,8 @@ def parse_args(argv=None):
     model.add_argument("--growth", type=int, default=None, help="channels each dense block adds (papers: 64); "
                        "smaller values give thin networks for quick experiments")
     model.add_argument("--init-channels", type=int, default=None, help="stem output channels (papers: 64)")
+    model.add_argument("--stem", default=None, choices=STEMS, help="first layers (default: the backbone's, "
+                       "'grouped'); '7x7' is cheaper to train on CPU")
     opt = parser.parse_args(argv)
     if opt.data_shape < 32:
         raise UsageError("--data-shape %d is too small; SSD uses the backbone's stride-32 map" % opt.data_shape)
@@ -113,7 +116,7 @@ def parse_channels(text):
 
 def network_options(opt):
     """The network flags that were given, as keyword arguments of the SSD factory."""
-    options = dict(growth=opt.growth, init_channels=opt.init_channels,
+    options = dict(growth=opt.growth, init_channels=opt.init_channels, stem=opt.stem,
                    extra_filters=parse_channels(opt.extra_filters) if opt.extra_filters else None,
                    binary_extras=opt.binary_extras or None)
     return {k: v for k, v in options.items() if v is not None}
@@ -223,8 +226,8 @@ def build_network(name, kind, classes, opt, ctx):
     """The SSD, initialised: Xavier for every parameter not loaded from ``--backbone-params``/``--resume``."""
     options = network_options(opt)
     if (options or opt.backbone_params) and opt.network.lower() not in bm.get_model_list():
-        raise UsageError("--backbone-params, --binary-extras, --extra-filters, --growth and --init-channels "
-                         "are options of binary_models backbones; %r is not one" % opt.network)
+        raise UsageError("--backbone-params, --binary-extras, --extra-filters, --growth, --init-channels and "
+                         "--stem are options of binary_models backbones; %r is not one" % opt.network)
     kwargs = dict(options, pretrained_base=False, **({"classes": classes} if kind == "custom" else {}))
     try:
         net = ssd.get_ssd_model(name, **kwargs)

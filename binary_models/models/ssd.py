@@ -14,7 +14,7 @@ ReLU on each tapped map, the extra layers' 1x1 convolutions (and by default thei
 
 Registered names follow GluonCV's ``ssd_{size}_{base}_{dataset}``: ``_voc`` (20 classes), ``_coco``
 (80 classes) and ``_custom`` (``classes=[...]``). :func:`get_ssd_model` also builds any other data shape
-(e.g. ``ssd_128_binary_densenet28_custom``) with anchors scaled from the SSD512 ones.
+(e.g. ``ssd_128_binary_densenet28_custom``) with the SSD paper's anchor scales.
 """
 import re
 
@@ -34,7 +34,8 @@ ANCHOR_SIZES = {
     512: {"voc": (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492),
           "coco": (51.2, 133.12, 215.04, 296.96, 378.88, 460.8, 542.72)},
 }
-# data shape: channels of the four extra layers (SSD300: the SSD paper's; SSD512: GluonCV's ResNet SSD).
+# data shape: channels of the four extra layers (SSD300: the SSD paper's; SSD512: GluonCV's ResNet SSD;
+# other shapes: SSD512's).
 EXTRA_FILTERS = {300: (512, 256, 256, 256), 512: (512, 512, 256, 256)}
 # The networks of the issue: (data shape, backbone). BinaryDenseNet Table 8 reports 37 and 45 at 512.
 REGISTERED_NETWORKS = (
@@ -42,7 +43,11 @@ REGISTERED_NETWORKS = (
     (300, "binary_densenet28"), (512, "meliusnet22"), (512, "meliusnet29"),
 )
 DATASETS = ("voc", "coco", "custom")
-REFERENCE_SHAPE = 512  # other data shapes scale its anchors and extra-layer widths
+# Other data shapes: the SSD paper's scales (section 2.2), s_k = 0.2 + 0.14 (k - 1) of the image for the
+# six maps (0.2 ... 0.9) and 1.04 closing the sequence. On the coarse grids of small inputs (8x8 at 128)
+# they give each object several matching anchors; SSD512's sizes scaled down (0.1 ...) give about one.
+PAPER_SCALES = (0.2, 0.34, 0.48, 0.62, 0.76, 0.9, 1.04)
+REFERENCE_SHAPE = 512  # whose extra-layer widths other data shapes use
 
 
 def voc_classes():
@@ -135,20 +140,19 @@ def feature_map_sizes(features, data_shape):
 
 
 def anchor_sizes(data_shape, dataset):
-    """The anchor sizes of ``data_shape``: the preset's, or SSD512's scaled to ``data_shape``."""
-    table = ANCHOR_SIZES.get(data_shape, ANCHOR_SIZES[REFERENCE_SHAPE])
-    sizes = table["coco" if dataset == "coco" else "voc"]
-    scale = 1.0 if data_shape in ANCHOR_SIZES else data_shape / REFERENCE_SHAPE
-    return [s * scale for s in sizes]
+    """The anchor sizes of ``data_shape`` in pixels: the preset's, else the SSD paper's scales."""
+    if data_shape in ANCHOR_SIZES:
+        return list(ANCHOR_SIZES[data_shape]["coco" if dataset == "coco" else "voc"])
+    return [s * data_shape for s in PAPER_SCALES]
 
 
 def build_ssd(backbone, data_shape, classes, dataset="custom", extra_filters=None, binary_extras=False,
               **backbone_kwargs):
     """GluonCV's SSD with a binary ``backbone`` for ``data_shape`` x ``data_shape`` inputs.
 
-    Anchor sizes and extra-layer widths are the presets' for 300 and 512; other shapes use SSD512's
-    anchors scaled to the shape. Anchor steps are ``data_shape / map size`` of each output map (for 512:
-    GluonCV's 16, 32, ..., 512). ``backbone_kwargs`` (e.g. ``stem``, ``bits``) go to the backbone."""
+    Anchor sizes and extra-layer widths are the presets' for 300 and 512; other shapes use the SSD paper's
+    scales and SSD512's widths. Anchor steps are ``data_shape / map size`` of each output map (for 512:
+    GluonCV's 16, 32, ..., 512). ``backbone_kwargs`` (``stem``, ``growth``, ...) go to the backbone."""
     from gluoncv.model_zoo.ssd import SSD
     if extra_filters is None:
         extra_filters = EXTRA_FILTERS.get(data_shape, EXTRA_FILTERS[REFERENCE_SHAPE])
