@@ -127,15 +127,16 @@ def find_split(root, candidates, role):
     for split in candidates:
         if os.path.isfile(voc.split_file(root, split)):
             return split
-    raise UsageError("no %s split in %s: expected one of %s" % (role, root, ", ".join(
-        voc.split_file(root, s) for s in candidates)))
+    raise UsageError("no %s split in %s: expected one of %s (for Pascal VOC's VOCdevkit folder use --dataset voc "
+                     "--dataset-root)" % (role, root, ", ".join(voc.split_file(root, s) for s in candidates)))
 
 
 def voc_format_folder(root):
     """Train and validation sets of a VOC-format folder; the classes are the object names found."""
     if not os.path.isdir(root):
         raise UsageError("--dataset %s: no such folder (use 'voc', 'coco' or a VOC-format folder)" % root)
-    train_split, val_split = find_split(root, FOLDER_TRAIN_SPLITS, "training"), find_split(root, FOLDER_VAL_SPLITS, "validation")
+    train_split = find_split(root, FOLDER_TRAIN_SPLITS, "training")
+    val_split = find_split(root, FOLDER_VAL_SPLITS, "validation")
     classes = sorted(voc.check_voc_split(root, train_split) | voc.check_voc_split(root, val_split))
     return (voc.voc_detection(root, [("", train_split)], classes),
             voc.voc_detection(root, [("", val_split)], classes), classes)
