@@ -31,6 +31,12 @@ LR = 0.004
 MIN_MAP = 0.2  # measured: 0.42-0.62 (seeds 1, 2); an untrained net scores about 0.005
 
 
+def thin_run_flags(synthetic, out):
+    """train_ssd.py's flags for the thin network on the synthetic set."""
+    return ["--network", "binary_densenet28", "--data-shape", str(DATA_SHAPE), "--dataset", synthetic,
+            "--batch-size", "8", "--num-workers", "1", "--save-prefix", out, "--no-progress"] + THIN_FLAGS
+
+
 def load_script(name):
     spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "detection", name + ".py"))
     module = importlib.util.module_from_spec(spec)
@@ -42,7 +48,7 @@ train_ssd = load_script("train_ssd")
 
 
 def run_train_ssd(argv):
-    """train_ssd.py's command line in this process: ``(exit status, stderr text)`` via ``run_script``."""
+    """train_ssd.py's command line run in this process, as ``run_script`` runs it: the exit status."""
     try:
         training.run_script(train_ssd.main, argv)
     except SystemExit as exit_:
@@ -199,6 +205,13 @@ def test_train_ssd_exits_2_naming_a_corrupt_annotation_file(synthetic, tmp_path,
     assert err.startswith("error: bad VOC annotation") and path in err and "<difficult>" in err
 
 
+def test_train_ssd_exits_2_for_a_backbone_checkpoint_of_another_network(synthetic, tmp_path, capsys):
+    save_classifier(tmp_path / "melius.params", "meliusnet22")
+    argv = thin_run_flags(synthetic, str(tmp_path) + os.sep) + ["--backbone-params", str(tmp_path / "melius.params")]
+    assert run_train_ssd(argv) == 2
+    assert "melius.params is not a binary_densenet28 checkpoint" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "voc", "--dataset-root", "/nonexistent/voc"], "Pascal VOC not found: /nonexistent/voc/VOC2007"),
     (["--dataset", "/nonexistent/folder"], "/nonexistent/folder: no such folder"),
@@ -210,11 +223,6 @@ def test_train_ssd_exits_2_for_a_missing_dataset(argv, message, capsys):
 
 
 # ---- training and detection ---------------------------------------------------------------------------
-def thin_run_flags(synthetic, out):
-    return ["--network", "binary_densenet28", "--data-shape", str(DATA_SHAPE), "--dataset", synthetic,
-            "--batch-size", "8", "--num-workers", "1", "--save-prefix", out, "--no-progress"] + THIN_FLAGS
-
-
 @pytest.fixture(scope="module")
 def trained(synthetic, tmp_path_factory):
     """A thin binary SSD trained for a few epochs by train_ssd.py (the command of docs/detection.md)."""
