@@ -9,7 +9,6 @@ recipes as command lines.
 import argparse
 import math
 import os
-import random
 import time
 
 import binary_models as bm  # first: it gives MXNet every core before mxnet is imported
@@ -144,15 +143,6 @@ def build_model(name, classes, options, ctx, pretrained=False, last_gamma=False)
         raise UsageError(str(err))
 
 
-def load_parameters(net, path, what, ctx):
-    if not os.path.isfile(os.path.expanduser(path)):
-        raise UsageError("%s not found: %s" % (what, path))
-    try:
-        net.load_parameters(os.path.expanduser(path), ctx=ctx)
-    except (mx.MXNetError, AssertionError, AttributeError, ValueError) as err:
-        raise UsageError("%s %s does not match the model: %s" % (what, path, str(err).splitlines()[0]))
-
-
 def load_data(opt, shard):
     common = dict(num_workers=opt.num_workers, shard=shard, seed=opt.seed)
     batch_size = opt.batch_size * max(1, opt.num_gpus)
@@ -169,43 +159,11 @@ def build_teacher(opt, classes, ctx):
     options = {"stem": opt.stem} if opt.stem and opt.teacher.lower() in bm.get_model_list() else {}
     teacher = build_model(opt.teacher, classes, options, ctx, pretrained=not opt.teacher_params)
     if opt.teacher_params:
-        load_parameters(teacher, opt.teacher_params, "--teacher-params", ctx)
+        training.load_parameters(teacher, opt.teacher_params, "--teacher-params", ctx)
     teacher.collect_params().setattr("grad_req", "null")
     if opt.mode == "hybrid":
         teacher.hybridize(static_alloc=True)
     return teacher
-
-
-def create_kvstore(name):
-    """``(kvstore or name, rank, num_workers, horovod module or None)``."""
-    if name == "horovod":
-        try:
-            import horovod.mxnet as hvd
-        except ImportError:
-            raise UsageError("--kvstore horovod needs Horovod built with MXNet support (pip install horovod)")
-        hvd.init()
-        return None, hvd.rank(), hvd.size(), hvd
-    if name.startswith("dist") and "DMLC_ROLE" not in os.environ:
-        raise UsageError("--kvstore %s needs the DMLC_* environment: start the script with "
-                         "python -m binary_models.launch -n WORKERS -s SERVERS -- python train_imagenet.py ..." % name)
-    kv = mx.kv.create(name)
-    return kv, kv.rank, kv.num_workers, None
-
-
-AUX_KEY_OFFSET = 1 << 24  # kvstore keys of BatchNorm statistics, clear of the Trainer's parameter indices
-
-
-def average_aux_states(net, kv, num_workers, initialized):
-    """Average BatchNorm's running statistics over the workers of a distributed kvstore, so that every
-    worker ends an epoch with the same model (the kvstore sums what the workers push)."""
-    aux = [p for p in net.collect_params().values() if p.grad_req == "null"]
-    for i, param in enumerate(aux):
-        key, data = AUX_KEY_OFFSET + i, param.data()
-        if not initialized:
-            kv.init(key, mx.nd.zeros_like(data))
-        kv.push(key, data)
-        kv.pull(key, out=data)
-        data /= num_workers
 
 
 def evaluate(net, val_data, batch_fn, ctx, dtype):
@@ -255,19 +213,13 @@ def make_trainer(net, opt, kv, hvd, num_batches):
                          update_on_kvstore=update_on_kvstore)
 
 
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    mx.random.seed(seed)
-
-
 def main(argv=None):
     opt = parse_args(argv)
-    kv, rank, num_workers, hvd = create_kvstore(opt.kvstore)
+    kv, rank, num_workers, hvd = training.create_kvstore(opt.kvstore)
     distributed = num_workers > 1
     is_chief = rank == 0
     ctx = [mx.gpu(i) for i in range(opt.num_gpus)] if opt.num_gpus > 0 else [mx.cpu()]
-    seed_everything(opt.seed)
+    training.seed_everything(opt.seed)
     data = load_data(opt, (rank, num_workers))
     os.makedirs(opt.save_dir, exist_ok=True)  # only once the data is there: a typo leaves no empty run folder
     logging_file = opt.logging_file
@@ -280,7 +232,7 @@ def main(argv=None):
 
     net = build_model(opt.model, data.classes, layer_options(opt), ctx, opt.use_pretrained, opt.last_gamma)
     if opt.resume_params:
-        load_parameters(net, opt.resume_params, "--resume-params", ctx)
+        training.load_parameters(net, opt.resume_params, "--resume-params", ctx)
     elif not opt.use_pretrained:
         # Glorot/Xavier Gaussian, magnitude 2 (MeliusNet and BinaryDenseNet train from scratch with it).
         net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=ctx)
@@ -307,11 +259,8 @@ def main(argv=None):
         trainer.load_states(opt.resume_states)
 
     history_path = os.path.join(opt.save_dir, "history.json")
-    history = {"train_loss": [], "train_accuracy": [], "val_top1": [], "val_top5": []}
-    if opt.resume_epoch and os.path.isfile(history_path):
-        import json
-        with open(history_path) as f:
-            history = {k: v[:opt.resume_epoch] for k, v in json.load(f).items()}
+    history = training.load_history(history_path, opt.resume_epoch,
+                                    ("train_loss", "train_accuracy", "val_top1", "val_top5"))
     train_metric = mx.metric.RMSE() if opt.mixup else mx.metric.Accuracy()
     prefix = os.path.join(opt.save_dir, "imagenet-%s" % opt.model)
     best_top1 = max(history["val_top1"], default=0.0)
@@ -319,7 +268,7 @@ def main(argv=None):
     aux_initialized = False
 
     for epoch in range(opt.resume_epoch, opt.num_epochs):
-        seed_everything(opt.seed + epoch)
+        training.seed_everything(opt.seed + epoch)
         data.start_epoch(epoch)
         train_metric.reset()
         loss_sum, loss_count = 0.0, 0
@@ -354,7 +303,7 @@ def main(argv=None):
                 btic = time.time()
         bar.close()
         if distributed and kv is not None:
-            average_aux_states(net, kv, num_workers, aux_initialized)
+            training.average_aux_states(net, kv, num_workers, aux_initialized)
             aux_initialized = True
         name, score = train_metric.get()
         throughput = int(batch_size * num_batches * num_workers / (time.time() - tic))

@@ -16,6 +16,7 @@ import mxnet as mx
 from .config import LayerConfig, layer_config
 
 _models = {}
+_kinds = {}  # name -> 'classification' | 'detection'
 
 LAYER_OPTIONS = tuple(f.name for f in dataclasses.fields(LayerConfig))
 # Arguments GluonCV's scripts pass to every model that these models have no use for.
@@ -35,16 +36,15 @@ def load_pretrained(net, name, root, ctx):
     if not os.path.isfile(path):
         raise FileNotFoundError(
             "pretrained=True: no weights for %r at %s. binary_models downloads nothing; train the model "
-            "(train_imagenet.py) or obtain its .params file and put it at that path (or pass root=...)."
+            "(train_imagenet.py, detection/train_ssd.py) or obtain its .params file and put it at that path "
+            "(or pass root=...)."
             % (name, path))
     net.load_parameters(path, ctx=ctx)
 
 
-def register_model(fn=None, *, layer_defaults=None):
-    """Register ``fn`` under its name as a GluonCV-style factory; ``layer_defaults`` are layer options the
-    model uses unless the caller gives others (e.g. Tang et al.'s two binarizations)."""
-    if fn is None:
-        return functools.partial(register_model, layer_defaults=layer_defaults)
+def model_factory(fn, layer_defaults=None):
+    """``fn`` as a GluonCV-style factory (``pretrained``, ``ctx``, ``root``; GluonCV's unused arguments
+    dropped; layer options applied with :func:`layer_config` while it builds), without registering it."""
     name = fn.__name__
 
     @functools.wraps(fn)
@@ -60,7 +60,18 @@ def register_model(fn=None, *, layer_defaults=None):
             load_pretrained(net, name, root or default_root(), ctx)
         return net
 
-    _models[name] = factory
+    return factory
+
+
+def register_model(fn=None, *, layer_defaults=None, kind="classification"):
+    """Register ``fn`` under its name as a :func:`model_factory`; ``layer_defaults`` are layer options the
+    model uses unless the caller gives others (e.g. Tang et al.'s two binarizations); ``kind``
+    ('classification' or 'detection') is what :func:`get_model_list` filters on."""
+    if fn is None:
+        return functools.partial(register_model, layer_defaults=layer_defaults, kind=kind)
+    factory = model_factory(fn, layer_defaults)
+    _models[fn.__name__] = factory
+    _kinds[fn.__name__] = kind
     return factory
 
 
@@ -68,10 +79,11 @@ def _ensure_registered():
     from . import models  # noqa: F401  (importing the families fills the registry)
 
 
-def get_model_list():
-    """Names of the models this package defines (GluonCV's own names work in ``get_model`` too)."""
+def get_model_list(kind="classification"):
+    """Names of this package's models of ``kind`` ('classification', 'detection', or None for all);
+    GluonCV's own names work in ``get_model`` too."""
     _ensure_registered()
-    return sorted(_models)
+    return sorted(name for name in _models if kind is None or _kinds[name] == kind)
 
 
 def _gluoncv_models():

@@ -140,3 +140,72 @@ def plot_curves(path, history, title=""):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def seed_everything(seed):
+    """Seed Python's, NumPy's and MXNet's generators (at the start of every epoch, with ``seed + epoch``,
+    so that a resumed run replays the same data order and augmentation)."""
+    import random
+    import numpy as np
+    import mxnet as mx
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def load_parameters(net, path, what, ctx=None):
+    """``net.load_parameters(path)``, or a :class:`UsageError` naming the flag ``what`` when the file is
+    missing or does not fit the network."""
+    import mxnet as mx
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise UsageError("%s not found: %s" % (what, path))
+    try:
+        net.load_parameters(path, ctx=ctx or mx.cpu())
+    except (mx.MXNetError, AssertionError, AttributeError, ValueError) as err:
+        raise UsageError("%s %s does not match the model: %s" % (what, path, str(err).splitlines()[0]))
+
+
+def load_history(path, start_epoch, keys):
+    """Per-epoch history for the curves: the first ``start_epoch`` entries of ``path`` when resuming,
+    else empty lists for ``keys``."""
+    history = {key: [] for key in keys}
+    if start_epoch and os.path.isfile(path):
+        with open(path) as f:
+            history.update({k: v[:start_epoch] for k, v in json.load(f).items()})
+    return history
+
+
+def create_kvstore(name):
+    """``(kvstore, rank, num_workers, horovod module or None)`` for ``--kvstore name``: MXNet's kvstore
+    (``dist_*`` needs the ``DMLC_*`` environment of :mod:`binary_models.launch`), or Horovod."""
+    import mxnet as mx
+    if name == "horovod":
+        try:
+            import horovod.mxnet as hvd
+        except ImportError:
+            raise UsageError("--kvstore horovod needs Horovod built with MXNet support (pip install horovod)")
+        hvd.init()
+        return None, hvd.rank(), hvd.size(), hvd
+    if name.startswith("dist") and "DMLC_ROLE" not in os.environ:
+        raise UsageError("--kvstore %s needs the DMLC_* environment: start the script with "
+                         "python -m binary_models.launch -n WORKERS -s SERVERS -- python SCRIPT ..." % name)
+    kv = mx.kv.create(name)
+    return kv, kv.rank, kv.num_workers, None
+
+
+AUX_KEY_OFFSET = 1 << 24  # kvstore keys of BatchNorm statistics, clear of the Trainer's parameter indices
+
+
+def average_aux_states(net, kv, num_workers, initialized):
+    """Average BatchNorm's running statistics over the workers of a distributed kvstore (which sums what
+    the workers push), so that every worker ends an epoch with the same model."""
+    import mxnet as mx
+    aux = [p for p in net.collect_params().values() if p.grad_req == "null"]
+    for i, param in enumerate(aux):
+        key, data = AUX_KEY_OFFSET + i, param.data()
+        if not initialized:
+            kv.init(key, mx.nd.zeros_like(data))
+        kv.push(key, data)
+        kv.pull(key, out=data)
+        data /= num_workers

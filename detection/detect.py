@@ -13,16 +13,13 @@ import json
 import os
 import sys
 
-from binary_models.training import use_all_cores
+import binary_models  # noqa: F401  (first: it gives MXNet every core before mxnet is imported)
+import numpy as np
+import mxnet as mx
 
-use_all_cores()
-
-import numpy as np  # noqa: E402
-import mxnet as mx  # noqa: E402
-
-from binary_models import training  # noqa: E402
-from binary_models.models import ssd  # noqa: E402
-from binary_models.training import UsageError  # noqa: E402
+from binary_models import training
+from binary_models.models import ssd
+from binary_models.training import UsageError
 
 MEAN_RGB = (0.485, 0.456, 0.406)  # SSDDefaultValTransform's normalisation
 STD_RGB = (0.229, 0.224, 0.225)

@@ -12,26 +12,21 @@ The paper's experiment (SSD512, BinaryDenseNet37 base, VOC07+12 trainval, VOC07 
         --backbone-params imagenet-binary_densenet37-best.params --gpus 0,1,2,3
 """
 import argparse
-import json
 import os
 import time
 
-from binary_models.training import use_all_cores
+import binary_models as bm  # first: it gives MXNet every core before mxnet is imported
+import numpy as np
+import mxnet as mx
+from mxnet import autograd, gluon
+from tqdm import tqdm
 
-use_all_cores()
-
-import numpy as np  # noqa: E402
-import mxnet as mx  # noqa: E402
-from mxnet import autograd, gluon  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-import binary_models as bm  # noqa: E402
-from binary_models import training, voc  # noqa: E402
-from binary_models.datasets import ShardSampler  # noqa: E402
-from binary_models.models import ssd  # noqa: E402
-from binary_models.models.common import STEMS  # noqa: E402
-from binary_models.training import UsageError  # noqa: E402
-import binary_models.optimizers  # noqa: E402,F401  (registers 'radam')
+from binary_models import training, voc
+from binary_models.datasets import ShardSampler
+from binary_models.models import ssd
+from binary_models.models.common import STEMS
+from binary_models.training import UsageError
+import binary_models.optimizers  # noqa: F401  (registers 'radam')
 
 OPTIMIZERS = ("adam", "radam", "sgd", "nag")
 KVSTORES = ("device", "local")
@@ -242,22 +237,13 @@ def build_network(name, kind, classes, opt, ctx):
         except (ValueError, mx.MXNetError) as err:
             raise UsageError(str(err).splitlines()[0])
     if opt.resume:
-        load_parameters(net, opt.resume, "--resume")
+        training.load_parameters(net, opt.resume, "--resume")
     init = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
     for param in net.collect_params().values():
         if param._data is None:
             param.initialize(default_init=init, ctx=ctx)
     net.collect_params().reset_ctx(ctx)
     return net
-
-
-def load_parameters(net, path, what, ctx=mx.cpu()):
-    if not os.path.isfile(path):
-        raise UsageError("%s not found: %s" % (what, path))
-    try:
-        net.load_parameters(path, ctx=ctx)
-    except (mx.MXNetError, AssertionError, AttributeError, ValueError) as err:
-        raise UsageError("%s %s does not match the network: %s" % (what, path, str(err).splitlines()[0]))
 
 
 def make_trainer(net, opt, num_batches):
@@ -330,25 +316,10 @@ def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, logger, num_
     return ce_metric.get()[1], smoothl1_metric.get()[1]
 
 
-def seed_everything(seed):
-    import random
-    random.seed(seed)
-    np.random.seed(seed)
-    mx.random.seed(seed)
-
-
-def load_history(path, start_epoch):
-    history = {"train_crossentropy_loss": [], "train_smoothl1_loss": [], "val_map": [], "val_ap": []}
-    if start_epoch and os.path.isfile(path):
-        with open(path) as f:
-            history.update({k: v[:start_epoch] for k, v in json.load(f).items()})
-    return history
-
-
 def main(argv=None):
     opt = parse_args(argv)
     ctx = [mx.gpu(int(i)) for i in opt.gpus.split(",") if i.strip()] or [mx.cpu()]
-    seed_everything(opt.seed)
+    training.seed_everything(opt.seed)
     kind, train_dataset, val_dataset, classes = get_dataset(opt)
     name = ssd.ssd_name(opt.data_shape, opt.network.lower(), kind)
     prefix = opt.save_prefix + name
@@ -369,11 +340,12 @@ def main(argv=None):
                 % (optimizer, len(bm.binary_weights(net)), opt.start_epoch))
 
     history_path = prefix + "_history.json"
-    history = load_history(history_path, opt.start_epoch)
+    history = training.load_history(history_path, opt.start_epoch, (
+        "train_crossentropy_loss", "train_smoothl1_loss", "val_map", "val_ap"))
     best_map = max([m for m in history["val_map"] if m is not None], default=0.0)
     start_time = time.time()
     for epoch in range(opt.start_epoch, opt.epochs):
-        seed_everything(opt.seed + epoch)
+        training.seed_everything(opt.seed + epoch)
         sampler.set_epoch(epoch)
         tic = time.time()
         ce, smoothl1 = train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, logger, num_batches)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import mxnet as mx
-from mxnet import autograd, gluon, nd
+from mxnet import gluon, nd
 
 import binary_models as bm
 from binary_models import optimizers  # noqa: F401  (registers 'radam')

@@ -178,9 +178,10 @@ def _dataset_classes(dataset, classes):
     return list(voc_classes() if dataset == "voc" else coco_classes())
 
 
-def ssd_factory(data_shape, backbone, dataset):
+def ssd_factory(data_shape, backbone, dataset, register=False):
     """The GluonCV-style factory of ``ssd_{data_shape}_{backbone}_{dataset}`` (``classes`` only for
-    ``_custom``), wrapped by :func:`register_model` for its layer options and GluonCV arguments."""
+    ``_custom``): registered (``register``, kind 'detection') or only wrapped by
+    :func:`~binary_models.model_zoo.model_factory` for its layer options and GluonCV arguments."""
     def factory(classes=None, backbone_params=None, **kwargs):
         net = build_ssd(backbone, data_shape, _dataset_classes(dataset, classes), dataset, **kwargs)
         if backbone_params:
@@ -191,24 +192,19 @@ def ssd_factory(data_shape, backbone, dataset):
                        "a classification checkpoint of the backbone to start from; GluonCV's "
                        "``pretrained_base`` is ignored (nothing is downloaded)."
                        % (data_shape, backbone, "custom classes" if dataset == "custom" else dataset.upper()))
-    wrapped = register_model(factory)
-    # Detectors stay out of get_model_list(), which lists (and tests iterate over) classifiers.
-    model_zoo._models.pop(factory.__name__)
-    return wrapped
+    return register_model(factory, kind="detection") if register else model_zoo.model_factory(factory)
 
 
 DETECTION_MODELS = {}
 for _shape, _backbone in REGISTERED_NETWORKS:
     for _dataset in DATASETS:
         _name = ssd_name(_shape, _backbone, _dataset)
-        DETECTION_MODELS[_name] = globals()[_name] = ssd_factory(_shape, _backbone, _dataset)
-# binary_models.get_model falls back to GluonCV's model dict, so this registers them for both.
-model_zoo._gluoncv_models().update(DETECTION_MODELS)
+        DETECTION_MODELS[_name] = globals()[_name] = ssd_factory(_shape, _backbone, _dataset, register=True)
 
 
 def get_detection_model_list():
     """Names of the registered SSD networks."""
-    return sorted(DETECTION_MODELS)
+    return model_zoo.get_model_list(kind="detection")
 
 
 SSD_NAME = re.compile(r"^ssd_(\d+)_(.+)_(%s)$" % "|".join(DATASETS))
