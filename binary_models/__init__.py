@@ -10,3 +10,12 @@ from .model_zoo import get_model, get_model_list, register_model, register_with_
 __version__ = "0.1.0"
 
 register_with_gluoncv()
+
+
+def __getattr__(name):
+    """``binary_models.convert``, imported on first use (the module is callable: ``binary_models.convert(net)``
+    is :func:`binary_models.convert.convert`), so that ``python -m binary_models.convert`` runs cleanly."""
+    if name == "convert":
+        import importlib
+        return importlib.import_module(__name__ + ".convert")
+    raise AttributeError("module 'binary_models' has no attribute %r" % name)

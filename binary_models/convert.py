@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import types
 import warnings
 
 import mxnet as mx
@@ -214,6 +215,17 @@ def main(argv=None):
     print("packed parameters: %s  %.2f MB (%.1fx smaller)" % (params_file, packed_mb, float_mb / packed_mb))
     print("packed symbol:     %s" % symbol_file)
     return 0
+
+
+class _CallableModule(types.ModuleType):
+    """Makes ``binary_models.convert(net)`` call :func:`convert` while ``binary_models.convert`` stays the
+    module (for ``save_packed``, ``load_packed`` and ``python -m binary_models.convert``)."""
+
+    def __call__(self, net):
+        return convert(net)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 if __name__ == "__main__":

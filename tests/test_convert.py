@@ -97,6 +97,7 @@ def test_convert_replaces_binary_layers_by_type_and_leaves_the_original(rng):
     assert packed.anything.scale.shape == (8,)
     np.testing.assert_allclose(packed(x).asnumpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(net(x).asnumpy(), expected, rtol=1e-5)
+    assert isinstance(bm.convert(net).anything, BinaryConv2D)  # the package-level spelling of the issue
 
 
 def test_layers_without_a_packed_kernel_stay_float(rng):
