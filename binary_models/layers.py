@@ -111,9 +111,18 @@ class QConv2D(_QuantizedLayer):
         first_plane = F.slice_axis(F.slice_axis(x, axis=0, begin=0, end=1), axis=1, begin=0, end=1)
         border = F.pad(F.zeros_like(F.stop_gradient(first_plane)), mode="constant", constant_value=1,
                        pad_width=(0, 0, 0, 0, ph, ph, pw, pw))
-        tap_sums = F.sum(weight, axis=1, keepdims=True)
+        tap_sums = F.Convolution(weight, self._ones_over_input_channels(F, weight), kernel=(1, 1), num_filter=1,
+                                 no_bias=True)
         return self.pad_value * F.Convolution(border, tap_sums, kernel=self.kernel_size, stride=self.strides,
                                               dilate=self.dilation, num_filter=self.channels, no_bias=True)
+
+    @staticmethod
+    def _ones_over_input_channels(F, weight):
+        """A (1, C_in/groups, 1, 1) kernel of ones: a 1x1 convolution with it sums the weights over their
+        input channels (MXNet's ``sum`` over a middle axis is ~15x slower and ran in every forward pass)."""
+        first_tap = F.slice_axis(F.slice_axis(F.slice_axis(weight, axis=0, begin=0, end=1),
+                                              axis=2, begin=0, end=1), axis=3, begin=0, end=1)
+        return F.ones_like(F.stop_gradient(first_tap))
 
     def hybrid_forward(self, F, x, weight):
         x, qweight = self._quantize_input(F, x), self._quantize_weight(F, weight)
