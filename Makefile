@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 install: $(STAMP)
 
 # Re-install only when the package metadata changes; a second run starts in seconds.
-$(STAMP): setup.py
+$(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
 	touch $(STAMP)
@@ -26,4 +26,4 @@ demo: native
 	$(PY) -m binary_models.demo
 
 clean:
-	rm -rf $(VENV) native/build demo_output
+	rm -rf $(VENV) native/build build demo_output

@@ -1,5 +1,46 @@
-"""binary-models: binary neural networks for MXNet Gluon and GluonCV."""
+"""binary-models: binary neural networks for MXNet Gluon and GluonCV.
+
+A wheel (``pip install .``) carries the native operator library, built here with ``make -C native``
+against the headers of the mxnet wheel in the build environment (``pyproject.toml`` asks for it). An
+editable install (``pip install -e .``, what ``make`` does) builds nothing: the checkout's
+``native/build/`` is built by ``make native`` or on the first ``binary_models.native.load()``.
+"""
+import os
+import subprocess
+import sys
+
 from setuptools import setup, find_packages
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NATIVE_LIBRARY = "libbinary_models_native.so"
+
+
+class BuildPyWithNative(build_py):
+    """``build_py`` that also compiles ``native/`` and puts the library inside the ``binary_models`` package."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        build_dir = os.path.abspath(os.path.join(self.get_finalized_command("build").build_temp, "native"))
+        command = ["make", "-s", "-j2", "-C", os.path.join(HERE, "native"), "BUILD=" + build_dir,
+                   "PYTHON=" + sys.executable, os.path.join(build_dir, NATIVE_LIBRARY)]
+        try:
+            subprocess.run(command, check=True)
+        except (OSError, subprocess.CalledProcessError) as err:
+            sys.exit("binary_models: building the native library failed (%s): it needs make, a C++17 compiler "
+                     "with OpenMP (g++) and mxnet==1.9.1 in the build environment" % err)
+        self.copy_file(os.path.join(build_dir, NATIVE_LIBRARY), os.path.join(self.build_lib, "binary_models"))
+
+
+class NativeDistribution(Distribution):
+    """The wheel holds a compiled library, so it is tagged for this platform, not ``py3-none-any``."""
+
+    def has_ext_modules(self):
+        return True
+
 
 setup(
     name="binary_models",
@@ -18,4 +59,6 @@ setup(
         "tqdm",
     ],
     extras_require={"test": ["pytest"]},
+    cmdclass={"build_py": BuildPyWithNative},
+    distclass=NativeDistribution,
 )

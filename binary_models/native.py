@@ -1,8 +1,9 @@
 """Finds, builds and loads the native library of binary operators (``native/``) into MXNet.
 
 After :func:`load`, ``mx.nd`` and ``mx.sym`` have ``binary_conv2d``, ``binary_dense`` and
-``binary_pack_weights`` (documented in ``docs/native.md``). In a source checkout the library is built with
-``make -C native`` when it is missing or older than its sources; the environment variable
+``binary_pack_weights`` (documented in ``docs/native.md``). In a source checkout (an editable install) the
+library is built with ``make -C native`` when it is missing or older than its sources; an installed wheel
+carries it inside the package, built by ``pip install``. The environment variable
 ``BINARY_MODELS_NATIVE_LIB`` names a prebuilt library instead (then nothing is built).
 
 Importing :mod:`binary_models` never needs the library; only converted models do.
@@ -19,7 +20,8 @@ import mxnet as mx
 LIBRARY_NAME = "libbinary_models_native.so"
 OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights")
 LIBRARY_ENV = "BINARY_MODELS_NATIVE_LIB"
-NATIVE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "native")
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+NATIVE_DIR = os.path.join(os.path.dirname(PACKAGE_DIR), "native")
 
 _lock = threading.Lock()
 
@@ -28,9 +30,19 @@ class NativeLibraryError(RuntimeError):
     """The native library cannot be built or loaded."""
 
 
+def in_checkout():
+    """True when the package runs from a source checkout that has the native sources beside it."""
+    return os.path.isfile(os.path.join(NATIVE_DIR, "mxnet_ops.cc"))
+
+
 def library_path():
-    """The library :func:`load` uses: ``$BINARY_MODELS_NATIVE_LIB``, else ``native/build/`` of the checkout."""
-    return os.path.abspath(os.environ.get(LIBRARY_ENV) or os.path.join(NATIVE_DIR, "build", LIBRARY_NAME))
+    """The library :func:`load` uses: ``$BINARY_MODELS_NATIVE_LIB``, else ``native/build/`` of the checkout,
+    else the one an installed wheel carries in the package."""
+    if os.environ.get(LIBRARY_ENV):
+        return os.path.abspath(os.environ[LIBRARY_ENV])
+    if in_checkout():
+        return os.path.join(NATIVE_DIR, "build", LIBRARY_NAME)
+    return os.path.join(PACKAGE_DIR, LIBRARY_NAME)
 
 
 def is_loaded():
@@ -65,11 +77,15 @@ def load():
         path = library_path()
         if is_loaded():
             return path
-        if not os.environ.get(LIBRARY_ENV):
+        if not os.environ.get(LIBRARY_ENV) and in_checkout():
             build()
         if not os.path.isfile(path):
-            raise NativeLibraryError("native library %s does not exist%s" % (
-                path, " (%s is set)" % LIBRARY_ENV if os.environ.get(LIBRARY_ENV) else ""))
+            if os.environ.get(LIBRARY_ENV):
+                why = "%s is set" % LIBRARY_ENV
+            else:
+                why = "this installation has no native sources and its wheel carries no library; reinstall with " \
+                      "make and g++ present, or set %s" % LIBRARY_ENV
+            raise NativeLibraryError("native library %s does not exist (%s)" % (path, why))
         try:
             mx.library.load(path, verbose=False)
         except mx.MXNetError as err:
