@@ -55,17 +55,10 @@ def parse_args(argv=None):
     train.add_argument("--batch-size", type=int, default=32, help="batch size per device (and per worker)")
     train.add_argument("--num-epochs", type=int, default=120)
     train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    train.add_argument("--lr", type=float, default=0.002, help="base learning rate")
-    train.add_argument("--momentum", type=float, default=0.9, help="momentum of sgd and nag")
+    training.add_schedule_arguments(train, lr=0.002, lr_mode="cosine", lr_decay_epoch="100,110")
     train.add_argument("--wd", type=float, default=0.0,
                        help="weight decay (binary weights never decay; the papers state none)")
     train.add_argument("--no-wd", action="store_true", help="no weight decay on BatchNorm and bias parameters")
-    train.add_argument("--lr-mode", default="cosine", choices=training.LR_MODES)
-    train.add_argument("--lr-decay", type=float, default=0.1, help="factor of each step decay")
-    train.add_argument("--lr-decay-period", type=int, default=0, help="decay every N epochs (0: use --lr-decay-epoch)")
-    train.add_argument("--lr-decay-epoch", default="100,110", help="epochs of the step decays")
-    train.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate at the start of the warm-up")
-    train.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear warm-up")
     train.add_argument("--label-smoothing", action="store_true", help="label smoothing with eta=0.1")
     train.add_argument("--mixup", action="store_true", help="train with mixup")
     train.add_argument("--mixup-alpha", type=float, default=0.2, help="mixup's Beta(alpha, alpha)")
@@ -184,13 +177,7 @@ def evaluate(net, val_data, batch_fn, ctx, dtype):
 
 
 def make_trainer(net, opt, kv, hvd, num_batches):
-    schedule_epochs = ([int(e) for e in range(opt.lr_decay_period, opt.num_epochs, opt.lr_decay_period)]
-                       if opt.lr_decay_period > 0 else training.parse_epochs(opt.lr_decay_epoch))
-    schedule = training.lr_schedule(opt.lr_mode, opt.lr, opt.num_epochs, num_batches, opt.warmup_epochs,
-                                    opt.warmup_lr, opt.lr_decay, schedule_epochs)
-    params = {"learning_rate": opt.lr, "wd": opt.wd, "lr_scheduler": schedule}
-    if opt.optimizer in ("sgd", "nag"):
-        params["momentum"] = opt.momentum
+    params = training.optimizer_params(opt, opt.optimizer, opt.num_epochs, num_batches)
     if opt.dtype != "float32":
         params["multi_precision"] = True
     if opt.no_wd:

@@ -122,7 +122,7 @@ def plot_predictions(path, images, labels, predicted, count=32):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .training import atomic_path
+    from .training import save_png
     columns = 8
     fig, axes = plt.subplots(count // columns, columns, figsize=(columns * 1.3, count // columns * 1.5))
     for ax, image, label, guess in zip(axes.ravel(), images, labels, predicted):
@@ -131,9 +131,7 @@ def plot_predictions(path, images, labels, predicted, count=32):
         ax.axis("off")
     fig.suptitle("%s, packed 1-bit model: predicted labels (red: wrong)" % MODEL)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    save_png(fig, path, dpi=90)
 
 
 def summarize(out_dir, check, training):

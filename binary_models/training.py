@@ -81,6 +81,31 @@ def lr_schedule(mode, base_lr, num_epochs, iters_per_epoch, warmup_epochs=0, war
     return schedule
 
 
+def add_schedule_arguments(group, lr, lr_mode, lr_decay_epoch):
+    """The learning-rate flags both training scripts share (GluonCV's names), with per-script defaults."""
+    group.add_argument("--lr", type=float, default=lr, help="base learning rate")
+    group.add_argument("--lr-mode", default=lr_mode, choices=LR_MODES)
+    group.add_argument("--lr-decay", type=float, default=0.1, help="factor of each step decay")
+    group.add_argument("--lr-decay-period", type=int, default=0, help="decay every N epochs (0: use --lr-decay-epoch)")
+    group.add_argument("--lr-decay-epoch", default=lr_decay_epoch, help="epochs of the step decays")
+    group.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate at the start of the warm-up")
+    group.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear warm-up")
+    group.add_argument("--momentum", type=float, default=0.9, help="momentum of sgd and nag")
+
+
+def optimizer_params(opt, optimizer, num_epochs, iters_per_epoch):
+    """Trainer arguments from the flags of :func:`add_schedule_arguments` and ``--wd``: learning rate,
+    weight decay, the :func:`lr_schedule`, and momentum for sgd/nag."""
+    decay_epochs = (list(range(opt.lr_decay_period, num_epochs, opt.lr_decay_period)) if opt.lr_decay_period > 0
+                    else parse_epochs(opt.lr_decay_epoch))
+    schedule = lr_schedule(opt.lr_mode, opt.lr, num_epochs, iters_per_epoch, opt.warmup_epochs, opt.warmup_lr,
+                           opt.lr_decay, decay_epochs)
+    params = {"learning_rate": opt.lr, "wd": opt.wd, "lr_scheduler": schedule}
+    if optimizer in ("sgd", "nag"):
+        params["momentum"] = opt.momentum
+    return params
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (an atomic
@@ -137,8 +162,15 @@ def plot_curves(path, history, title=""):
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
+    save_png(fig, path)
+
+
+def save_png(fig, path, **savefig_options):
+    """Write a matplotlib figure to ``path`` as PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+    savefig_options.setdefault("dpi", 100)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", **savefig_options)
     plt.close(fig)
 
 

@@ -129,9 +129,7 @@ def draw(path, image, detections, classes):
     scores = np.array([d["score"] for d in detections])
     viz.plot_bbox(image, boxes, scores, labels, thresh=0, class_names=classes, ax=ax)
     ax.set_axis_off()
-    with training.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight", dpi=100)
-    plt.close(fig)
+    training.save_png(fig, path, bbox_inches="tight")
 
 
 def main(argv=None):

@@ -61,13 +61,7 @@ def parse_args(argv=None):
     parser.add_argument("--start-epoch", type=int, default=0, help="first epoch to train when resuming")
     parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                         help="default: adam for a binary backbone, sgd for a full-precision one")
-    parser.add_argument("--lr", type=float, default=0.001, help="learning rate")
-    parser.add_argument("--lr-mode", default="step", choices=training.LR_MODES)
-    parser.add_argument("--lr-decay", type=float, default=0.1, help="factor of each step decay")
-    parser.add_argument("--lr-decay-epoch", default="160,200", help="epochs of the step decays")
-    parser.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear warm-up")
-    parser.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate at the start of the warm-up")
-    parser.add_argument("--momentum", type=float, default=0.9, help="momentum of sgd and nag")
+    training.add_schedule_arguments(parser, lr=0.001, lr_mode="step", lr_decay_epoch="160,200")
     parser.add_argument("--wd", type=float, default=0.0005,
                         help="weight decay (binary weights never decay: their wd_mult is 0)")
     parser.add_argument("--log-interval", type=int, default=100, help="batches between log lines (0: none)")
@@ -248,11 +242,7 @@ def build_network(name, kind, classes, opt, ctx):
 
 def make_trainer(net, opt, num_batches):
     optimizer = opt.optimizer or ("adam" if bm.binary_weights(net) else "sgd")
-    schedule = training.lr_schedule(opt.lr_mode, opt.lr, opt.epochs, num_batches, opt.warmup_epochs,
-                                    opt.warmup_lr, opt.lr_decay, training.parse_epochs(opt.lr_decay_epoch))
-    params = {"learning_rate": opt.lr, "wd": opt.wd, "lr_scheduler": schedule}
-    if optimizer in ("sgd", "nag"):
-        params["momentum"] = opt.momentum
+    params = training.optimizer_params(opt, optimizer, opt.epochs, num_batches)
     trainer = gluon.Trainer(net.collect_params(), optimizer, params, kvstore=opt.kvstore)
     states = os.path.splitext(opt.resume)[0] + ".states" if opt.resume else ""
     if states and os.path.isfile(states):

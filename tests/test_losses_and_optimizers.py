@@ -1,5 +1,6 @@
 """Training objective (label smoothing, mixup, distillation, bipolar term), RAdam and the lr schedule
 against their formulas in NumPy."""
+import argparse
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ from mxnet import gluon, nd
 import binary_models as bm
 from binary_models import optimizers  # noqa: F401  (registers 'radam')
 from binary_models.losses import TrainingObjective, mixup, smooth_targets
-from binary_models.training import lr_schedule
+from binary_models.training import add_schedule_arguments, lr_schedule, optimizer_params
 
 
 def log_softmax(z):
@@ -157,3 +158,17 @@ def test_lr_schedule_step_decays_at_absolute_epochs_after_warmup():
     assert schedule(100) == pytest.approx(1e-4)
     assert schedule(99) == pytest.approx(1e-3)
     assert schedule(115) == pytest.approx(1e-5)
+
+
+def test_schedule_flags_give_a_periodic_step_schedule_and_momentum_only_for_sgd():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--wd", type=float, default=1e-4)
+    add_schedule_arguments(parser, lr=0.1, lr_mode="step", lr_decay_epoch="100,110")
+    opt = parser.parse_args(["--lr-decay-period", "30", "--lr-decay", "0.5"])
+    params = optimizer_params(opt, "sgd", num_epochs=90, iters_per_epoch=2)
+    assert params["learning_rate"] == 0.1 and params["wd"] == 1e-4 and params["momentum"] == 0.9
+    schedule = params["lr_scheduler"]
+    assert [schedule(2 * e) for e in (29, 30, 59, 60, 89)] == pytest.approx([0.1, 0.05, 0.05, 0.025, 0.025])
+    assert "momentum" not in optimizer_params(opt, "adam", num_epochs=90, iters_per_epoch=2)
+    explicit = parser.parse_args(["--lr-decay-epoch", "10"])
+    assert optimizer_params(explicit, "adam", 20, 1)["lr_scheduler"](15) == pytest.approx(0.01)
