@@ -12,16 +12,16 @@ import os
 import time
 
 import binary_models as bm  # first: it gives MXNet every core before mxnet is imported
-import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
-from tqdm import tqdm
 
-from binary_models import datasets, training
-from binary_models.config import ACTIVATION_METHODS, SCALING_METHODS, WEIGHT_BITS
+from binary_models import datasets, distributed, files, schedules
+from binary_models.cli import UsageError, run_script
+from binary_models.config import SCALING_METHODS, WEIGHT_BITS
 from binary_models.losses import TrainingObjective
 from binary_models.models.common import STEMS
-from binary_models.training import UsageError
+from binary_models.quantization import ACTIVATION_QUANTIZERS
+from binary_models.training import RunFiles, TrainingRun, setup_logger, seed_everything
 import binary_models.optimizers  # noqa: F401  (registers 'radam')
 
 OPTIMIZERS = ("adam", "radam", "sgd", "nag")
@@ -55,7 +55,7 @@ def parse_args(argv=None):
     train.add_argument("--batch-size", type=int, default=32, help="batch size per device (and per worker)")
     train.add_argument("--num-epochs", type=int, default=120)
     train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    training.add_schedule_arguments(train, lr=0.002, lr_mode="cosine", lr_decay_epoch="100,110")
+    schedules.add_schedule_arguments(train, lr=0.002, lr_mode="cosine", lr_decay_epoch="100,110")
     train.add_argument("--wd", type=float, default=0.0,
                        help="weight decay (binary weights never decay; the papers state none)")
     train.add_argument("--no-wd", action="store_true", help="no weight decay on BatchNorm and bias parameters")
@@ -79,7 +79,7 @@ def parse_args(argv=None):
     binary.add_argument("--bits", type=int, choices=WEIGHT_BITS, help="weight bits (default 1)")
     binary.add_argument("--bits-a", type=int, choices=WEIGHT_BITS, help="activation bits (default 1)")
     binary.add_argument("--clip-threshold", type=float, help="t_clip of the straight-through estimator (default 1.3)")
-    binary.add_argument("--activation-method", choices=ACTIVATION_METHODS, help="backward of 1-bit activations")
+    binary.add_argument("--activation-method", choices=tuple(ACTIVATION_QUANTIZERS), help="backward of 1-bit activations")
     binary.add_argument("--binarizations", type=int, help="Tang et al.'s m activation binarizations")
     binary.add_argument("--scaling", choices=SCALING_METHODS, help="output scaling of binary layers")
     binary.add_argument("--stem", choices=STEMS, help="first layers (default: the model's; thumbnail for digits)")
@@ -152,7 +152,7 @@ def build_teacher(opt, classes, ctx):
     options = {"stem": opt.stem} if opt.stem and opt.teacher.lower() in bm.get_model_list() else {}
     teacher = build_model(opt.teacher, classes, options, ctx, pretrained=not opt.teacher_params)
     if opt.teacher_params:
-        training.load_parameters(teacher, opt.teacher_params, "--teacher-params", ctx)
+        files.load_parameters(teacher, opt.teacher_params, "--teacher-params", ctx)
     teacher.collect_params().setattr("grad_req", "null")
     if opt.mode == "hybrid":
         teacher.hybridize(static_alloc=True)
@@ -177,7 +177,7 @@ def evaluate(net, val_data, batch_fn, ctx, dtype):
 
 
 def make_trainer(net, opt, kv, hvd, num_batches):
-    params = training.optimizer_params(opt, opt.optimizer, opt.num_epochs, num_batches)
+    params = schedules.optimizer_params(opt, opt.optimizer, opt.num_epochs, num_batches)
     if opt.dtype != "float32":
         params["multi_precision"] = True
     if opt.no_wd:
@@ -200,26 +200,62 @@ def make_trainer(net, opt, kv, hvd, num_batches):
                          update_on_kvstore=update_on_kvstore)
 
 
+def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num_batches, num_workers):
+    """One epoch over ``data.train``: returns ``(metric name, score, mean loss)``."""
+    batch_size = opt.batch_size * len(ctx)
+    train_metric = mx.metric.RMSE() if opt.mixup else mx.metric.Accuracy()
+    loss_sum, loss_count = 0.0, 0
+    btic = time.time()
+    for i, batch in enumerate(data.train):
+        if i >= num_batches:
+            break
+        inputs, labels = data.batch_fn(batch, ctx)
+        lam = objective.mixup_lambda(epoch)
+        prepared = [objective.inputs_and_targets(x.astype(opt.dtype, copy=False), y, lam)
+                    for x, y in zip(inputs, labels)]
+        soft = [objective.teacher_targets(x) for x, _ in prepared]
+        with autograd.record():
+            results = [objective(net, x, t, s) for (x, t), s in zip(prepared, soft)]
+        autograd.backward([losses for losses, _ in results])
+        trainer.step(batch_size * num_workers)
+        if opt.bipolar_reg:
+            bm.clip_binary_weights(net)
+        outputs = [out for _, out in results]
+        train_metric.update([t for _, t in prepared] if opt.mixup else labels, outputs)
+        loss_sum += sum(float(losses.sum().asscalar()) for losses, _ in results)
+        loss_count += batch_size
+        bar.update(1)
+        bar.set_postfix(loss="%.4f" % (loss_sum / loss_count), lr="%.2g" % trainer.learning_rate)
+        if opt.log_interval and (i + 1) % opt.log_interval == 0:
+            name, score = train_metric.get()
+            logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tloss=%f\tlr=%f" % (
+                epoch, i, batch_size * opt.log_interval / (time.time() - btic), name, score,
+                loss_sum / loss_count, trainer.learning_rate))
+            btic = time.time()
+    name, score = train_metric.get()
+    return name, score, loss_sum / max(loss_count, 1)
+
+
 def main(argv=None):
     opt = parse_args(argv)
-    kv, rank, num_workers, hvd = training.create_kvstore(opt.kvstore)
-    distributed = num_workers > 1
+    kv, rank, num_workers, hvd = distributed.create_kvstore(opt.kvstore)
+    distributed_run = num_workers > 1
     is_chief = rank == 0
     ctx = [mx.gpu(i) for i in range(opt.num_gpus)] if opt.num_gpus > 0 else [mx.cpu()]
-    training.seed_everything(opt.seed)
+    seed_everything(opt.seed)
     data = load_data(opt, (rank, num_workers))
     os.makedirs(opt.save_dir, exist_ok=True)  # only once the data is there: a typo leaves no empty run folder
     logging_file = opt.logging_file
     if logging_file and not os.path.dirname(logging_file):
         logging_file = os.path.join(opt.save_dir, logging_file)
-    logger = training.setup_logger(logging_file, enabled=is_chief)
+    logger = setup_logger(logging_file, enabled=is_chief)
     logger.info(opt)
     batch_size = opt.batch_size * len(ctx)
     num_batches = data.num_train // batch_size
 
     net = build_model(opt.model, data.classes, layer_options(opt), ctx, opt.use_pretrained, opt.last_gamma)
     if opt.resume_params:
-        training.load_parameters(net, opt.resume_params, "--resume-params", ctx)
+        files.load_parameters(net, opt.resume_params, "--resume-params", ctx)
     elif not opt.use_pretrained:
         # Glorot/Xavier Gaussian, magnitude 2 (MeliusNet and BinaryDenseNet train from scratch with it).
         net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=ctx)
@@ -245,95 +281,48 @@ def main(argv=None):
             raise UsageError("--resume-states not found: %s" % opt.resume_states)
         trainer.load_states(opt.resume_states)
 
-    history_path = os.path.join(opt.save_dir, "history.json")
-    history = training.load_history(history_path, opt.resume_epoch,
-                                    ("train_loss", "train_accuracy", "val_top1", "val_top5"))
-    train_metric = mx.metric.RMSE() if opt.mixup else mx.metric.Accuracy()
-    prefix = os.path.join(opt.save_dir, "imagenet-%s" % opt.model)
-    best_top1 = max(history["val_top1"], default=0.0)
-    start_time = time.time()
+    model_kwargs = dict(classes=data.classes, **layer_options(opt))
+    run_files = RunFiles(os.path.join(opt.save_dir, "imagenet-%s" % opt.model), "-",
+                         history=os.path.join(opt.save_dir, "history.json"),
+                         curves=os.path.join(opt.save_dir, "training_curve.png"),
+                         summary=os.path.join(opt.save_dir, "summary.json"), log=logging_file)
+    run = TrainingRun(run_files, dict(model=opt.model, model_kwargs=model_kwargs, input_size=opt.input_size,
+                                      classes=data.classes, dataset=opt.dataset),
+                      ("train_loss", "train_accuracy", "val_top1", "val_top5"), "val_top1", opt.num_epochs,
+                      opt.resume_epoch, opt.seed, opt.save_frequency,
+                      curves={"train loss": "train_loss", "val top-1": "val_top1", "val top-5": "val_top5",
+                              "train accuracy": "train_accuracy"},
+                      title="%s on %s" % (opt.model, opt.dataset), is_chief=is_chief, progress=not opt.no_progress)
     aux_initialized = False
-
-    for epoch in range(opt.resume_epoch, opt.num_epochs):
-        training.seed_everything(opt.seed + epoch)
+    for epoch in run.epochs():
         data.start_epoch(epoch)
-        train_metric.reset()
-        loss_sum, loss_count = 0.0, 0
-        tic = btic = time.time()
-        bar = tqdm(total=num_batches, desc="epoch %d/%d" % (epoch + 1, opt.num_epochs), unit="batch",
-                   disable=opt.no_progress or not is_chief, leave=False, dynamic_ncols=True)
-        for i, batch in enumerate(data.train):
-            if i >= num_batches:
-                break
-            inputs, labels = data.batch_fn(batch, ctx)
-            lam = objective.mixup_lambda(epoch)
-            prepared = [objective.inputs_and_targets(x.astype(opt.dtype, copy=False), y, lam)
-                        for x, y in zip(inputs, labels)]
-            soft = [objective.teacher_targets(x) for x, _ in prepared]
-            with autograd.record():
-                results = [objective(net, x, t, s) for (x, t), s in zip(prepared, soft)]
-            autograd.backward([losses for losses, _ in results])
-            trainer.step(batch_size * num_workers)
-            if opt.bipolar_reg:
-                bm.clip_binary_weights(net)
-            outputs = [out for _, out in results]
-            train_metric.update([t for _, t in prepared] if opt.mixup else labels, outputs)
-            loss_sum += sum(float(losses.sum().asscalar()) for losses, _ in results)
-            loss_count += batch_size
-            bar.update(1)
-            bar.set_postfix(loss="%.4f" % (loss_sum / loss_count), lr="%.2g" % trainer.learning_rate)
-            if opt.log_interval and (i + 1) % opt.log_interval == 0:
-                name, score = train_metric.get()
-                logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tloss=%f\tlr=%f" % (
-                    epoch, i, batch_size * opt.log_interval / (time.time() - btic), name, score,
-                    loss_sum / loss_count, trainer.learning_rate))
-                btic = time.time()
-        bar.close()
-        if distributed and kv is not None:
-            training.average_aux_states(net, kv, num_workers, aux_initialized)
+        tic = time.time()
+        with run.progress(epoch, num_batches) as bar:
+            name, score, train_loss = train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger,
+                                                  num_batches, num_workers)
+        if distributed_run and kv is not None:
+            distributed.average_aux_states(net, kv, num_workers, aux_initialized)
             aux_initialized = True
-        name, score = train_metric.get()
         throughput = int(batch_size * num_batches * num_workers / (time.time() - tic))
         top1, top5 = evaluate(net, data.val, data.batch_fn, ctx, opt.dtype)
-        train_loss = loss_sum / max(loss_count, 1)
         logger.info("[Epoch %d] training: %s=%f\tloss=%f\tlr=%f" % (epoch, name, score, train_loss,
                                                                      trainer.learning_rate))
         logger.info("[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, throughput, time.time() - tic))
         logger.info("[Epoch %d] validation: top1=%f top5=%f err-top1=%f err-top5=%f" % (
             epoch, top1, top5, 1 - top1, 1 - top5))
-        for key, value in (("train_loss", train_loss), ("train_accuracy", score if not opt.mixup else math.nan),
-                           ("val_top1", top1), ("val_top5", top5)):
-            history[key].append(value)
-        if not is_chief:
-            continue
-        if top1 > best_top1:
-            best_top1 = top1
-            training.save_checkpoint(prefix + "-best", net)
-        if (opt.save_frequency and (epoch + 1) % opt.save_frequency == 0) or epoch + 1 == opt.num_epochs:
-            training.save_checkpoint("%s-%d" % (prefix, epoch), net, trainer)
-        training.write_json(history_path, history)
-        training.plot_curves(os.path.join(opt.save_dir, "training_curve.png"),
-                             {"train loss": history["train_loss"], "val top-1": history["val_top1"],
-                              "val top-5": history["val_top5"], "train accuracy": history["train_accuracy"]},
-                             title="%s on %s" % (opt.model, opt.dataset))
+        run.end_epoch(epoch, {"train_loss": train_loss, "train_accuracy": score if not opt.mixup else math.nan,
+                              "val_top1": top1, "val_top5": top5}, net, trainer)
 
-    wall = time.time() - start_time
-    if distributed:
+    if distributed_run:
         # Every worker keeps its final weights, so that their agreement can be checked.
-        training.save_checkpoint("%s-final-rank%d" % (prefix, rank), net)
-    if is_chief:
-        best = int(np.argmax(history["val_top1"])) if history["val_top1"] else None
-        summary = dict(model=opt.model, dataset=opt.dataset, args=vars(opt), epochs=opt.num_epochs,
-                       best_epoch=best, best_top1=history["val_top1"][best] if best is not None else None,
-                       best_top5=history["val_top5"][best] if best is not None else None,
-                       final_top1=history["val_top1"][-1] if history["val_top1"] else None,
-                       wall_time_s=wall, num_workers=num_workers, classes=data.classes,
-                       model_kwargs=dict(classes=data.classes, **layer_options(opt)))
-        training.write_json(os.path.join(opt.save_dir, "summary.json"), summary)
-        logger.info("best validation: top1=%s top5=%s (epoch %s); wall time %.1f s; outputs in %s"
-                    % (summary["best_top1"], summary["best_top5"], best, wall, os.path.abspath(opt.save_dir)))
+        files.save_checkpoint(run_files.checkpoint("final-rank%d" % rank), net)
+    summary = run.finish({"top1": "val_top1", "top5": "val_top5"}, model=opt.model, dataset=opt.dataset,
+                         args=vars(opt), num_workers=num_workers, classes=data.classes, model_kwargs=model_kwargs)
+    logger.info("best validation: top1=%s top5=%s (epoch %s); wall time %.1f s; outputs in %s"
+                % (summary["best_top1"], summary["best_top5"], summary["best_epoch"], summary["wall_time_s"],
+                   os.path.abspath(opt.save_dir)))
     return 0
 
 
 if __name__ == "__main__":
-    training.run_script(main)
+    run_script(main)

@@ -1,5 +1,15 @@
 """binary-models: binary neural networks (1-bit weights and activations) for MXNet Gluon and GluonCV."""
-from .training import use_all_cores
+import os
+import sys
+
+
+def use_all_cores():
+    """Give MXNet's OpenMP pool every core unless the user chose (``OMP_NUM_THREADS``): MXNet's pip wheel
+    defaults to the number of *physical* cores, 1 on a 2-vCPU machine, which halves its speed there. Only
+    effective before ``mxnet`` is first imported; ``import binary_models`` calls it."""
+    if "mxnet" not in sys.modules:
+        os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
 
 use_all_cores()  # before the first import of mxnet, which fixes its thread count
 from .config import LayerConfig, layer_config, get_layer_config, set_layer_config

@@ -11,11 +11,15 @@ This keeps BMXNet-v2's ``BinaryLayerConfig`` idea, with a single name per knob.
 import contextlib
 import dataclasses
 
-# Accepted values, named once so that errors can list them.
-ACTIVATION_METHODS = ("sign", "approx_sign")
+from .quantization import ACTIVATION_QUANTIZERS, WEIGHT_QUANTIZERS
+
+# Accepted values, named once so that errors can list them. The 1-bit methods are the registered
+# quantizers (binary_models.quantization): registering one adds its name.
 WEIGHT_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
 ACTIVATION_BITS = WEIGHT_BITS
 SCALING_METHODS = ("none", "channel", "scalar")
+# Padding of binary inputs; the native operator's pad_mode attribute takes the same names, in the same
+# order as native/kernels/binary_conv.h's PadMode (tests/test_native.py checks that they agree).
 PAD_MODES = ("minus_one", "zero")
 
 
@@ -34,8 +38,9 @@ class LayerConfig:
     bits_a:         activation bits; 1 = binary (see ``activation``), 2..8 = DoReFa, 32 = full precision.
     grad_cancel:    t_clip of the straight-through estimator: the gradient passes where |x| <= t_clip
                     (1.3 in MeliusNet section 4.1 and BinaryDenseNet Table 7).
-    activation:     backward of 1-bit activations: 'sign' (STE with gradient cancelling) or
-                    'approx_sign' (Bi-Real's piecewise-polynomial derivative).
+    activation:     method of 1-bit activations: 'sign' (STE with gradient cancelling) or
+                    'approx_sign' (Bi-Real's piecewise-polynomial derivative), or any registered one.
+    weight_method:  method of 1-bit weights: 'sign' (identity straight-through), or any registered one.
     binarizations:  m of Tang et al.'s multiple binarization of 1-bit activations (1 = plain sign).
     scaling:        output scaling of binary layers: 'none' (the papers' choice), 'channel'
                     (mean |W| per output channel, XNOR-Net) or 'scalar' (mean |W| of the whole weight).
@@ -51,13 +56,17 @@ class LayerConfig:
     scaling: str = "none"
     pad_mode: str = "minus_one"
     wd_mult: float = 0.0
+    weight_method: str = "sign"
 
     def __post_init__(self):
         check_choice("bits", self.bits, WEIGHT_BITS)
         check_choice("bits_a", self.bits_a, ACTIVATION_BITS)
-        check_choice("activation", self.activation, ACTIVATION_METHODS)
+        check_choice("activation", self.activation, tuple(ACTIVATION_QUANTIZERS))
+        check_choice("weight_method", self.weight_method, tuple(WEIGHT_QUANTIZERS))
         check_choice("scaling", self.scaling, SCALING_METHODS)
         check_choice("pad_mode", self.pad_mode, PAD_MODES)
+        if not (isinstance(self.wd_mult, (int, float)) and self.wd_mult >= 0):
+            raise ValueError("wd_mult must be a number >= 0, got %r" % (self.wd_mult,))
         if not self.grad_cancel > 0:
             raise ValueError("grad_cancel must be > 0, got %r" % (self.grad_cancel,))
         if not (isinstance(self.binarizations, int) and self.binarizations >= 1):
@@ -74,6 +83,7 @@ class LayerConfig:
         return dataclasses.replace(self, **changes)
 
 
+LAYER_OPTIONS = tuple(f.name for f in dataclasses.fields(LayerConfig))  # the keyword arguments of layers/models
 _current = LayerConfig()
 
 

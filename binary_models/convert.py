@@ -12,8 +12,10 @@ renamed layers convert too (BMXNet-v2's converter matched layer-name substrings 
 :func:`load_packed` loads it back with ``SymbolBlock.imports``. The outputs equal the float-emulated
 model's: the binary layers compute the same integers, the rest is the same MXNet code.
 
-Command line::
+Command line (the model, its options and input size come from the run file ``train_imagenet.py`` wrote beside
+the parameters; flags override it, and name them when there is none)::
 
+    python -m binary_models.convert --params runs/imagenet-meliusnet22-best.params --output packed/meliusnet22
     python -m binary_models.convert --model meliusnet22 --params trained.params --output packed/meliusnet22 \\
         [--stem thumbnail] [--classes 10] [--input-size 32]
 """
@@ -31,7 +33,10 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock, SymbolBlock
 
 from . import native
+from .cli import UsageError, run_script
+from .files import find_run_file, read_run_file
 from .layers import QConv2D, QDense
+from .model_zoo import get_model
 from .quantization import weight_scale
 
 
@@ -98,7 +103,7 @@ PACKED_LAYERS = ((QConv2D, BinaryConv2D), (QDense, BinaryDense))
 def _packed_form(block):
     """The packed replacement of ``block``, or None when it is not a binary layer."""
     for trained, packed in PACKED_LAYERS:
-        if isinstance(block, trained) and block.is_binary:
+        if isinstance(block, trained) and block.packable:
             try:
                 block.weight.data()
             except (RuntimeError, mx.MXNetError) as err:
@@ -196,20 +201,32 @@ def load_packed(prefix, ctx=None):
 
 
 def main(argv=None):
-    from .model_zoo import get_model
+    """``python -m binary_models.convert``; bad input exits with status 2 and one line."""
+    return run_script(_convert_command, argv)
+
+
+def _convert_command(argv):
     parser = argparse.ArgumentParser(prog="python -m binary_models.convert",
                                      description="Convert a trained model to a packed 1-bit inference model.")
-    parser.add_argument("--model", required=True, help="model name (binary_models.get_model_list())")
     parser.add_argument("--params", required=True, help="trained parameters (.params of net.save_parameters)")
     parser.add_argument("--output", required=True, help="prefix of the packed model's files")
+    parser.add_argument("--run", help="the training's run file (default: the one beside --params)")
+    parser.add_argument("--model", help="model name (default: the run file's)")
     parser.add_argument("--stem", help="the model's stem ('grouped', '7x7', 'thumbnail'), as trained")
     parser.add_argument("--classes", type=int, help="number of classes, as trained")
-    parser.add_argument("--input-size", type=int, default=224, help="square input size (default 224)")
+    parser.add_argument("--input-size", type=int, help="square input size (default: the run file's, else 224)")
     args = parser.parse_args(argv)
-    kwargs = {k: v for k, v in dict(stem=args.stem, classes=args.classes).items() if v is not None}
-    net = get_model(args.model, **kwargs)
+    run_path = args.run or find_run_file(args.params)
+    record = read_run_file(run_path) if run_path else {"model_kwargs": {}}
+    model = args.model or record.get("model")
+    if not model:
+        raise UsageError("--model is needed: no run file beside %s (or give --run)" % args.params)
+    kwargs = dict(record["model_kwargs"]) if model == record.get("model") else {}
+    kwargs.update({k: v for k, v in dict(stem=args.stem, classes=args.classes).items() if v is not None})
+    input_size = args.input_size or record.get("input_size") or 224
+    net = get_model(model, **kwargs)
     net.load_parameters(args.params, ctx=mx.cpu())
-    symbol_file, params_file = save_packed(convert(net), args.output, (1, 3, args.input_size, args.input_size))
+    symbol_file, params_file = save_packed(convert(net), args.output, (1, 3, input_size, input_size))
     float_mb, packed_mb = (os.path.getsize(p) / 2 ** 20 for p in (args.params, params_file))
     print("float parameters:  %s  %.2f MB" % (args.params, float_mb))
     print("packed parameters: %s  %.2f MB (%.1fx smaller)" % (params_file, packed_mb, float_mb / packed_mb))

@@ -20,7 +20,7 @@ from mxnet import gluon
 from mxnet.gluon.data import ArrayDataset, DataLoader
 from mxnet.gluon.data.sampler import Sampler
 
-from .training import UsageError
+from .cli import UsageError
 
 DIGITS_CLASSES = 10
 DIGITS_SIZE = 32

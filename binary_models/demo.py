@@ -122,7 +122,7 @@ def plot_predictions(path, images, labels, predicted, count=32):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .training import save_png
+    from .plots import save_png
     columns = 8
     fig, axes = plt.subplots(count // columns, columns, figsize=(columns * 1.3, count // columns * 1.5))
     for ax, image, label, guess in zip(axes.ravel(), images, labels, predicted):
@@ -153,7 +153,7 @@ def summarize(out_dir, check, training):
     print("\noutputs in %s:" % os.path.abspath(out_dir))
     for what, path in outputs.items():
         print("  %-20s %s" % (what, path))
-    from .training import write_json
+    from .files import write_json
     write_json(os.path.join(out_dir, "summary.json"), dict(
         model=MODEL, float_top1=accuracy(check["emulated"]), packed_top1=accuracy(check["packed"]),
         identical_predictions=check["identical"], max_logit_difference=check["max_logit_difference"],

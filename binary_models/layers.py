@@ -8,17 +8,26 @@ with ``scaling`` the result is multiplied by mean |W| (per output channel or in 
 from mxnet import initializer
 from mxnet.gluon import HybridBlock
 
-from .config import get_layer_config
-from .quantization import activation_quantizer, weight_quantizer, activation_pad_value, weight_scale
+from . import quantization
+from .config import LAYER_OPTIONS, get_layer_config
+from .quantization import weight_scale
 
 
 def _pair(value):
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def _layer_config(overrides):
-    """The current defaults with the non-None ``overrides`` applied."""
-    return get_layer_config().replace(**{k: v for k, v in overrides.items() if v is not None})
+def take_layer_options(kwargs, aliases=None):
+    """Remove the layer options (:class:`~binary_models.LayerConfig` fields, and ``aliases``: keyword ->
+    option) from ``kwargs``; return the current defaults with the given (non-None) ones applied."""
+    aliases = dict(aliases or {})
+    options = {}
+    for key in list(kwargs):
+        if key in LAYER_OPTIONS or key in aliases:
+            value = kwargs.pop(key)
+            if value is not None:
+                options[aliases.get(key, key)] = value
+    return get_layer_config().replace(**options)
 
 
 def _refuse_bias_and_activation(layer, use_bias, activation):
@@ -30,55 +39,83 @@ def _refuse_bias_and_activation(layer, use_bias, activation):
                          "block (QActivation, nn.Activation, nn.PReLU)" % (layer, activation))
 
 
+def _positive_int(layer, name, value, minimum=1):
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+        raise ValueError("%s: %s must be an integer >= %d, got %r" % (layer, name, minimum, value))
+    return value
+
+
 class QActivation(HybridBlock):
     """Quantizes activations: sign with STE (1 bit), DoReFa (2..8 bits), or nothing (32 bits).
 
-    Keyword options not given (None) come from :func:`binary_models.layer_config`."""
+    Layer options given by keyword (``bits_a``, ``grad_cancel``, ``activation``, ``binarizations``, ...)
+    override the defaults of :func:`binary_models.layer_config`; ``quantizer=`` takes a quantizer object
+    (:mod:`binary_models.quantization`) instead."""
 
-    def __init__(self, bits_a=None, grad_cancel=None, activation=None, binarizations=None, **kwargs):
+    def __init__(self, *, quantizer=None, **kwargs):
+        config = take_layer_options(kwargs)
         super().__init__(**kwargs)
-        self.config = _layer_config(dict(bits_a=bits_a, grad_cancel=grad_cancel, activation=activation,
-                                         binarizations=binarizations))
-        self._quantize = activation_quantizer(self.config)
+        self.config = config
+        self.quantizer = quantizer or quantization.activation_quantizer(self.config)
 
     def hybrid_forward(self, F, x):
-        return self._quantize(F, x)
+        return self.quantizer(F, x)
 
     def __repr__(self):
-        c = self.config
-        return "%s(bits_a=%d, activation=%s, grad_cancel=%g, binarizations=%d)" % (
-            self.__class__.__name__, c.bits_a, c.activation, c.grad_cancel, c.binarizations)
+        return "%s(%r)" % (self.__class__.__name__, self.quantizer)
 
 
-class _QuantizedLayer(HybridBlock):
-    """What QConv2D and QDense share: config, quantizers, the weight parameter and output scaling."""
+class QuantizedLayer(HybridBlock):
+    """What QConv2D and QDense share: config, quantizers, the weight parameter and output scaling.
 
-    def __init__(self, weight_shape, weight_initializer, bits, bits_a, grad_cancel, activation_method,
-                 binarizations, scaling, pad_mode, wd_mult, **kwargs):
+    ``options`` is the layer's :class:`~binary_models.LayerConfig`; ``input_quantizer`` /
+    ``weight_quantizer`` objects replace the ones it describes."""
+
+    def __init__(self, weight_shape, weight_initializer, options, input_quantizer=None, weight_quantizer=None,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.config = _layer_config(dict(bits=bits, bits_a=bits_a, grad_cancel=grad_cancel,
-                                         activation=activation_method, binarizations=binarizations,
-                                         scaling=scaling, pad_mode=pad_mode, wd_mult=wd_mult))
-        self._quantize_input = activation_quantizer(self.config)
-        self._quantize_weight = weight_quantizer(self.config.bits)
-        quantized = self.config.bits < 32
+        self.config = options
+        self.input_quantizer = input_quantizer or quantization.activation_quantizer(options)
+        self.weight_quantizer = weight_quantizer or quantization.weight_quantizer(options)
         with self.name_scope():
             self.weight = self.params.get("weight", shape=weight_shape, init=weight_initializer,
                                           allow_deferred_init=True,
-                                          wd_mult=self.config.wd_mult if quantized else 1.0)
+                                          wd_mult=options.wd_mult if self.weight_quantizer.quantized else 1.0)
 
     @property
     def is_binary(self):
-        """True when weights and activations are single 1-bit values: the layer a packed xnor kernel runs."""
-        c = self.config
-        return c.bits == 1 and c.bits_a == 1 and c.binarizations == 1
+        """True when weights and activations are single bits: the layer a packed xnor kernel runs."""
+        return self.input_quantizer.is_binary and self.weight_quantizer.is_binary
+
+    @property
+    def packable(self):
+        """True when the native xnor/popcount operator computes exactly this layer."""
+        return self.input_quantizer.packable and self.weight_quantizer.packable
+
+    @property
+    def precision(self):
+        """'binary', 'binary x2' (Tang's m terms), 'W2/A2', or 'fp' (for statistics tables)."""
+        wq, aq = self.weight_quantizer, self.input_quantizer
+        if not wq.quantized and not aq.quantized:
+            return "fp"
+        if wq.bits == 1 and aq.bits == 1:
+            return "binary" if aq.terms == 1 else "binary x%d" % aq.terms
+        return "W%d/A%d" % (wq.bits, aq.bits)
+
+    def op_cost(self, macs):
+        """``(BOPs, FLOPs)`` of ``macs`` multiply-accumulates: binary operations when both sides are
+        quantized (bits x bits_a x terms per MAC), else floating-point ones."""
+        wq, aq = self.weight_quantizer, self.input_quantizer
+        if wq.quantized and aq.quantized:
+            return macs * wq.bops_factor * aq.bops_factor, 0
+        return 0, macs
 
     def _scale_output(self, F, out, weight, shape):
         scale = weight_scale(F, weight, self.config.scaling)
         return out if scale is None else F.broadcast_mul(out, F.reshape(scale, shape=shape))
 
 
-class QConv2D(_QuantizedLayer):
+class QConv2D(QuantizedLayer):
     """2-D convolution of quantized input with quantized weights (no bias).
 
     Arguments follow ``gluon.nn.Conv2D`` (``padding`` is the padding size). For 1-bit activations the
@@ -86,20 +123,24 @@ class QConv2D(_QuantizedLayer):
     ``pad_mode='zero'`` pads with 0."""
 
     def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, in_channels=0,
-                 use_bias=False, activation=None, weight_initializer=None, bits=None, bits_a=None,
-                 grad_cancel=None, activation_method=None, binarizations=None, scaling=None, pad_mode=None,
-                 wd_mult=None, **kwargs):
+                 use_bias=False, activation=None, weight_initializer=None, **kwargs):
         _refuse_bias_and_activation("QConv2D", use_bias, activation)
-        self.channels, self.in_channels, self.groups = channels, in_channels, groups
+        options = take_layer_options(kwargs, {"activation_method": "activation"})
+        self.channels = _positive_int("QConv2D", "channels", channels)
+        self.groups = _positive_int("QConv2D", "groups", groups)
+        self.in_channels = _positive_int("QConv2D", "in_channels", in_channels, 0)
         self.kernel_size, self.strides = _pair(kernel_size), _pair(strides)
         self.padding, self.dilation = _pair(padding), _pair(dilation)
+        for name, values, minimum in (("kernel_size", self.kernel_size, 1), ("strides", self.strides, 1),
+                                      ("padding", self.padding, 0), ("dilation", self.dilation, 1)):
+            for value in values:
+                _positive_int("QConv2D", name, value, minimum)
         if in_channels % groups or channels % groups:
             raise ValueError("QConv2D: channels (%d) and in_channels (%d) must be multiples of groups (%d)"
                              % (channels, in_channels, groups))
-        super().__init__((channels, in_channels // groups) + self.kernel_size, weight_initializer, bits,
-                         bits_a, grad_cancel, activation_method, binarizations, scaling, pad_mode, wd_mult,
+        super().__init__((channels, in_channels // groups) + self.kernel_size, weight_initializer, options,
                          **kwargs)
-        self.pad_value = activation_pad_value(self.config)
+        self.pad_value = self.input_quantizer.pad_value(self.config.pad_mode)
 
     def _padding_correction(self, F, x, weight):
         """What padding with ``pad_value`` adds to a zero-padded convolution: ``pad_value`` times the sum
@@ -125,7 +166,7 @@ class QConv2D(_QuantizedLayer):
         return F.ones_like(F.stop_gradient(first_tap))
 
     def hybrid_forward(self, F, x, weight):
-        x, qweight = self._quantize_input(F, x), self._quantize_weight(F, weight)
+        x, qweight = self.input_quantizer(F, x), self.weight_quantizer(F, weight)
         out = F.Convolution(x, qweight, kernel=self.kernel_size, stride=self.strides, dilate=self.dilation,
                             pad=self.padding, num_filter=self.channels, num_group=self.groups, no_bias=True)
         if self.pad_value != 0 and any(self.padding):
@@ -135,32 +176,31 @@ class QConv2D(_QuantizedLayer):
     def __repr__(self):
         c = self.config
         return ("{name}({inc} -> {out}, kernel_size={k}, stride={s}, pad={p}, dilation={d}, groups={g}, "
-                "bits={b}, bits_a={ba}, scaling={sc}, pad_mode={pm})").format(
+                "input={a!r}, weight={w!r}, scaling={sc}, pad_mode={pm})").format(
             name=self.__class__.__name__, inc=self.in_channels or None, out=self.channels, k=self.kernel_size,
-            s=self.strides, p=self.padding, d=self.dilation, g=self.groups, b=c.bits, ba=c.bits_a, sc=c.scaling,
-            pm=c.pad_mode)
+            s=self.strides, p=self.padding, d=self.dilation, g=self.groups, a=self.input_quantizer,
+            w=self.weight_quantizer, sc=c.scaling, pm=c.pad_mode)
 
 
-class QDense(_QuantizedLayer):
+class QDense(QuantizedLayer):
     """Fully connected layer of quantized input and quantized weights (no bias); flattens its input."""
 
-    def __init__(self, units, in_units=0, use_bias=False, activation=None, weight_initializer=None, bits=None,
-                 bits_a=None, grad_cancel=None, activation_method=None, binarizations=None, scaling=None,
-                 wd_mult=None, **kwargs):
+    def __init__(self, units, in_units=0, use_bias=False, activation=None, weight_initializer=None, **kwargs):
         _refuse_bias_and_activation("QDense", use_bias, activation)
-        self.units, self.in_units = units, in_units
-        super().__init__((units, in_units), weight_initializer, bits, bits_a, grad_cancel, activation_method,
-                         binarizations, scaling, None, wd_mult, **kwargs)
+        options = take_layer_options(kwargs, {"activation_method": "activation"})
+        self.units = _positive_int("QDense", "units", units)
+        self.in_units = _positive_int("QDense", "in_units", in_units, 0)
+        super().__init__((units, in_units), weight_initializer, options, **kwargs)
 
     def hybrid_forward(self, F, x, weight):
-        out = F.FullyConnected(self._quantize_input(F, x), self._quantize_weight(F, weight),
+        out = F.FullyConnected(self.input_quantizer(F, x), self.weight_quantizer(F, weight),
                                num_hidden=self.units, no_bias=True, flatten=True)
         return self._scale_output(F, out, weight, (1, -1))
 
     def __repr__(self):
-        c = self.config
-        return "%s(%s -> %d, bits=%d, bits_a=%d, scaling=%s)" % (
-            self.__class__.__name__, self.in_units or None, self.units, c.bits, c.bits_a, c.scaling)
+        return "%s(%s -> %d, input=%r, weight=%r, scaling=%s)" % (
+            self.__class__.__name__, self.in_units or None, self.units, self.input_quantizer,
+            self.weight_quantizer, self.config.scaling)
 
 
 class Scale(HybridBlock):

@@ -1,14 +1,30 @@
-"""Quantizer functions with straight-through gradients, written with hybridizable MXNet ops.
+"""Quantizers: small named objects over hybridizable functions with straight-through gradients.
 
 Every function takes ``F`` (``mx.nd`` or ``mx.sym``) first, so it runs imperatively, hybridized and in
 exported symbol files alike. A custom gradient is expressed as::
 
     forward_value + (surrogate - stop_gradient(surrogate))
 
-whose value is exactly ``forward_value`` (``s - s == 0`` in floating point) and whose gradient is the
+whose value is exactly ``forward_value`` (``s - s == 0`` for a finite ``s``) and whose gradient is the
 surrogate's. No Python ``CustomOp`` is involved, so training runs at native speed.
+
+Non-finite values follow one rule, the packed kernel's: a value is binarized as ``x >= 0`` says, so +inf is
++1 and -inf and NaN are -1; surrogates are zero wherever the input is not finite, so values and gradients
+stay finite (DoReFa activations map NaN to their lowest level, 0).
+
+A quantizer (larq's idea) is a small registered object: its ``name``, ``bits`` per value, ``terms`` (binary
+terms per value, Tang et al.'s m), whether it is binary (one bit, one term), whether the packed xnor kernel
+runs it (``packable``: its forward value is ``sign``), what a padded input holds, and its cost in the
+statistics (``bops_factor``). Layers, statistics, regularization and the converter ask the quantizer. A new
+1-bit method is one class with ``@register_activation`` (or ``@register_weight``); its name is then a valid
+``activation`` (``weight_method``) layer option.
 """
-from .config import check_choice, ACTIVATION_BITS, WEIGHT_BITS
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def finite(F, x):
+    """1 where ``x`` is finite, 0 for NaN and +-inf."""
+    return F.abs(x) <= FLOAT32_MAX
 
 
 def straight_through(F, forward_value, surrogate):
@@ -17,23 +33,23 @@ def straight_through(F, forward_value, surrogate):
 
 
 def sign(F, x):
-    """sign(x) = +1 if x >= 0 else -1 (MXNet's ``sign`` maps 0 to 0); no gradient."""
+    """sign(x) = +1 if x >= 0 else -1 (MXNet's ``sign`` maps 0 to 0; NaN gives -1); no gradient."""
     return F.stop_gradient((x >= 0) * 2 - 1)
 
 
 def ste_sign(F, x, grad_cancel):
     """Sign with the straight-through estimator and gradient cancelling (MeliusNet section 4.1):
     the gradient is 1 where |x| <= grad_cancel and 0 elsewhere."""
-    mask = F.stop_gradient(F.abs(x) <= grad_cancel)
-    return straight_through(F, sign(F, x), x * mask)
+    mask = F.abs(x) <= grad_cancel
+    return straight_through(F, sign(F, x), F.where(mask, x, F.zeros_like(x)))
 
 
 def approx_sign(F, x):
     """Sign with Bi-Real-Net's ApproxSign backward: d/dx = 2 - 2|x| for |x| < 1, else 0.
 
-    The surrogate 2c - c|c| with c = clip(x, -1, 1) has exactly that derivative."""
-    c = F.clip(x, -1, 1)
-    return straight_through(F, sign(F, x), 2 * c - c * F.abs(c))
+    The surrogate 2x - x|x| (0 outside (-1, 1)) has exactly that derivative."""
+    inside = F.abs(x) < 1
+    return straight_through(F, sign(F, x), F.where(inside, 2 * x - x * F.abs(x), F.zeros_like(x)))
 
 
 def weight_sign(F, w):
@@ -41,7 +57,7 @@ def weight_sign(F, w):
 
     No cancelling here: a weight beyond the threshold would never move again (weight decay is off
     for binary weights), so only activations cancel their gradients."""
-    return straight_through(F, sign(F, w), w)
+    return straight_through(F, sign(F, w), F.where(finite(F, w), w, F.zeros_like(w)))
 
 
 def _round_to_levels(F, x01, bits):
@@ -52,13 +68,13 @@ def _round_to_levels(F, x01, bits):
 
 def dorefa_activation(F, x, bits):
     """DoReFa-Net activation: clip to [0, 1], round to 2^k - 1 levels, straight-through inside [0, 1]."""
-    clipped = F.clip(x, 0, 1)
+    clipped = F.clip(F.where(x == x, x, F.zeros_like(x)), 0, 1)  # NaN -> 0
     return straight_through(F, _round_to_levels(F, clipped, bits), clipped)
 
 
 def dorefa_weight(F, w, bits):
     """DoReFa-Net weight: tanh(w) / (2 max|tanh(w)|) + 1/2, rounded to k bits, mapped to [-1, 1]."""
-    t = F.tanh(w)
+    t = F.tanh(w)  # no F.where here: the weight's deferred shape is inferred backwards through these ops
     # elementwise against broadcast_like (not broadcast_div) so a deferred weight's shape is inferable
     normalized = t / (2 * F.broadcast_like(F.max(F.abs(t), keepdims=True), t)) + 0.5
     return straight_through(F, 2 * _round_to_levels(F, normalized, bits) - 1, 2 * normalized - 1)
@@ -69,47 +85,18 @@ def multi_binarize(F, x, terms, grad_cancel):
     E_1 = A and E_{i+1} = E_i - alpha_i H_i.
 
     alpha is taken per sample (mean over channels and pixels), so a sample's result does not depend on
-    the rest of its batch. The backward pass is the STE of Algorithm 1 (gradient where |A| <= t_clip)."""
-    residual = F.stop_gradient(x)
+    the rest of its batch. The backward pass is the STE of Algorithm 1 (gradient where |A| <= t_clip).
+    A non-finite value enters as +-1e-30 with the sign the rule gives it, so it does not change alpha."""
+    mask = F.abs(x) <= grad_cancel
+    tiny = F.where(x > 0, F.ones_like(x), -F.ones_like(x)) * 1e-30  # NaN > 0 is false: -1e-30
+    residual = F.stop_gradient(F.where(finite(F, x), x, tiny))
     approximation = 0
     for _ in range(terms):
         alpha = F.mean(F.abs(residual), axis=0, exclude=True, keepdims=True)
         term = F.broadcast_mul(sign(F, residual), alpha)
         approximation = approximation + term
         residual = residual - term
-    mask = F.stop_gradient(F.abs(x) <= grad_cancel)
-    return straight_through(F, approximation, x * mask)
-
-
-def activation_quantizer(config):
-    """The function ``f(F, x)`` that quantizes activations as ``config`` (a ``LayerConfig``) says."""
-    bits = check_choice("bits_a", config.bits_a, ACTIVATION_BITS)
-    if bits == 32:
-        return lambda F, x: x
-    if bits > 1:
-        return lambda F, x: dorefa_activation(F, x, bits)
-    if config.binarizations > 1:
-        return lambda F, x: multi_binarize(F, x, config.binarizations, config.grad_cancel)
-    if config.activation == "approx_sign":
-        return approx_sign
-    return lambda F, x: ste_sign(F, x, config.grad_cancel)
-
-
-def weight_quantizer(bits):
-    """The function ``f(F, w)`` that quantizes weights to ``bits`` (1, 2..8, or 32 = unchanged)."""
-    check_choice("bits", bits, WEIGHT_BITS)
-    if bits == 32:
-        return lambda F, w: w
-    if bits == 1:
-        return weight_sign
-    return lambda F, w: dorefa_weight(F, w, bits)
-
-
-def activation_pad_value(config):
-    """What a quantized input is padded with: -1 for single 1-bit activations under
-    pad_mode='minus_one' (a value a bit can hold), 0 otherwise."""
-    single_bit = config.bits_a == 1 and config.binarizations == 1
-    return -1.0 if single_bit and config.pad_mode == "minus_one" else 0.0
+    return straight_through(F, approximation, F.where(mask, x, F.zeros_like(x)))
 
 
 def weight_scale(F, w, scaling):
@@ -120,3 +107,163 @@ def weight_scale(F, w, scaling):
     if scaling == "scalar":
         return F.mean(F.abs(w)).reshape((1,))
     return None
+
+
+# ---- quantizer objects -----------------------------------------------------------------------------------
+
+ACTIVATION_QUANTIZERS = {}  # name -> class of the 1-bit activation methods (the ``activation`` option)
+WEIGHT_QUANTIZERS = {}      # name -> class of the 1-bit weight methods (the ``weight_method`` option)
+
+
+def register_activation(cls):
+    """Class decorator: ``cls.name`` becomes a value of the ``activation`` layer option."""
+    ACTIVATION_QUANTIZERS[cls.name] = cls
+    return cls
+
+
+def register_weight(cls):
+    """Class decorator: ``cls.name`` becomes a value of the ``weight_method`` layer option."""
+    WEIGHT_QUANTIZERS[cls.name] = cls
+    return cls
+
+
+class Quantizer:
+    """``q(F, x)`` quantizes ``x``. Subclasses set ``name``, ``bits``, ``terms`` and ``packable`` and
+    implement ``__call__``; ``from_config`` builds one from a :class:`~binary_models.LayerConfig`."""
+
+    name = "identity"
+    bits = 32
+    terms = 1
+    packable = False  # the forward value is sign(x): the packed xnor kernel computes the same
+
+    @classmethod
+    def from_config(cls, config):
+        return cls()
+
+    @property
+    def is_binary(self):
+        """One bit, one term: a value a single bit holds."""
+        return self.bits == 1 and self.terms == 1
+
+    @property
+    def quantized(self):
+        return self.bits < 32
+
+    @property
+    def bops_factor(self):
+        """Binary operations per multiply-accumulate contributed by this side of a layer."""
+        return self.bits * self.terms
+
+    def pad_value(self, pad_mode):
+        """What a padded input holds: -1 for binary values under pad_mode 'minus_one' (a value a bit can
+        hold, so the packed kernel is exact), else 0."""
+        return -1.0 if self.is_binary and pad_mode == "minus_one" else 0.0
+
+    def __call__(self, F, x):
+        return x
+
+    def __repr__(self):
+        return self.name
+
+
+class Identity(Quantizer):
+    """No quantization (32 bits)."""
+
+
+@register_activation
+class SteSign(Quantizer):
+    """sign with the straight-through estimator, gradient cancelled where |x| > grad_cancel."""
+
+    name, bits, packable = "sign", 1, True
+
+    def __init__(self, grad_cancel=1.3):
+        self.grad_cancel = grad_cancel
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.grad_cancel)
+
+    def __call__(self, F, x):
+        return ste_sign(F, x, self.grad_cancel)
+
+    def __repr__(self):
+        return "sign(grad_cancel=%g)" % self.grad_cancel
+
+
+@register_activation
+class ApproxSign(Quantizer):
+    """sign with Bi-Real-Net's piecewise-polynomial backward."""
+
+    name, bits, packable = "approx_sign", 1, True
+
+    def __call__(self, F, x):
+        return approx_sign(F, x)
+
+
+class MultiSign(Quantizer):
+    """Tang et al.'s multiple binarization with ``terms`` binary terms (1 bit each)."""
+
+    name, bits = "multi_sign", 1
+
+    def __init__(self, terms, grad_cancel=1.3):
+        self.terms, self.grad_cancel = terms, grad_cancel
+
+    def __call__(self, F, x):
+        return multi_binarize(F, x, self.terms, self.grad_cancel)
+
+    def __repr__(self):
+        return "multi_sign(terms=%d, grad_cancel=%g)" % (self.terms, self.grad_cancel)
+
+
+class DoReFaActivation(Quantizer):
+    """DoReFa-Net's k-bit activation."""
+
+    name = "dorefa"
+
+    def __init__(self, bits):
+        self.bits = bits
+
+    def __call__(self, F, x):
+        return dorefa_activation(F, x, self.bits)
+
+    def __repr__(self):
+        return "dorefa(bits=%d)" % self.bits
+
+
+@register_weight
+class WeightSign(Quantizer):
+    """sign of latent weights, identity gradient."""
+
+    name, bits, packable = "sign", 1, True
+
+    def __call__(self, F, w):
+        return weight_sign(F, w)
+
+
+class DoReFaWeight(DoReFaActivation):
+    """DoReFa-Net's k-bit weight (tanh normalisation)."""
+
+    def __call__(self, F, w):
+        return dorefa_weight(F, w, self.bits)
+
+
+def activation_quantizer(config):
+    """The activation quantizer of a :class:`~binary_models.LayerConfig`: none at 32 bits, DoReFa at 2..8,
+    and at 1 bit the method ``config.activation`` (Tang's multiple binarization when binarizations > 1)."""
+    if config.bits_a == 32:
+        return Identity()
+    if config.bits_a > 1:
+        return DoReFaActivation(config.bits_a)
+    if config.binarizations > 1:
+        return MultiSign(config.binarizations, config.grad_cancel)
+    return ACTIVATION_QUANTIZERS[config.activation].from_config(config)
+
+
+def weight_quantizer(config):
+    """The weight quantizer of a :class:`~binary_models.LayerConfig`: none at 32 bits, DoReFa at 2..8, and
+    at 1 bit the method ``config.weight_method``."""
+    if config.bits == 32:
+        return Identity()
+    if config.bits > 1:
+        return DoReFaWeight(config.bits)
+    return WEIGHT_QUANTIZERS[config.weight_method].from_config(config)

@@ -1,7 +1,7 @@
 """Tang et al. (2017) section 3.2: the bipolar regularizer and the weight clip of Algorithm 1."""
 from mxnet import nd
 
-from .layers import QConv2D, QDense
+from .layers import QuantizedLayer
 
 DEFAULT_BIPOLAR_LAMBDA = 5e-7  # Tang et al. section 3.2
 
@@ -14,8 +14,8 @@ def walk_blocks(block):
 
 
 def binary_weights(net):
-    """The weight parameters of every 1-bit ``QConv2D``/``QDense`` in ``net``."""
-    return [b.weight for b in walk_blocks(net) if isinstance(b, (QConv2D, QDense)) and b.config.bits == 1]
+    """The weight parameters of every ``QConv2D``/``QDense`` in ``net`` whose weight quantizer is binary."""
+    return [b.weight for b in walk_blocks(net) if isinstance(b, QuantizedLayer) and b.weight_quantizer.is_binary]
 
 
 def bipolar_regularization(net, lam=DEFAULT_BIPOLAR_LAMBDA, ctx=None):

@@ -22,7 +22,7 @@ import sys
 import mxnet as mx
 from mxnet.gluon import nn
 
-from .layers import QConv2D, QDense
+from .layers import QConv2D, QDense, QuantizedLayer
 
 BINARY_SPEEDUP = 64  # MeliusNet: OPs = BOPs / 64 + FLOPs (BinaryDenseNet writes /32, but counts 64x)
 MB = 2 ** 20
@@ -53,15 +53,8 @@ def _macs(block, weight_shape, out_shape):
 
 
 def _layer_kind(block):
-    if isinstance(block, (QConv2D, QDense)):
-        c = block.config
-        if c.bits == 32 and c.bits_a == 32:
-            precision = "fp"
-        elif c.bits == 1 and c.bits_a == 1:
-            precision = "binary" if c.binarizations == 1 else "binary x%d" % c.binarizations
-        else:
-            precision = "W%d/A%d" % (c.bits, c.bits_a)
-        return "%s %s" % (precision, "conv" if isinstance(block, QConv2D) else "dense")
+    if isinstance(block, QuantizedLayer):
+        return "%s %s" % (block.precision, "conv" if isinstance(block, QConv2D) else "dense")
     if isinstance(block, nn.Conv2D):
         return "fp conv"
     if isinstance(block, nn.Dense):
@@ -70,16 +63,12 @@ def _layer_kind(block):
 
 
 def _weight_bits(block):
-    return block.config.bits if isinstance(block, (QConv2D, QDense)) else 32
+    return block.weight_quantizer.bits if isinstance(block, QuantizedLayer) else 32
 
 
 def _op_cost(block, macs):
-    """(BOPs, FLOPs) of a layer with ``macs`` multiply-accumulates."""
-    if isinstance(block, (QConv2D, QDense)):
-        c = block.config
-        if c.bits < 32 and c.bits_a < 32:
-            return macs * c.bits * c.bits_a * c.binarizations, 0
-    return 0, macs
+    """(BOPs, FLOPs) of a layer with ``macs`` multiply-accumulates (the quantized layer's own rule)."""
+    return block.op_cost(macs) if isinstance(block, QuantizedLayer) else (0, macs)
 
 
 class ModelStats:

@@ -1,34 +1,24 @@
-"""What the training scripts share (``train_imagenet.py``, ``detection/train_ssd.py``): thread set-up,
-logging, learning-rate schedules, atomic checkpoints, training-curve plots, and clean exits on bad input.
+"""The training-run driver of ``train_imagenet.py`` and ``detection/train_ssd.py``: seeding, logging,
+progress bars, the per-epoch history, best and periodic checkpoints, training curves, the run file and the
+summary. The scripts keep what differs: data, network, loss, the batch loop and their log lines::
+
+    run = TrainingRun(files, record, ("train_loss", "val_top1"), best_key="val_top1", num_epochs=10)
+    for epoch in run.epochs():
+        with run.progress(epoch, num_batches) as bar:
+            ...                                  # train, bar.update(1)
+        run.end_epoch(epoch, {"train_loss": loss, "val_top1": top1}, net, trainer)
+    run.finish(model=..., classes=...)
 """
-import contextlib
+import dataclasses
 import json
 import logging
+import math
 import os
 import sys
-import tempfile
+import time
 
-
-class UsageError(Exception):
-    """Bad input from the command line (missing data, unknown model, mismatched resume file): the
-    scripts print the message and exit with status 2 instead of a traceback."""
-
-
-def use_all_cores():
-    """Give MXNet's OpenMP pool every core unless the user chose (``OMP_NUM_THREADS``): MXNet's pip wheel
-    defaults to the number of *physical* cores, 1 on a 2-vCPU machine, which halves its speed there. Only
-    effective before ``mxnet`` is first imported; ``import binary_models`` calls it."""
-    if "mxnet" not in sys.modules:
-        os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-
-
-def run_script(main, argv=None):
-    """Run ``main(argv)``; a :class:`UsageError` prints ``error: ...`` and exits with status 2."""
-    try:
-        return main(argv)
-    except UsageError as err:
-        print("error: %s" % err, file=sys.stderr)
-        sys.exit(2)
+from .files import run_file, save_checkpoint, write_json, write_run_file
+from .plots import plot_curves
 
 
 def setup_logger(logging_file=None, enabled=True, name="binary_models"):
@@ -50,130 +40,6 @@ def setup_logger(logging_file=None, enabled=True, name="binary_models"):
     return logger
 
 
-def parse_epochs(text):
-    """``'30,60,90'`` -> ``[30, 60, 90]`` (GluonCV's ``--lr-decay-epoch``); empty -> ``[]``."""
-    try:
-        return [int(e) for e in str(text).split(",") if e.strip()]
-    except ValueError:
-        raise UsageError("epochs must be comma-separated integers, got %r" % (text,))
-
-
-LR_MODES = ("step", "cosine", "poly", "linear")
-
-
-def lr_schedule(mode, base_lr, num_epochs, iters_per_epoch, warmup_epochs=0, warmup_lr=0.0,
-                decay=0.1, decay_epochs=(), power=2.0):
-    """GluonCV's schedule: a linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then ``mode``
-    (step: x``decay`` at ``decay_epochs``; cosine: lr (1 + cos(pi t)) / 2 (MeliusNet section 4.1); poly) down
-    to 0 at ``num_epochs``. Driven by the optimizer's update count, so resumed trainer states continue it."""
-    from gluoncv.utils import LRScheduler, LRSequential
-    if mode not in LR_MODES:
-        raise UsageError("unknown --lr-mode %r; allowed: %s" % (mode, ", ".join(LR_MODES)))
-    # LRScheduler's step epochs count from the start of its own phase, i.e. after the warm-up.
-    steps = [e - warmup_epochs for e in decay_epochs if e >= warmup_epochs]
-    schedule = LRSequential([
-        LRScheduler("linear", base_lr=warmup_lr, target_lr=base_lr, nepochs=warmup_epochs,
-                    iters_per_epoch=iters_per_epoch),
-        LRScheduler(mode, base_lr=base_lr, target_lr=0, nepochs=max(num_epochs - warmup_epochs, 1),
-                    iters_per_epoch=iters_per_epoch, step_epoch=steps, step_factor=decay, power=power),
-    ])
-    schedule.base_lr = base_lr  # what MXNet's optimizer compares its learning_rate with
-    return schedule
-
-
-def add_schedule_arguments(group, lr, lr_mode, lr_decay_epoch):
-    """The learning-rate flags both training scripts share (GluonCV's names), with per-script defaults."""
-    group.add_argument("--lr", type=float, default=lr, help="base learning rate")
-    group.add_argument("--lr-mode", default=lr_mode, choices=LR_MODES)
-    group.add_argument("--lr-decay", type=float, default=0.1, help="factor of each step decay")
-    group.add_argument("--lr-decay-period", type=int, default=0, help="decay every N epochs (0: use --lr-decay-epoch)")
-    group.add_argument("--lr-decay-epoch", default=lr_decay_epoch, help="epochs of the step decays")
-    group.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate at the start of the warm-up")
-    group.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear warm-up")
-    group.add_argument("--momentum", type=float, default=0.9, help="momentum of sgd and nag")
-
-
-def optimizer_params(opt, optimizer, num_epochs, iters_per_epoch):
-    """Trainer arguments from the flags of :func:`add_schedule_arguments` and ``--wd``: learning rate,
-    weight decay, the :func:`lr_schedule`, and momentum for sgd/nag."""
-    decay_epochs = (list(range(opt.lr_decay_period, num_epochs, opt.lr_decay_period)) if opt.lr_decay_period > 0
-                    else parse_epochs(opt.lr_decay_epoch))
-    schedule = lr_schedule(opt.lr_mode, opt.lr, num_epochs, iters_per_epoch, opt.warmup_epochs, opt.warmup_lr,
-                           opt.lr_decay, decay_epochs)
-    params = {"learning_rate": opt.lr, "wd": opt.wd, "lr_scheduler": schedule}
-    if optimizer in ("sgd", "nag"):
-        params["momentum"] = opt.momentum
-    return params
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (an atomic
-    replace), on failure removed. A reader never sees a partially written file."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json(path, data):
-    """Write ``data`` as indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
-
-
-def save_checkpoint(prefix, net, trainer=None):
-    """Write ``prefix.params`` (and ``prefix.states`` for a trainer) atomically. The states are written
-    first, so a ``.params`` file always has its matching ``.states`` beside it."""
-    if trainer is not None:
-        with atomic_path(prefix + ".states") as tmp:
-            trainer.save_states(tmp)
-    with atomic_path(prefix + ".params") as tmp:
-        net.save_parameters(tmp)
-    return prefix + ".params"
-
-
-def plot_curves(path, history, title=""):
-    """Rewrite the training-curve PNG: one panel per metric group of ``history`` (a dict name -> list of
-    per-epoch values; names containing 'loss' share the left panel, the rest the right one)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-    losses = {k: v for k, v in history.items() if "loss" in k and v}
-    scores = {k: v for k, v in history.items() if "loss" not in k and v}
-    panels = [(p, label) for p, label in ((losses, "loss"), (scores, "score")) if p]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.5 * max(len(panels), 1), 4), squeeze=False)
-    for ax, (series, label) in zip(axes[0], panels):
-        for name, values in sorted(series.items()):
-            ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_png(fig, path)
-
-
-def save_png(fig, path, **savefig_options):
-    """Write a matplotlib figure to ``path`` as PNG, atomically, and close it."""
-    import matplotlib.pyplot as plt
-    savefig_options.setdefault("dpi", 100)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", **savefig_options)
-    plt.close(fig)
-
-
 def seed_everything(seed):
     """Seed Python's, NumPy's and MXNet's generators (at the start of every epoch, with ``seed + epoch``,
     so that a resumed run replays the same data order and augmentation)."""
@@ -183,19 +49,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     mx.random.seed(seed)
-
-
-def load_parameters(net, path, what, ctx=None):
-    """``net.load_parameters(path)``, or a :class:`UsageError` naming the flag ``what`` when the file is
-    missing or does not fit the network."""
-    import mxnet as mx
-    path = os.path.expanduser(path)
-    if not os.path.isfile(path):
-        raise UsageError("%s not found: %s" % (what, path))
-    try:
-        net.load_parameters(path, ctx=ctx or mx.cpu())
-    except (mx.MXNetError, AssertionError, AttributeError, ValueError) as err:
-        raise UsageError("%s %s does not match the model: %s" % (what, path, str(err).splitlines()[0]))
 
 
 def load_history(path, start_epoch, keys):
@@ -208,36 +61,91 @@ def load_history(path, start_epoch, keys):
     return history
 
 
-def create_kvstore(name):
-    """``(kvstore, rank, num_workers, horovod module or None)`` for ``--kvstore name``: MXNet's kvstore
-    (``dist_*`` needs the ``DMLC_*`` environment of :mod:`binary_models.launch`), or Horovod."""
-    import mxnet as mx
-    if name == "horovod":
-        try:
-            import horovod.mxnet as hvd
-        except ImportError:
-            raise UsageError("--kvstore horovod needs Horovod built with MXNet support (pip install horovod)")
-        hvd.init()
-        return None, hvd.rank(), hvd.size(), hvd
-    if name.startswith("dist") and "DMLC_ROLE" not in os.environ:
-        raise UsageError("--kvstore %s needs the DMLC_* environment: start the script with "
-                         "python -m binary_models.launch -n WORKERS -s SERVERS -- python SCRIPT ..." % name)
-    kv = mx.kv.create(name)
-    return kv, kv.rank, kv.num_workers, None
+@dataclasses.dataclass
+class RunFiles:
+    """Where a run writes: checkpoints ``{checkpoint_prefix}{separator}{tag}.params`` (+ ``.states``), the run
+    file beside them, and the history, curves, summary and log files."""
+    checkpoint_prefix: str
+    separator: str
+    history: str
+    curves: str
+    summary: str
+    log: str
+
+    def checkpoint(self, tag):
+        return self.checkpoint_prefix + self.separator + tag
+
+    @property
+    def run(self):
+        return run_file(self.checkpoint_prefix, self.separator)
 
 
-AUX_KEY_OFFSET = 1 << 24  # kvstore keys of BatchNorm statistics, clear of the Trainer's parameter indices
+class TrainingRun:
+    """One training run's bookkeeping (see the module docstring).
 
+    record:         the run file's content (:func:`~binary_models.files.write_run_file` arguments), written
+                    at the start by the chief.
+    history_keys:   the per-epoch values :meth:`end_epoch` takes; ``best_key`` decides the best checkpoint.
+    curves:         label -> history key of the curves PNG.
+    periodic_tag:   ``f(epoch, metrics)``: the tag of the checkpoint written every ``save_frequency`` epochs
+                    and at the end (with the trainer's states).
+    is_chief:       only the chief writes files (ranks of a distributed run); ``progress``: tqdm bars."""
 
-def average_aux_states(net, kv, num_workers, initialized):
-    """Average BatchNorm's running statistics over the workers of a distributed kvstore (which sums what
-    the workers push), so that every worker ends an epoch with the same model."""
-    import mxnet as mx
-    aux = [p for p in net.collect_params().values() if p.grad_req == "null"]
-    for i, param in enumerate(aux):
-        key, data = AUX_KEY_OFFSET + i, param.data()
-        if not initialized:
-            kv.init(key, mx.nd.zeros_like(data))
-        kv.push(key, data)
-        kv.pull(key, out=data)
-        data /= num_workers
+    def __init__(self, files, record, history_keys, best_key, num_epochs, start_epoch=0, seed=0,
+                 save_frequency=1, periodic_tag=lambda epoch, metrics: str(epoch), curves=None, title="",
+                 is_chief=True, progress=True):
+        self.files, self.best_key, self.num_epochs, self.start_epoch = files, best_key, num_epochs, start_epoch
+        self.seed, self.save_frequency, self.periodic_tag = seed, save_frequency, periodic_tag
+        self.curves, self.title, self.is_chief, self.show_progress = curves or {}, title, is_chief, progress
+        self.history = load_history(files.history, start_epoch, history_keys)
+        self.best = max((v for v in self.history[best_key] if v is not None), default=0.0)
+        self.started = time.time()
+        if is_chief:
+            write_run_file(files.run, **record)
+
+    def epochs(self):
+        """The epochs still to train; each starts by seeding every generator with ``seed + epoch``."""
+        for epoch in range(self.start_epoch, self.num_epochs):
+            seed_everything(self.seed + epoch)
+            yield epoch
+
+    def progress(self, epoch, total):
+        """A tqdm bar over an epoch's ``total`` batches (silent for non-chiefs or without ``progress``)."""
+        from tqdm import tqdm
+        return tqdm(total=total, desc="epoch %d/%d" % (epoch + 1, self.num_epochs), unit="batch",
+                    disable=not (self.show_progress and self.is_chief), leave=False, dynamic_ncols=True)
+
+    def end_epoch(self, epoch, metrics, net, trainer=None):
+        """Record ``metrics`` (history key -> value, None when not measured), save the best checkpoint
+        (``{prefix}{sep}best.params``) when ``metrics[best_key]`` improved and the periodic one, rewrite
+        history and curves. Returns True when this epoch is the best so far."""
+        for key, values in self.history.items():
+            values.append(metrics.get(key))
+        if not self.is_chief:
+            return False
+        score = metrics.get(self.best_key)
+        improved = score is not None and score > self.best
+        if improved:
+            self.best = score
+            save_checkpoint(self.files.checkpoint("best"), net)
+        last = epoch + 1 == self.num_epochs
+        if (self.save_frequency and (epoch + 1) % self.save_frequency == 0) or last:
+            save_checkpoint(self.files.checkpoint(self.periodic_tag(epoch, metrics)), net, trainer)
+        write_json(self.files.history, self.history)
+        plot_curves(self.files.curves, {label: [math.nan if v is None else v for v in self.history[key]]
+                                        for label, key in self.curves.items()}, title=self.title)
+        return improved
+
+    def finish(self, reported, **fields):
+        """Write the summary: ``fields``, the epochs, wall time, the best epoch and, for each ``name: key``
+        of ``reported``, ``best_{name}`` and ``final_{name}`` (the history's values). Returns it."""
+        scores = [-math.inf if v is None else v for v in self.history[self.best_key]]
+        best = max(range(len(scores)), key=scores.__getitem__) if scores and max(scores) > -math.inf else None
+        summary = dict(fields, epochs=self.num_epochs, best_epoch=best, wall_time_s=time.time() - self.started)
+        for name, key in reported.items():
+            values = self.history[key]
+            summary["best_" + name] = values[best] if best is not None else None
+            summary["final_" + name] = values[-1] if values else None
+        if self.is_chief:
+            write_json(self.files.summary, summary)
+        return summary

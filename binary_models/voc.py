@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from .training import UsageError
+from .cli import UsageError
 
 MAX_LISTED_PROBLEMS = 10
 

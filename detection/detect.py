@@ -4,22 +4,24 @@ print the detections as JSON (class, score, box in pixels of the original image)
     python detection/detect.py --network ssd_512_binary_densenet37_voc \\
         --params runs/voc/ssd_512_binary_densenet37_voc_best.params street.jpg
 
-``--network`` is the full name train_ssd.py prints. For a ``_custom`` network (or a thin one trained with
-``--growth`` etc.) the classes and network options come from the ``*_summary.json`` train_ssd.py wrote
-next to the parameters (or ``--summary``); ``--classes`` overrides the classes.
+``--network`` is the full name train_ssd.py prints; it, the classes, the data shape and the network options
+(``--growth`` etc.) come from the run file train_ssd.py wrote next to the parameters (``{prefix}_run.json``,
+or ``--run``), so ``--network`` may be left out; ``--classes`` overrides the classes. Runs from before run
+files existed use their ``*_summary.json`` (``--summary``).
 """
 import argparse
 import json
 import os
 import sys
 
-import binary_models  # noqa: F401  (first: it gives MXNet every core before mxnet is imported)
+import binary_models as bm  # first: it gives MXNet every core before mxnet is imported
 import numpy as np
 import mxnet as mx
 
-from binary_models import training
+from binary_models import files
+from binary_models.cli import UsageError, run_script
 from binary_models.models import ssd
-from binary_models.training import UsageError
+from binary_models.plots import save_png
 
 MEAN_RGB = (0.485, 0.456, 0.406)  # SSDDefaultValTransform's normalisation
 STD_RGB = (0.229, 0.224, 0.225)
@@ -29,10 +31,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Detect objects with a trained SSD; writes PNGs, prints JSON.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    parser.add_argument("--network", required=True, help="SSD name, e.g. ssd_512_binary_densenet37_voc")
+    parser.add_argument("--network", default=None, help="SSD name, e.g. ssd_512_binary_densenet37_voc (default: "
+                        "the run file's)")
     parser.add_argument("--params", required=True, help="trained parameters (.params)")
-    parser.add_argument("--summary", default=None, help="train_ssd.py's *_summary.json (default: the one "
-                        "beside --params, when present)")
+    parser.add_argument("--run", default=None, help="train_ssd.py's *_run.json (default: the one beside --params)")
+    parser.add_argument("--summary", default=None, help="train_ssd.py's *_summary.json, for runs without a run file")
     parser.add_argument("--classes", default=None, help="comma-separated class names (for _custom networks)")
     parser.add_argument("--data-shape", type=int, default=None,
                         help="side the images are resized to (default: the network's)")
@@ -42,36 +45,41 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def find_summary(opt):
-    """train_ssd.py writes ``{prefix}{network}_summary.json`` beside ``{prefix}{network}_*.params``."""
-    if opt.summary:
-        if not os.path.isfile(opt.summary):
-            raise UsageError("--summary not found: %s" % opt.summary)
-        return opt.summary
-    directory, base = os.path.split(opt.params)
-    position = base.rfind(opt.network)
-    if position < 0:
-        return None
-    path = os.path.join(directory, base[:position + len(opt.network)] + "_summary.json")
-    return path if os.path.isfile(path) else None
+def training_record(opt):
+    """What train_ssd.py recorded of the network of ``--params``: its run file (``--run``, or the one beside
+    the parameters), else a legacy ``*_summary.json`` (``--summary``, or beside the parameters); or {}."""
+    path = opt.run or files.find_run_file(opt.params)
+    if opt.run and not os.path.isfile(opt.run):
+        raise UsageError("--run not found: %s" % opt.run)
+    if path:
+        record = files.read_run_file(path)
+        return dict(network=record["model"], model_kwargs=record["model_kwargs"], data_shape=record["input_size"])
+    summary = opt.summary
+    if summary is None and opt.network:
+        directory, base = os.path.split(opt.params)
+        position = base.rfind(opt.network)
+        candidate = os.path.join(directory, base[:position + len(opt.network)] + "_summary.json")
+        summary = candidate if position >= 0 and os.path.isfile(candidate) else None
+    elif summary is not None and not os.path.isfile(summary):
+        raise UsageError("--summary not found: %s" % summary)
+    if not summary:
+        return {}
+    with open(summary) as f:
+        recorded = json.load(f)
+    return dict(network=recorded.get("network"), model_kwargs=recorded.get("model_kwargs", {}),
+                data_shape=recorded.get("data_shape"))
 
 
-def build_network(opt, ctx):
+def build_network(opt, record, ctx):
     """The network of ``--network`` with the options and classes of its training run."""
-    kwargs = {}
-    summary = find_summary(opt)
-    if summary:
-        with open(summary) as f:
-            recorded = json.load(f)
-        if recorded.get("network") == opt.network:
-            kwargs.update(recorded.get("model_kwargs", {}))
+    kwargs = dict(record.get("model_kwargs", {})) if record.get("network") == opt.network else {}
     if opt.classes:
         kwargs["classes"] = [c.strip() for c in opt.classes.split(",") if c.strip()]
     if opt.network.endswith("_custom") and "classes" not in kwargs:
-        raise UsageError("%s needs its classes: --classes a,b,c or --summary (train_ssd.py's *_summary.json)"
+        raise UsageError("%s needs its classes: --classes a,b,c or --run (train_ssd.py's *_run.json)"
                          % opt.network)
     try:
-        net = ssd.get_ssd_model(opt.network, pretrained_base=False, **kwargs)
+        net = bm.get_model(opt.network, pretrained_base=False, **kwargs)
     except (ValueError, TypeError) as err:
         raise UsageError(str(err))
     if not os.path.isfile(opt.params):
@@ -83,9 +91,11 @@ def build_network(opt, ctx):
     return net
 
 
-def data_shape(opt):
+def data_shape(opt, record):
     if opt.data_shape:
         return opt.data_shape
+    if record.get("data_shape") and record.get("network") == opt.network:
+        return int(record["data_shape"])
     match = ssd.SSD_NAME.match(opt.network.lower())
     if not match:
         raise UsageError("--data-shape is needed: %r does not name its input size" % opt.network)
@@ -129,7 +139,7 @@ def draw(path, image, detections, classes):
     scores = np.array([d["score"] for d in detections])
     viz.plot_bbox(image, boxes, scores, labels, thresh=0, class_names=classes, ax=ax)
     ax.set_axis_off()
-    training.save_png(fig, path, bbox_inches="tight")
+    save_png(fig, path, bbox_inches="tight")
 
 
 def main(argv=None):
@@ -138,8 +148,12 @@ def main(argv=None):
     for path in opt.images:
         if not os.path.isfile(path):
             raise UsageError("image not found: %s" % path)
-    size = data_shape(opt)
-    net = build_network(opt, ctx)
+    record = training_record(opt)
+    opt.network = opt.network or record.get("network")
+    if not opt.network:
+        raise UsageError("--network is needed: no run file beside %s (or give --run)" % opt.params)
+    size = data_shape(opt, record)
+    net = build_network(opt, record, ctx)
     net.hybridize(static_alloc=True)
     results = []
     for path in opt.images:
@@ -153,4 +167,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    training.run_script(main)
+    run_script(main)

@@ -14,18 +14,18 @@ The paper's experiment (SSD512, BinaryDenseNet37 base, VOC07+12 trainval, VOC07 
 import argparse
 import os
 import time
+import warnings
 
 import binary_models as bm  # first: it gives MXNet every core before mxnet is imported
-import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
-from tqdm import tqdm
 
-from binary_models import training, voc
+from binary_models import files, schedules, voc
+from binary_models.cli import UsageError, run_script
 from binary_models.datasets import ShardSampler
 from binary_models.models import ssd
 from binary_models.models.common import STEMS
-from binary_models.training import UsageError
+from binary_models.training import RunFiles, TrainingRun, setup_logger, seed_everything
 import binary_models.optimizers  # noqa: F401  (registers 'radam')
 
 OPTIMIZERS = ("adam", "radam", "sgd", "nag")
@@ -45,7 +45,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--network", default="binary_densenet37",
                         help="base network: %s, or a GluonCV SSD base (vgg16_atrous, resnet50_v1, ...)"
-                             % ", ".join(sorted({b for _, b in ssd.REGISTERED_NETWORKS})))
+                             % ", ".join(ssd.REGISTERED_BACKBONES))
     parser.add_argument("--data-shape", type=int, default=512, help="input size: 300 or 512 (the presets); "
                         "other sizes use the SSD paper's anchor scales")
     parser.add_argument("--dataset", default="voc", help="'voc', 'coco', or the path of a VOC-format folder "
@@ -61,7 +61,7 @@ def parse_args(argv=None):
     parser.add_argument("--start-epoch", type=int, default=0, help="first epoch to train when resuming")
     parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                         help="default: adam for a binary backbone, sgd for a full-precision one")
-    training.add_schedule_arguments(parser, lr=0.001, lr_mode="step", lr_decay_epoch="160,200")
+    schedules.add_schedule_arguments(parser, lr=0.001, lr_mode="step", lr_decay_epoch="160,200")
     parser.add_argument("--wd", type=float, default=0.0005,
                         help="weight decay (binary weights never decay: their wd_mult is 0)")
     parser.add_argument("--log-interval", type=int, default=100, help="batches between log lines (0: none)")
@@ -220,7 +220,7 @@ def build_network(name, kind, classes, opt, ctx):
                          "--stem are options of binary_models backbones; %r is not one" % opt.network)
     kwargs = dict(options, pretrained_base=False, **({"classes": classes} if kind == "custom" else {}))
     try:
-        net = ssd.get_ssd_model(name, **kwargs)
+        net = bm.get_model(name, **kwargs)
     except (ValueError, TypeError) as err:
         raise UsageError(str(err))
     if opt.backbone_params:
@@ -231,25 +231,24 @@ def build_network(name, kind, classes, opt, ctx):
         except (ValueError, mx.MXNetError) as err:
             raise UsageError(str(err).splitlines()[0])
     if opt.resume:
-        training.load_parameters(net, opt.resume, "--resume")
-    init = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
-    for param in net.collect_params().values():
-        if param._data is None:
-            param.initialize(default_init=init, ctx=ctx)
+        files.load_parameters(net, opt.resume, "--resume")
+    with warnings.catch_warnings():  # loaded parameters are "already initialized": they are kept
+        warnings.filterwarnings("ignore", message=".*already initialized")
+        net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=ctx)
     net.collect_params().reset_ctx(ctx)
     return net
 
 
 def make_trainer(net, opt, num_batches):
     optimizer = opt.optimizer or ("adam" if bm.binary_weights(net) else "sgd")
-    params = training.optimizer_params(opt, optimizer, opt.epochs, num_batches)
+    params = schedules.optimizer_params(opt, optimizer, opt.epochs, num_batches)
     trainer = gluon.Trainer(net.collect_params(), optimizer, params, kvstore=opt.kvstore)
     states = os.path.splitext(opt.resume)[0] + ".states" if opt.resume else ""
     if states and os.path.isfile(states):
         trainer.load_states(states)
     elif opt.start_epoch:
         # No optimizer state to resume: restart it, but continue the schedule where it was.
-        trainer._optimizer.begin_num_update = trainer._optimizer.num_update = opt.start_epoch * num_batches
+        trainer.optimizer.begin_num_update = trainer.optimizer.num_update = opt.start_epoch * num_batches
     return trainer, optimizer
 
 
@@ -275,12 +274,10 @@ def validate(net, val_data, ctx, metric):
     return metric.get()
 
 
-def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, logger, num_batches):
+def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger, num_batches):
     """One epoch of GluonCV's SSD training; returns the mean (CrossEntropy, SmoothL1) losses."""
     ce_metric, smoothl1_metric = mx.metric.Loss("CrossEntropy"), mx.metric.Loss("SmoothL1")
     net.hybridize(static_alloc=True)  # a fresh graph: the validation one returns detections
-    bar = tqdm(total=num_batches, desc="epoch %d/%d" % (epoch + 1, opt.epochs), unit="batch",
-               disable=opt.no_progress, leave=False, dynamic_ncols=True)
     btic = time.time()
     for i, batch in enumerate(train_data):
         if i >= num_batches:
@@ -302,18 +299,17 @@ def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, logger, num_
                         % (epoch, i, batch_size * opt.log_interval / (time.time() - btic), ce, smoothl1,
                            trainer.learning_rate))
             btic = time.time()
-    bar.close()
     return ce_metric.get()[1], smoothl1_metric.get()[1]
 
 
 def main(argv=None):
     opt = parse_args(argv)
     ctx = [mx.gpu(int(i)) for i in opt.gpus.split(",") if i.strip()] or [mx.cpu()]
-    training.seed_everything(opt.seed)
+    seed_everything(opt.seed)
     kind, train_dataset, val_dataset, classes = get_dataset(opt)
     name = ssd.ssd_name(opt.data_shape, opt.network.lower(), kind)
     prefix = opt.save_prefix + name
-    logger = training.setup_logger(prefix + "_train.log")
+    logger = setup_logger(prefix + "_train.log")
     logger.info(opt)
     logger.info("network %s, %d classes, %d training and %d validation images"
                 % (name, len(classes), len(train_dataset), len(val_dataset)))
@@ -329,16 +325,22 @@ def main(argv=None):
     logger.info("optimizer %s; binary layers: %d; start training from [Epoch %d]"
                 % (optimizer, len(bm.binary_weights(net)), opt.start_epoch))
 
-    history_path = prefix + "_history.json"
-    history = training.load_history(history_path, opt.start_epoch, (
-        "train_crossentropy_loss", "train_smoothl1_loss", "val_map", "val_ap"))
-    best_map = max([m for m in history["val_map"] if m is not None], default=0.0)
-    start_time = time.time()
-    for epoch in range(opt.start_epoch, opt.epochs):
-        training.seed_everything(opt.seed + epoch)
+    model_kwargs = dict(network_options(opt), **({"classes": list(classes)} if kind == "custom" else {}))
+    run_files = RunFiles(prefix, "_", history=prefix + "_history.json", curves=prefix + "_curves.png",
+                         summary=prefix + "_summary.json", log=prefix + "_train.log")
+    run = TrainingRun(run_files, dict(model=name, model_kwargs=model_kwargs, input_size=opt.data_shape,
+                                      classes=list(classes), kind="detection", dataset=opt.dataset),
+                      ("train_crossentropy_loss", "train_smoothl1_loss", "val_map", "val_ap"), "val_map",
+                      opt.epochs, opt.start_epoch, opt.seed, opt.save_interval,
+                      periodic_tag=lambda epoch, metrics: "%04d_%.4f" % (epoch, metrics["val_map"] or 0.0),
+                      curves={"train CrossEntropy loss": "train_crossentropy_loss",
+                              "train SmoothL1 loss": "train_smoothl1_loss", "val mAP": "val_map"},
+                      title="%s on %s" % (name, opt.dataset), progress=not opt.no_progress)
+    for epoch in run.epochs():
         sampler.set_epoch(epoch)
         tic = time.time()
-        ce, smoothl1 = train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, logger, num_batches)
+        with run.progress(epoch, num_batches) as bar:
+            ce, smoothl1 = train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger, num_batches)
         logger.info("[Epoch %d] Training cost: %.3f, CrossEntropy=%.3f, SmoothL1=%.3f"
                     % (epoch, time.time() - tic, ce, smoothl1))
         current_map, per_class = None, None
@@ -347,37 +349,19 @@ def main(argv=None):
             logger.info("[Epoch %d] Validation: \n%s" % (epoch, "\n".join("%s=%s" % nv for nv in zip(names, values))))
             current_map = float(values[-1])
             per_class = dict(zip(names[:-1], (float(v) for v in values[:-1])))
-        for key, value in (("train_crossentropy_loss", ce), ("train_smoothl1_loss", smoothl1),
-                           ("val_map", current_map), ("val_ap", per_class)):
-            history[key].append(value)
-        if current_map is not None and current_map > best_map:
-            best_map = current_map
-            training.save_checkpoint(prefix + "_best", net)
+        improved = run.end_epoch(epoch, {"train_crossentropy_loss": ce, "train_smoothl1_loss": smoothl1,
+                                         "val_map": current_map, "val_ap": per_class}, net, trainer)
+        if improved:
             with open(prefix + "_best_map.log", "a") as f:
                 f.write("%04d:\t%.4f\n" % (epoch, current_map))
-        if (opt.save_interval and (epoch + 1) % opt.save_interval == 0) or epoch + 1 == opt.epochs:
-            training.save_checkpoint("%s_%04d_%.4f" % (prefix, epoch, current_map or 0.0), net, trainer)
-        training.write_json(history_path, history)
-        training.plot_curves(prefix + "_curves.png", {
-            "train CrossEntropy loss": history["train_crossentropy_loss"],
-            "train SmoothL1 loss": history["train_smoothl1_loss"],
-            "val mAP": [m if m is not None else float("nan") for m in history["val_map"]]},
-            title="%s on %s" % (name, opt.dataset))
 
-    maps = [m if m is not None else -1.0 for m in history["val_map"]]
-    best = int(np.argmax(maps)) if maps and max(maps) >= 0 else None
-    summary = dict(network=name, dataset=opt.dataset, classes=list(classes), data_shape=opt.data_shape,
-                   model_kwargs=dict(network_options(opt), **({"classes": list(classes)} if kind == "custom" else {})),
-                   optimizer=optimizer, epochs=opt.epochs, best_epoch=best,
-                   best_map=maps[best] if best is not None else None,
-                   best_ap=history["val_ap"][best] if best is not None else None,
-                   final_map=history["val_map"][-1] if history["val_map"] else None,
-                   wall_time_s=time.time() - start_time, args=vars(opt))
-    training.write_json(prefix + "_summary.json", summary)
+    summary = run.finish({"map": "val_map", "ap": "val_ap"}, network=name, dataset=opt.dataset,
+                         classes=list(classes), data_shape=opt.data_shape, model_kwargs=model_kwargs,
+                         optimizer=optimizer, args=vars(opt))
     logger.info("best validation mAP %s (epoch %s); wall time %.1f s; outputs %s_*"
-                % (summary["best_map"], best, summary["wall_time_s"], os.path.abspath(prefix)))
+                % (summary["best_map"], summary["best_epoch"], summary["wall_time_s"], os.path.abspath(prefix)))
     return 0
 
 
 if __name__ == "__main__":
-    training.run_script(main)
+    run_script(main)

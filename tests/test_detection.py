@@ -13,7 +13,7 @@ import mxnet as mx
 from mxnet import nd
 
 import binary_models as bm
-from binary_models import training, voc
+from binary_models import cli, voc
 from binary_models.layers import QConv2D
 from binary_models.models import ssd
 from binary_models.regularization import walk_blocks
@@ -50,7 +50,7 @@ train_ssd = load_script("train_ssd")
 def run_train_ssd(argv):
     """train_ssd.py's command line run in this process, as ``run_script`` runs it: the exit status."""
     try:
-        training.run_script(train_ssd.main, argv)
+        cli.run_script(train_ssd.main, argv)
     except SystemExit as exit_:
         return exit_.code
     return 0
@@ -77,10 +77,11 @@ def copy_with_annotation(synthetic, tmp_path, edit):
 def test_every_registered_ssd_is_found_by_both_get_model_functions():
     from gluoncv.model_zoo import model_zoo as gluoncv_zoo
     names = ssd.get_detection_model_list()
-    expected = {"ssd_%d_%s_%s" % (shape, base, dataset) for shape, base in (
-        (512, "binary_densenet37"), (512, "binary_densenet45"), (512, "binary_densenet28"), (300, "binary_densenet28"),
-        (512, "meliusnet22"), (512, "meliusnet29")) for dataset in ("voc", "coco", "custom")}
-    assert set(names) == expected
+    backbones = ("binary_densenet28", "binary_densenet37", "binary_densenet45", "meliusnet22", "meliusnet29",
+                 "meliusnet42", "meliusnet59", "resnet_e18", "resnet_e34")
+    expected = {"ssd_%d_%s_%s" % (shape, base, dataset) for shape in (300, 512) for base in backbones
+                for dataset in ("voc", "coco", "custom")}
+    assert set(names) == expected == set(ssd.REGISTERED_SSDS)
     assert expected <= set(gluoncv_zoo._models)
     assert not expected & set(bm.get_model_list()), "detectors stay out of the classifier list"
 
@@ -157,7 +158,7 @@ def test_backbone_params_load_a_classification_checkpoint(tmp_path):
     net = thin_ssd(backbone_params=str(tmp_path / "classifier.params"))
     stem_weight = net.features.base[0][0].weight.data().asnumpy()
     np.testing.assert_array_equal(stem_weight, classifier.features[0][0].weight.data().asnumpy())
-    final_bn = net.features._last_index - 1  # the classifier head's BatchNorm feeds the stride-32 map
+    final_bn = net.features.taps[-1].index - 1  # the classifier head's BatchNorm feeds the stride-32 map
     np.testing.assert_array_equal(net.features.base[final_bn].running_var.data().asnumpy(),
                                   classifier.features[final_bn].running_var.data().asnumpy())
 
@@ -192,7 +193,7 @@ def test_synthetic_set_loads_through_gluoncv_vocdetection_with_boxes_on_the_shap
 ])
 def test_bad_annotation_is_named_with_its_problem(synthetic, tmp_path, edit, problem):
     root, path = copy_with_annotation(synthetic, tmp_path, edit)
-    with pytest.raises(training.UsageError) as error:
+    with pytest.raises(cli.UsageError) as error:
         voc.check_voc_split(root, "train")
     assert path in str(error.value) and problem in str(error.value)
 

@@ -11,7 +11,7 @@ from mxnet import gluon, nd
 import binary_models as bm
 from binary_models import optimizers  # noqa: F401  (registers 'radam')
 from binary_models.losses import TrainingObjective, mixup, smooth_targets
-from binary_models.training import add_schedule_arguments, lr_schedule, optimizer_params
+from binary_models.schedules import add_schedule_arguments, lr_schedule, optimizer_params
 
 
 def log_softmax(z):

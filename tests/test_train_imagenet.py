@@ -16,7 +16,7 @@ import mxnet as mx
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import train_imagenet  # noqa: E402
-from binary_models.training import run_script  # noqa: E402
+from binary_models.cli import run_script  # noqa: E402
 
 CLASSES = ("red", "green", "blue")
 # A 3-class folder at 16x16 with the thumbnail stem: every run takes seconds.

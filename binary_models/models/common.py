@@ -1,4 +1,7 @@
-"""Parts shared by the model families: stems, dense blocks, transitions, channel shuffle, head."""
+"""Parts shared by the model families: stems, dense blocks, transitions, channel shuffle, head, and the
+base class whose ``feature_taps`` is the backbone contract of detection."""
+import collections
+
 from mxnet.gluon import HybridBlock, nn
 
 from ..layers import QConv2D
@@ -93,31 +96,67 @@ class Transition(HybridBlock):
         return self.body(x)
 
 
-def classifier_head(classes):
-    """BN -> ReLU -> global average pool -> full-precision FC (the authors' head; the pool follows the
-    final map size, so any input size works)."""
-    head = nn.HybridSequential(prefix="")
-    head.add(nn.BatchNorm(), nn.Activation("relu"), nn.GlobalAvgPool2D(), nn.Flatten())
-    return head, nn.Dense(classes)
+FeatureTap = collections.namedtuple("FeatureTap", "stride index normalized")
+FeatureTap.__doc__ = """A feature map a detection head reads: at ``stride``, available after ``features[index]``;
+``normalized``: it has been through BatchNorm + ReLU already (else the head adds them)."""
 
 
-class DenseStageNet(HybridBlock):
+class StagedNet(HybridBlock):
+    """What every classifier here shares, and the backbone contract of detection: ``features`` (stem,
+    stages, then the head's BN -> ReLU -> global average pool -> flatten, like GluonCV's models) and
+    ``output`` (the full-precision FC). Subclasses add the stem and stages to ``features`` inside
+    ``with self.name_scope()``, call :meth:`end_stage` after each stage and :meth:`add_head` last.
+
+    :meth:`feature_taps` says where SSD reads the maps at strides 16 and 32 (ends of the third and fourth
+    stages; the latter through the head's own BN + ReLU), so any family can be a detection backbone."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.stage_ends, self.widths = [], []
+        self.head_norm_end = None
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix="")
+
+    def end_stage(self, channels):
+        """Mark the end of a stage whose output has ``channels`` channels."""
+        self.stage_ends.append(len(self.features) - 1)
+        self.widths.append(channels)
+
+    def add_head(self, classes):
+        """BN -> ReLU -> global average pool -> full-precision FC (the authors' head; the pool follows the
+        final map size, so any input size works)."""
+        if not (isinstance(classes, int) and classes >= 1):
+            raise ValueError("classes must be an integer >= 1, got %r" % (classes,))
+        self.features.add(nn.BatchNorm(), nn.Activation("relu"))
+        self.head_norm_end = len(self.features) - 1
+        self.features.add(nn.GlobalAvgPool2D(), nn.Flatten())
+        self.output = nn.Dense(classes)
+
+    def feature_taps(self):
+        """The maps a detection head reads: stride 16 (end of stage 3) and stride 32 (end of stage 4, after the
+        head's BN + ReLU), as :class:`FeatureTap`s."""
+        return [FeatureTap(16, self.stage_ends[2], False), FeatureTap(32, self.head_norm_end, True)]
+
+    def hybrid_forward(self, F, x):
+        return self.output(self.features(x))
+
+
+class DenseStageNet(StagedNet):
     """The network shape shared by BinaryDenseNet and MeliusNet: stem, four stages of units that each add
     ``growth`` channels, transitions that reduce the width by ``rates`` between stages, and the head.
 
     ``make_unit(channels, dilation)`` returns the blocks of one unit (a DenseBlock, or a DenseBlock and an
-    ImprovementBlock). ``features`` ends after the head's global pool, like GluonCV's models, and
-    ``stage_ends`` names the index in ``features`` after which each stage's output is available
-    (before its transition), for detection backbones."""
+    ImprovementBlock)."""
 
     def __init__(self, make_unit, blocks, rates, downsample_groups=1, dilation=(1, 1, 1, 1), growth=64,
                  init_channels=64, stem="grouped", classes=1000, **kwargs):
         super().__init__(**kwargs)
         if len(rates) != len(blocks) - 1:
             raise ValueError("need one reduction rate per transition: %d stages, %d rates" % (len(blocks), len(rates)))
-        self.stage_ends, self.widths = [], []
+        for name, value in (("growth", growth), ("init_channels", init_channels)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError("%s must be an integer >= 1, got %r" % (name, value))
         with self.name_scope():
-            self.features = nn.HybridSequential(prefix="")
             self.features.add(make_stem(stem, init_channels))
             channels = init_channels
             for stage, count in enumerate(blocks):
@@ -127,10 +166,5 @@ class DenseStageNet(HybridBlock):
                 for _ in range(count):
                     self.features.add(*make_unit(growth, dilation[stage]))
                     channels += growth
-                self.stage_ends.append(len(self.features) - 1)
-                self.widths.append(channels)
-            head, self.output = classifier_head(classes)
-            self.features.add(*head)
-
-    def hybrid_forward(self, F, x):
-        return self.output(self.features(x))
+                self.end_stage(channels)
+            self.add_head(classes)

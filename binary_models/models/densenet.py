@@ -3,7 +3,7 @@
 Each variant is one row of ``BINARY_DENSENET_SPEC`` (BinaryDenseNet Table 7): layers per stage and the
 reduction rates of the three transitions (full-precision downsampling with MaxPool -> ReLU -> 1x1 conv).
 """
-from ..model_zoo import register_model
+from ..registry import register_model
 from .common import DenseBlock, DenseStageNet
 
 # depth: (layers per stage, reduction rates) -- BinaryDenseNet Table 7 (growth 64, 64 first-conv channels).

@@ -6,7 +6,7 @@ the 1x1 downsampling convolutions.
 """
 from fractions import Fraction
 
-from ..model_zoo import register_model
+from ..registry import register_model
 from .common import DenseBlock, DenseStageNet, binary_conv_unit
 from mxnet.gluon import HybridBlock
 

@@ -3,8 +3,8 @@ each with its own shortcut; the downsampling shortcut is AvgPool 2x2 -> full-pre
 from mxnet.gluon import HybridBlock, nn
 
 from ..layers import QConv2D
-from ..model_zoo import register_model
-from .common import make_stem, classifier_head
+from ..registry import register_model
+from .common import StagedNet, make_stem
 
 # depth: binary convs per stage (BinaryDenseNet Table 7: ResNetE18 = 4,4,4,4; Bi-RealNet34 = 2x(3,4,6,3)).
 RESNET_E_SPEC = {18: (4, 4, 4, 4), 34: (6, 8, 12, 6)}
@@ -31,27 +31,21 @@ class ResNetEBlock(HybridBlock):
         return self.body(x) + shortcut
 
 
-class ResNetE(HybridBlock):
+class ResNetE(StagedNet):
     """ResNet-E/Bi-RealNet with ``blocks`` binary convs per stage at widths 64/128/256/512, the 7x7 stem
     by default (the original), and the head BN -> ReLU -> pool -> FC (MeliusNet section 4.1: "a single
     ReLU layer and a single BatchNorm" more than Bi-RealNet)."""
 
     def __init__(self, blocks, stem="7x7", classes=1000, **kwargs):
         super().__init__(**kwargs)
-        self.stage_ends, self.widths = [], list(WIDTHS)
         with self.name_scope():
-            self.features = nn.HybridSequential(prefix="")
             self.features.add(make_stem(stem, WIDTHS[0]))
             for stage, (count, width) in enumerate(zip(blocks, WIDTHS)):
                 for i in range(count):
                     first = i == 0 and stage > 0
                     self.features.add(ResNetEBlock(width, strides=2 if first else 1, downsample=first))
-                self.stage_ends.append(len(self.features) - 1)
-            head, self.output = classifier_head(classes)
-            self.features.add(*head)
-
-    def hybrid_forward(self, F, x):
-        return self.output(self.features(x))
+                self.end_stage(width)
+            self.add_head(classes)
 
 
 @register_model

@@ -16,14 +16,15 @@ Registered names follow GluonCV's ``ssd_{size}_{base}_{dataset}``: ``_voc`` (20 
 (80 classes) and ``_custom`` (``classes=[...]``). :func:`get_ssd_model` also builds any other data shape
 (e.g. ``ssd_128_binary_densenet28_custom``) with the SSD paper's anchor scales.
 """
+import functools
 import re
 
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
-from .. import model_zoo
-from ..model_zoo import get_model, register_model
-from .common import DenseStageNet, binary_conv_unit
+from .. import registry
+from ..registry import register_model
+from .common import StagedNet, binary_conv_unit
 
 # Aspect ratios per output layer: GluonCV's presets for SSD300/SSD512 (SSD paper section 2.2 / 3.1).
 ASPECT_RATIOS = [[1, 2, 0.5]] + [[1, 2, 0.5, 3, 1.0 / 3]] * 3 + [[1, 2, 0.5]] * 2
@@ -37,12 +38,32 @@ ANCHOR_SIZES = {
 # data shape: channels of the four extra layers (SSD300: the SSD paper's; SSD512: GluonCV's ResNet SSD;
 # other shapes: SSD512's).
 EXTRA_FILTERS = {300: (512, 256, 256, 256), 512: (512, 512, 256, 256)}
-# The networks of the issue: (data shape, backbone). BinaryDenseNet Table 8 reports 37 and 45 at 512.
-REGISTERED_NETWORKS = (
-    (512, "binary_densenet37"), (512, "binary_densenet45"), (512, "binary_densenet28"),
-    (300, "binary_densenet28"), (512, "meliusnet22"), (512, "meliusnet29"),
-)
 DATASETS = ("voc", "coco", "custom")
+# Every registered detector: ssd_{data shape}_{backbone}_{dataset}, the presets' two data shapes with each
+# backbone family's members (BinaryDenseNet Table 8 reports binary_densenet37/45 at 512). Other shapes and
+# backbones are built by get_ssd_model.
+REGISTERED_SSDS = (
+    "ssd_300_binary_densenet28_voc", "ssd_300_binary_densenet28_coco", "ssd_300_binary_densenet28_custom",
+    "ssd_300_binary_densenet37_voc", "ssd_300_binary_densenet37_coco", "ssd_300_binary_densenet37_custom",
+    "ssd_300_binary_densenet45_voc", "ssd_300_binary_densenet45_coco", "ssd_300_binary_densenet45_custom",
+    "ssd_300_meliusnet22_voc", "ssd_300_meliusnet22_coco", "ssd_300_meliusnet22_custom",
+    "ssd_300_meliusnet29_voc", "ssd_300_meliusnet29_coco", "ssd_300_meliusnet29_custom",
+    "ssd_300_meliusnet42_voc", "ssd_300_meliusnet42_coco", "ssd_300_meliusnet42_custom",
+    "ssd_300_meliusnet59_voc", "ssd_300_meliusnet59_coco", "ssd_300_meliusnet59_custom",
+    "ssd_300_resnet_e18_voc", "ssd_300_resnet_e18_coco", "ssd_300_resnet_e18_custom",
+    "ssd_300_resnet_e34_voc", "ssd_300_resnet_e34_coco", "ssd_300_resnet_e34_custom",
+    "ssd_512_binary_densenet28_voc", "ssd_512_binary_densenet28_coco", "ssd_512_binary_densenet28_custom",
+    "ssd_512_binary_densenet37_voc", "ssd_512_binary_densenet37_coco", "ssd_512_binary_densenet37_custom",
+    "ssd_512_binary_densenet45_voc", "ssd_512_binary_densenet45_coco", "ssd_512_binary_densenet45_custom",
+    "ssd_512_meliusnet22_voc", "ssd_512_meliusnet22_coco", "ssd_512_meliusnet22_custom",
+    "ssd_512_meliusnet29_voc", "ssd_512_meliusnet29_coco", "ssd_512_meliusnet29_custom",
+    "ssd_512_meliusnet42_voc", "ssd_512_meliusnet42_coco", "ssd_512_meliusnet42_custom",
+    "ssd_512_meliusnet59_voc", "ssd_512_meliusnet59_coco", "ssd_512_meliusnet59_custom",
+    "ssd_512_resnet_e18_voc", "ssd_512_resnet_e18_coco", "ssd_512_resnet_e18_custom",
+    "ssd_512_resnet_e34_voc", "ssd_512_resnet_e34_coco", "ssd_512_resnet_e34_custom",
+)
+SSD_NAME = re.compile(r"^ssd_(\d+)_(.+)_(%s)$" % "|".join(DATASETS))
+REGISTERED_BACKBONES = tuple(sorted({SSD_NAME.match(name).group(2) for name in REGISTERED_SSDS}))
 # Other data shapes: the SSD paper's scales (section 2.2), s_k = 0.2 + 0.14 (k - 1) of the image for the
 # six maps (0.2 ... 0.9) and 1.04 closing the sequence. On the coarse grids of small inputs (8x8 at 128)
 # they give each object several matching anchors; SSD512's sizes scaled down (0.1 ...) give about one.
@@ -74,37 +95,53 @@ def extra_layer(channels, binary=False):
     return layer
 
 
-class DenseStageFeatures(HybridBlock):
-    """SSD features from a :class:`DenseStageNet` (BinaryDenseNet, MeliusNet): the backbone's map at
-    stride 16 (end of stage 3) through a new BN + ReLU, its map at stride 32 (end of stage 4) through the
-    classifier's own final BN + ReLU, then one map per extra layer.
+def build_backbone(backbone, **backbone_kwargs):
+    """The classifier ``backbone`` (a registered name) as a detection backbone: a :class:`StagedNet`."""
+    factory = registry.factory_of(backbone)
+    if factory is None:
+        raise ValueError("unknown SSD backbone %r; this package's backbones: %s"
+                         % (backbone, ", ".join(registry.model_names())))
+    net = factory(**backbone_kwargs)
+    if not isinstance(net, StagedNet):
+        raise ValueError("SSD backbone %r has no feature taps (only StagedNet models: BinaryDenseNet, MeliusNet, "
+                         "ResNet-E)" % backbone)
+    return net
+
+
+class StagedFeatures(HybridBlock):
+    """SSD features from a :class:`StagedNet` backbone (BinaryDenseNet, MeliusNet, ResNet-E): the maps its
+    :meth:`~StagedNet.feature_taps` name, each through BN + ReLU (a new one where the backbone has none),
+    then one map per extra layer.
 
     ``self.base`` is the backbone's ``features`` sequence, so its parameters keep the names of a
-    classification checkpoint (see :meth:`load_backbone`); the global pool after them is never run."""
+    classification checkpoint (see :meth:`load_backbone`); the global pool after them is never run. Built
+    inside the detector's name scope (GluonCV's SSD calls the ``features`` factory there), every parameter
+    name starts with the detector's prefix, as GluonCV's ``save_params`` requires."""
 
     def __init__(self, backbone, extra_filters, binary_extras=False, **backbone_kwargs):
         super().__init__()
-        net = get_model(backbone, **backbone_kwargs)
-        if not isinstance(net, DenseStageNet):
-            raise ValueError("SSD backbone %r is not a BinaryDenseNet/MeliusNet-style network" % backbone)
         self.backbone = backbone
-        self._stride16_index = net.stage_ends[2]
-        self._last_index = net.stage_ends[3] + 2  # the classifier head's BN and ReLU
         with self.name_scope():
+            net = build_backbone(backbone, **backbone_kwargs)
+            self.taps = net.feature_taps()
             self.base = net.features
-            self.stride16_norm = nn.HybridSequential(prefix="")
-            self.stride16_norm.add(nn.BatchNorm(), nn.Activation("relu"))
+            for tap in self.taps:
+                if not tap.normalized:  # 'stride16_norm': the name of checkpoints before feature_taps
+                    norm = nn.HybridSequential(prefix="")
+                    norm.add(nn.BatchNorm(), nn.Activation("relu"))
+                    setattr(self, "stride%d_norm" % tap.stride, norm)
             self.extras = nn.HybridSequential(prefix="")
             for channels in extra_filters:
                 self.extras.add(extra_layer(channels, binary_extras))
 
     def hybrid_forward(self, F, x):
-        maps = []
-        for index in range(self._last_index + 1):
+        maps, taps = [], {tap.index: tap for tap in self.taps}
+        for index in range(max(taps) + 1):
             x = self.base[index](x)
-            if index == self._stride16_index:
-                maps.append(self.stride16_norm(x))
-        maps.append(x)
+            if index in taps:
+                tap = taps[index]
+                maps.append(x if tap.normalized else getattr(self, "stride%d_norm" % tap.stride)(x))
+        x = maps[-1]
         for layer in self.extras:
             x = layer(x)
             maps.append(x)
@@ -139,6 +176,14 @@ def feature_map_sizes(features, data_shape):
     return [shape[2] for shape in shapes]
 
 
+@functools.lru_cache(maxsize=64)
+def _anchor_steps(backbone, data_shape, extra_filters, backbone_options):
+    """``data_shape / map size`` of each output map (GluonCV's 16, 32, ..., 512 for SSD512), from a
+    throwaway copy of the features (the detector builds its own inside its name scope)."""
+    features = StagedFeatures(backbone, extra_filters, **dict(backbone_options))
+    return tuple(data_shape / size for size in feature_map_sizes(features, data_shape))
+
+
 def anchor_sizes(data_shape, dataset):
     """The anchor sizes of ``data_shape`` in pixels: the preset's, else the SSD paper's scales."""
     if data_shape in ANCHOR_SIZES:
@@ -154,13 +199,11 @@ def build_ssd(backbone, data_shape, classes, dataset="custom", extra_filters=Non
     scales and SSD512's widths. Anchor steps are ``data_shape / map size`` of each output map (for 512:
     GluonCV's 16, 32, ..., 512). ``backbone_kwargs`` (``stem``, ``growth``, ...) go to the backbone."""
     from gluoncv.model_zoo.ssd import SSD
-    if extra_filters is None:
-        extra_filters = EXTRA_FILTERS.get(data_shape, EXTRA_FILTERS[REFERENCE_SHAPE])
-    features = DenseStageFeatures(backbone, extra_filters, binary_extras, **backbone_kwargs)
-    steps = [data_shape / size for size in feature_map_sizes(features, data_shape)]
-    return SSD(None, data_shape, features=lambda **_: features, num_filters=None,
-               sizes=anchor_sizes(data_shape, dataset), ratios=ASPECT_RATIOS, steps=steps,
-               classes=list(classes), pretrained=False)
+    extra_filters = tuple(extra_filters or EXTRA_FILTERS.get(data_shape, EXTRA_FILTERS[REFERENCE_SHAPE]))
+    steps = _anchor_steps(backbone, data_shape, extra_filters, tuple(sorted(backbone_kwargs.items())))
+    make_features = lambda **_: StagedFeatures(backbone, extra_filters, binary_extras, **backbone_kwargs)
+    return SSD(None, data_shape, features=make_features, num_filters=None, sizes=anchor_sizes(data_shape, dataset),
+               ratios=ASPECT_RATIOS, steps=list(steps), classes=list(classes), pretrained=False)
 
 
 def ssd_name(data_shape, backbone, dataset):
@@ -178,44 +221,48 @@ def _dataset_classes(dataset, classes):
     return list(voc_classes() if dataset == "voc" else coco_classes())
 
 
-def ssd_factory(data_shape, backbone, dataset, register=False):
-    """The GluonCV-style factory of ``ssd_{data_shape}_{backbone}_{dataset}`` (``classes`` only for
-    ``_custom``): registered (``register``, kind 'detection') or only wrapped by
-    :func:`~binary_models.model_zoo.model_factory` for its layer options and GluonCV arguments."""
-    def factory(classes=None, backbone_params=None, **kwargs):
+def _ssd_builder(name):
+    """The function building ``ssd_{data_shape}_{backbone}_{dataset}`` (``classes`` only for ``_custom``)."""
+    match = SSD_NAME.match(name)
+    if not match:
+        raise ValueError("%r is not an SSD name (ssd_{data shape}_{backbone}_{%s})" % (name, "|".join(DATASETS)))
+    data_shape, backbone, dataset = int(match.group(1)), match.group(2), match.group(3)
+
+    def build(classes=None, backbone_params=None, **kwargs):
         net = build_ssd(backbone, data_shape, _dataset_classes(dataset, classes), dataset, **kwargs)
         if backbone_params:
             net.features.load_backbone(backbone_params)
         return net
-    factory.__name__ = factory.__qualname__ = ssd_name(data_shape, backbone, dataset)
-    factory.__doc__ = ("SSD%d with a %s backbone for %s (BinaryDenseNet section 5.3). ``backbone_params``: "
-                       "a classification checkpoint of the backbone to start from; GluonCV's "
-                       "``pretrained_base`` is ignored (nothing is downloaded)."
-                       % (data_shape, backbone, "custom classes" if dataset == "custom" else dataset.upper()))
-    return register_model(factory, kind="detection") if register else model_zoo.model_factory(factory)
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = ("SSD%d with a %s backbone for %s (BinaryDenseNet section 5.3). ``backbone_params``: "
+                     "a classification checkpoint of the backbone to start from; GluonCV's "
+                     "``pretrained_base`` is ignored (nothing is downloaded)."
+                     % (data_shape, backbone, "custom classes" if dataset == "custom" else dataset.upper()))
+    return build
 
 
-DETECTION_MODELS = {}
-for _shape, _backbone in REGISTERED_NETWORKS:
-    for _dataset in DATASETS:
-        _name = ssd_name(_shape, _backbone, _dataset)
-        DETECTION_MODELS[_name] = globals()[_name] = ssd_factory(_shape, _backbone, _dataset, register=True)
+for _name in REGISTERED_SSDS:
+    register_model(_ssd_builder(_name), kind="detection")
 
 
 def get_detection_model_list():
     """Names of the registered SSD networks."""
-    return model_zoo.get_model_list(kind="detection")
+    return registry.model_names(kind="detection")
 
 
-SSD_NAME = re.compile(r"^ssd_(\d+)_(.+)_(%s)$" % "|".join(DATASETS))
+def is_ssd_name(name):
+    """True for ``ssd_{shape}_{backbone}_{dataset}`` with one of this package's backbones."""
+    match = SSD_NAME.match(name.lower())
+    return bool(match) and match.group(2) in registry.model_names()
 
 
 def get_ssd_model(name, **kwargs):
-    """The SSD called ``name``: a registered one (this package's or GluonCV's), or
-    ``ssd_{shape}_{backbone}_{dataset}`` for any BinaryDenseNet/MeliusNet backbone at any data shape
-    (e.g. ``ssd_128_binary_densenet28_custom``; see :func:`build_ssd` for its anchors)."""
+    """This package's SSD called ``name``: a registered one, or ``ssd_{shape}_{backbone}_{dataset}`` for any of
+    this package's backbones at any data shape (e.g. ``ssd_128_binary_densenet28_custom``; see
+    :func:`build_ssd` for its anchors)."""
     key = name.lower()
-    match = SSD_NAME.match(key)
-    if key in DETECTION_MODELS or not match or match.group(2) not in model_zoo.get_model_list():
-        return get_model(name, **kwargs)
-    return ssd_factory(int(match.group(1)), match.group(2), match.group(3))(**kwargs)
+    if not is_ssd_name(key):
+        raise ValueError("%r is not an SSD of this package: ssd_{data shape}_{backbone}_{%s} with a backbone of %s"
+                         % (name, "|".join(DATASETS), ", ".join(registry.model_names())))
+    factory = registry.factory_of(key) or registry.model_factory(_ssd_builder(key))
+    return factory(**kwargs)

@@ -10,7 +10,7 @@ from mxnet import init
 from mxnet.gluon import HybridBlock, nn
 
 from ..layers import QConv2D, QDense, Scale
-from ..model_zoo import register_model
+from ..registry import register_model
 from .common import make_stem
 
 TANG_LAYER_DEFAULTS = dict(binarizations=2)  # Tang et al. Table 5: 2-bit (m=2) activations
