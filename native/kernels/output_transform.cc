@@ -1,0 +1,25 @@
+#include "output_transform.h"
+
+namespace binary_models {
+
+void write_outputs(const ConvShape& s, const ConvPlan& p, const ConvPlan::Tile& tile, int block,
+                   const int32_t* counts, const float* scale, const PaddingCorrection& correction,
+                   const Border* borders, float* output) {
+  const int group_out = s.group_out_channels();
+  const int32_t full = s.group_in_channels() * s.taps();
+  for (int l = 0; l < kLanes && block * kLanes + l < group_out; ++l) {
+    const int local = block * kLanes + l, o = tile.g * group_out + local;
+    const float factor = scale ? scale[o] : 1.0f;
+    const int32_t* count = counts + l * kTilePixels;
+    float* out = output + (tile.n * s.out_channels + o) * p.pixels + tile.p0;
+    if (!p.zero_padding && tile.pixels == kTilePixels) {  // the common case, in fixed-size vectors
+      for (int j = 0; j < kTilePixels; ++j) out[j] = float(full - 2 * count[j]) * factor;
+    } else if (!p.zero_padding) {
+      for (int j = 0; j < tile.pixels; ++j) out[j] = float(full - 2 * count[j]) * factor;
+    } else {
+      for (int j = 0; j < tile.pixels; ++j) out[j] = float(correction.dot(tile.g, local, count[j], borders[j])) * factor;
+    }
+  }
+}
+
+}  // namespace binary_models
