@@ -400,6 +400,7 @@ REGISTER_OP(binary_dense)
     .setBackward(no_backward, "cpu");
 
 MXReturnValue initialize(int version) {
+  binary_models::active_isa();  // reads BINARY_MODELS_ISA now: a complaint about it comes at load time
   if (version >= 10700) return mxnet::ext::MX_SUCCESS;
   MX_ERROR_MSG << "binary_models native operators need MXNet >= 1.7.0, got " << version;
   return mxnet::ext::MX_FAIL;

@@ -5,9 +5,11 @@
 // packing rows and the tiles out over the OpenMP threads.
 #include "binary_conv.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "conv_plan.h"
+#include "isa.h"
 #include "microkernels.h"
 #include "output_transform.h"
 #include "packing.h"
@@ -29,11 +31,6 @@ int max_threads() {
 #endif
 }
 
-const KernelSet& kernels_for(Isa isa) {
-  if (isa == Isa::kAuto) isa = best_isa();
-  return isa == Isa::kAvx2 && best_isa() == Isa::kAvx2 ? avx2_kernels() : scalar_kernels();
-}
-
 // Every tile of the plan, shared out over the team: gather, micro-kernel per weight block, output transform.
 void run_tiles(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, const uint64_t* packed,
                const uint64_t* packed_weights, const float* scale, const PaddingCorrection& correction,
@@ -42,17 +39,19 @@ void run_tiles(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, 
   TileArgs args;
   args.x = gathered.data();
   args.reduction = s.taps() * s.words();
+  args.block_stride = p.block_words;
   Border borders[kTilePixels];
 #pragma omp for schedule(static)  // contiguous tiles: threads share no output cache lines but at the seams
   for (int64_t item = 0; item < p.tile_items; ++item) {
     const ConvPlan::Tile tile = p.tile(item);
     gather_tile(s, p, tile, packed, gathered.data());
     if (p.zero_padding) correction.borders(tile, borders);
-    for (int block = tile.block_begin; block < tile.block_end; ++block) {
+    for (int block = tile.block_begin; block < tile.block_end; block += kTileBlocks) {
       args.weights = packed_weights + (int64_t(tile.g) * p.blocks + block) * p.block_words;
-      alignas(32) int32_t counts[kLanes * kTilePixels];
+      args.blocks = std::min(kTileBlocks, tile.block_end - block);
+      alignas(64) int32_t counts[kTileBlocks * kLanes * kTilePixels];
       kernels.xor_popcount(args, counts);
-      write_outputs(s, p, tile, block, counts, scale, correction, borders, output);
+      write_outputs(s, p, tile, block, args.blocks, counts, scale, correction, borders, output);
     }
   }
 }
@@ -75,12 +74,5 @@ void binary_conv2d(const ConvShape& s, const float* input, const uint64_t* packe
     run_tiles(s, plan, kernels, packed, packed_weights, scale, correction, output);
   }
 }
-
-Isa best_isa() {
-  static const Isa isa = __builtin_cpu_supports("avx2") ? Isa::kAvx2 : Isa::kScalar;
-  return isa;
-}
-
-const char* isa_name(Isa isa) { return isa == Isa::kAuto ? "auto" : kernels_for(isa).name; }
 
 }  // namespace binary_models

@@ -2,15 +2,15 @@
 
 namespace binary_models {
 
-void write_outputs(const ConvShape& s, const ConvPlan& p, const ConvPlan::Tile& tile, int block,
+void write_outputs(const ConvShape& s, const ConvPlan& p, const ConvPlan::Tile& tile, int first_block, int blocks,
                    const int32_t* counts, const float* scale, const PaddingCorrection& correction,
                    const Border* borders, float* output) {
   const int group_out = s.group_out_channels();
   const int32_t full = s.group_in_channels() * s.taps();
-  for (int l = 0; l < kLanes && block * kLanes + l < group_out; ++l) {
-    const int local = block * kLanes + l, o = tile.g * group_out + local;
+  for (int c = 0; c < blocks * kLanes && first_block * kLanes + c < group_out; ++c) {
+    const int local = first_block * kLanes + c, o = tile.g * group_out + local;
     const float factor = scale ? scale[o] : 1.0f;
-    const int32_t* count = counts + l * kTilePixels;
+    const int32_t* count = counts + c * kTilePixels;
     float* out = output + (tile.n * s.out_channels + o) * p.pixels + tile.p0;
     if (!p.zero_padding && tile.pixels == kTilePixels) {  // the common case, in fixed-size vectors
       for (int j = 0; j < kTilePixels; ++j) out[j] = float(full - 2 * count[j]) * factor;

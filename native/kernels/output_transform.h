@@ -9,11 +9,11 @@
 
 namespace binary_models {
 
-// Writes the outputs of weight block `block` (kLanes output channels of the tile's group) at the tile's
-// pixels; counts[l * kTilePixels + j] is the micro-kernel's count of lane l at pixel j. `borders` (the
-// tile's) is read only under zero padding.
-void write_outputs(const ConvShape& shape, const ConvPlan& plan, const ConvPlan::Tile& tile, int block,
-                   const int32_t* counts, const float* scale, const PaddingCorrection& correction,
+// Writes the outputs of weight blocks first_block .. first_block + blocks - 1 (kLanes output channels each,
+// of the tile's group) at the tile's pixels; counts[c * kTilePixels + j] is the micro-kernel's count of
+// channel c of these blocks at pixel j. `borders` (the tile's) is read only under zero padding.
+void write_outputs(const ConvShape& shape, const ConvPlan& plan, const ConvPlan::Tile& tile, int first_block,
+                   int blocks, const int32_t* counts, const float* scale, const PaddingCorrection& correction,
                    const Border* borders, float* output);
 
 }  // namespace binary_models

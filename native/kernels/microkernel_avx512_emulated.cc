@@ -1,0 +1,27 @@
+// microkernel_wide.inc compiled for any x86-64: the AVX-512 kernels' logic with a portable popcount, so
+// that a machine without AVX-512 tests everything of them but the choice of instructions. Not fast.
+#include "microkernels.h"
+
+namespace binary_models {
+namespace {
+
+#define WIDE_TARGET
+
+#include "microkernel_wide.inc"
+
+// The SWAR popcount (Hacker's Delight 5-2) of each lane.
+inline U64x8 popcount64x8(U64x8 v) {
+  v -= (v >> 1) & 0x5555555555555555ull;
+  v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+  v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return (v * 0x0101010101010101ull) >> 56;
+}
+
+}  // namespace
+
+const KernelSet& avx512_emulated_kernels() {
+  static const KernelSet kernels{"avx512-emulated", xor_popcount_wide, scalar_kernels().pack_rows};
+  return kernels;
+}
+
+}  // namespace binary_models
