@@ -272,6 +272,42 @@ BAD_CONV_CALLS = {
         lambda: packed((8, 16, 3)).wait_to_read(),
     "binary_pack_weights: weight must be float32, got int32":
         lambda: nd.binary_pack_weights(nd.ones((8, 16), dtype="int32")).wait_to_read(),
+    # integer attributes outside int are refused, not cast (2**32 + 1 would run as 1)
+    r"attribute stride: 4294967297 is out of range \(-2147483648..2147483647\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), stride=2 ** 32 + 1),
+    "attribute num_filter: 4294967300 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed((4, 16, 3, 3)), num_filter=2 ** 32 + 4),
+    "attribute in_channels: 2147483648 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), in_channels=2 ** 31),
+    "attribute kernel: 4294967299 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), kernel=(3, 2 ** 32 + 3)),
+    "attribute pad: -4294967295 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), pad=(1, -2 ** 32 + 1)),
+    "attribute dilate: 8589934592 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), dilate=2 ** 33),
+    "attribute num_group: 4294967297 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), num_group=2 ** 32 + 1),
+    "attribute stride: 1267650600228229401496703205376 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), stride=2 ** 100),
+    r"num_filter 1073741824 is not supported \(allowed: 1..16777216\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), num_filter=2 ** 30),
+    r"in_channels 2147483647 is not supported \(allowed: 1..16777216\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), in_channels=2 ** 31 - 1),
+    r"pad 65537 is not supported \(allowed: 0..65536\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), pad=2 ** 16 + 1),
+    "binary_dense: attribute num_hidden: 4294967300 is out of range":
+        lambda: nd.binary_dense(nd.ones((2, 16)), packed((4, 16)), num_hidden=2 ** 32 + 4,
+                                in_units=16).wait_to_read(),
+    "binary_dense: attribute in_units: 1099511627792 is out of range":
+        lambda: nd.binary_dense(nd.ones((2, 16)), packed((4, 16)), num_hidden=4, in_units=2 ** 40 + 16).wait_to_read(),
+    r"binary_dense: num_hidden 1073741824 is not supported \(allowed: 1..16777216\)":
+        lambda: nd.binary_dense(nd.ones((2, 16)), packed((4, 16)), num_hidden=2 ** 30, in_units=16).wait_to_read(),
+    "binary_dense: in_units 0 is not supported":
+        lambda: nd.binary_dense(nd.ones((2, 16)), packed((4, 16)), num_hidden=4, in_units=0).wait_to_read(),
+    "binary_pack_weights: attribute num_group: 4294967298 is out of range":
+        lambda: packed(num_group=2 ** 32 + 2).wait_to_read(),
+    r"binary_pack_weights: in_channels 33554432 \(weight shape \(2, 16777216\), num_group 2\) is not supported":
+        lambda: nd.binary_pack_weights(nd.ones((2, 2 ** 24)), num_group=2).wait_to_read(),
 }
 
 

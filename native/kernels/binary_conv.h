@@ -27,6 +27,7 @@ constexpr int kLanes = 4;      // output channels per packed weight block (4 x 6
 constexpr int kWordBits = 64;
 // Supported geometry; anything else is refused by ConvShape::check().
 constexpr int kMaxKernel = 7, kMaxStride = 4, kMaxDilation = 16;
+constexpr int kMaxChannels = 1 << 24, kMaxSize = 1 << 16;  // channels; height, width and padding
 
 // Geometry of a binary convolution: NCHW input, OIHW weights, `groups` groups.
 struct ConvShape {
