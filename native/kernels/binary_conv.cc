@@ -40,18 +40,26 @@ void run_tiles(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, 
   args.x = gathered.data();
   args.reduction = s.taps() * s.words();
   args.block_stride = p.block_words;
+  args.out_stride = p.pixels;
+  args.full = s.group_in_channels() * s.taps();
+  const int group_out = s.group_out_channels();
   Border borders[kTilePixels];
 #pragma omp for schedule(static)  // contiguous tiles: threads share no output cache lines but at the seams
   for (int64_t item = 0; item < p.tile_items; ++item) {
     const ConvPlan::Tile tile = p.tile(item);
     gather_tile(s, p, tile, packed, gathered.data());
     if (p.zero_padding) correction.borders(tile, borders);
+    const bool fused = tile.pixels == kTilePixels && !p.zero_padding;  // the kernel writes the outputs
     for (int block = tile.block_begin; block < tile.block_end; block += kTileBlocks) {
+      const int first = tile.g * group_out + block * kLanes;  // output channel
       args.weights = packed_weights + (int64_t(tile.g) * p.blocks + block) * p.block_words;
       args.blocks = std::min(kTileBlocks, tile.block_end - block);
+      args.out = fused ? output + (tile.n * s.out_channels + first) * p.pixels + tile.p0 : nullptr;
+      args.scale = scale ? scale + first : nullptr;
+      args.channels = std::min(args.blocks * kLanes, group_out - block * kLanes);
       alignas(64) int32_t counts[kTileBlocks * kLanes * kTilePixels];
       kernels.xor_popcount(args, counts);
-      write_outputs(s, p, tile, block, args.blocks, counts, scale, correction, borders, output);
+      if (!fused) write_outputs(s, p, tile, block, args.blocks, counts, scale, correction, borders, output);
     }
   }
 }

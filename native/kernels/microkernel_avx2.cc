@@ -8,7 +8,7 @@
 // horizontal sums.
 #include <immintrin.h>
 
-#include "microkernels.h"
+#include "output_transform.h"
 
 namespace binary_models {
 namespace {
@@ -95,6 +95,7 @@ AVX2_TARGET void xor_popcount_block(const TileArgs& tile, const uint64_t* weight
 AVX2_TARGET void xor_popcount_avx2(const TileArgs& tile, int32_t* counts) {
   for (int b = 0; b < tile.blocks; ++b)
     xor_popcount_block(tile, tile.weights + b * tile.block_stride, counts + b * kLanes * kTilePixels);
+  if (tile.out) transform_full_tile(tile, counts);
 }
 
 // Transposes an 8x8 bit matrix held in a word, row r in byte r (Hacker's Delight, transpose8).

@@ -3,7 +3,7 @@
 // microkernel_wide.inc with vpopcntq.
 #include <immintrin.h>
 
-#include "microkernels.h"
+#include "output_transform.h"
 
 namespace binary_models {
 namespace {

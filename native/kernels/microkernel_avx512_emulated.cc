@@ -1,6 +1,6 @@
 // microkernel_wide.inc compiled for any x86-64: the AVX-512 kernels' logic with a portable popcount, so
 // that a machine without AVX-512 tests everything of them but the choice of instructions. Not fast.
-#include "microkernels.h"
+#include "output_transform.h"
 
 namespace binary_models {
 namespace {

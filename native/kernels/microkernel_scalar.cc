@@ -1,6 +1,6 @@
 // Portable reference kernels: one 64-bit word at a time with __builtin_popcountll. The fast kernels are
 // tested against these, and they run where AVX2 is absent.
-#include "microkernels.h"
+#include "output_transform.h"
 
 namespace binary_models {
 
@@ -33,6 +33,7 @@ __attribute__((target_clones("popcnt", "default"))) static void xor_popcount_sca
         counts[(b * kLanes + l) * kTilePixels + j] = count;
       }
   }
+  if (tile.out) transform_full_tile(tile, counts);
 }
 
 const KernelSet& scalar_kernels() {

@@ -19,12 +19,20 @@ struct TileArgs {
   const uint64_t* weights;  // block b: weights + b * block_stride, [reduction][kLanes]
   int64_t block_stride;
   int blocks;               // 1 .. kTileBlocks
+  // When `out` is set, the kernel applies the output transform (transform_full_tile, output_transform.h)
+  // instead of returning counts: out[c * out_stride + j] = float(full - 2 * count) * scale[c] (scale null:
+  // 1) for its first `channels` channels.
+  float* out;
+  int64_t out_stride;
+  int32_t full;
+  const float* scale;
+  int channels;
 };
 
 struct KernelSet {
   const char* name;
   // counts[(b * kLanes + l) * kTilePixels + j] = popcount(x xor w) summed over the reduction, for lane l
-  // of block b and pixel j.
+  // of block b and pixel j; with tile.out set, the outputs instead (counts is scratch space then).
   void (*xor_popcount)(const TileArgs& tile, int32_t* counts);
   // Packs `rows` rows of `width` pixels of one image into a zeroed buffer: channel c of pixel p of row r
   // is x[c * channel_stride + r * width + p]; its bit goes to word out[r * out_row_stride +

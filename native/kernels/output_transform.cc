@@ -12,13 +12,8 @@ void write_outputs(const ConvShape& s, const ConvPlan& p, const ConvPlan::Tile& 
     const float factor = scale ? scale[o] : 1.0f;
     const int32_t* count = counts + c * kTilePixels;
     float* out = output + (tile.n * s.out_channels + o) * p.pixels + tile.p0;
-    if (!p.zero_padding && tile.pixels == kTilePixels) {  // the common case, in fixed-size vectors
-      for (int j = 0; j < kTilePixels; ++j) out[j] = float(full - 2 * count[j]) * factor;
-    } else if (!p.zero_padding) {
-      for (int j = 0; j < tile.pixels; ++j) out[j] = float(full - 2 * count[j]) * factor;
-    } else {
-      for (int j = 0; j < tile.pixels; ++j) out[j] = float(correction.dot(tile.g, local, count[j], borders[j])) * factor;
-    }
+    for (int j = 0; j < tile.pixels; ++j)
+      out[j] = float(p.zero_padding ? correction.dot(tile.g, local, count[j], borders[j]) : full - 2 * count[j]) * factor;
   }
 }
 
