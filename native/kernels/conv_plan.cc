@@ -30,6 +30,7 @@ ConvPlan::ConvPlan(const ConvShape& s, int max_threads) : groups(s.groups), bloc
   ranges = 1;
   while (all_pixel_tiles * ranges < 8 * threads && ranges < blocks) ranges *= 2;
   range_blocks = (blocks + ranges - 1) / ranges;
+  range_blocks = std::min(blocks, (range_blocks + kTileBlocks - 1) / kTileBlocks * kTileBlocks);  // whole calls
   ranges = (blocks + range_blocks - 1) / range_blocks;
   tile_items = all_pixel_tiles * ranges;
 }
