@@ -1,8 +1,9 @@
 // The binary convolution driver. It packs the activations once per call (packing.cc), then, per tile of
 // kTilePixels output pixels, gathers their receptive fields into a small buffer (tile_gather.cc) and runs
-// the micro-kernel on it against every weight block, writing the float outputs (output_transform.cc, with
-// padding_correction.cc under zero padding). The plan (conv_plan.cc) lays out the buffers and shares the
-// packing rows and the tiles out over the OpenMP threads.
+// the micro-kernel (isa.cc picks its ISA) on it against up to kTileBlocks weight blocks per call. The
+// micro-kernel applies the output transform of a full tile itself (output_transform.h); the others go
+// through write_outputs (output_transform.cc, with padding_correction.cc under zero padding). The plan
+// (conv_plan.cc) lays out the buffers and shares the packing rows and the tiles out over the OpenMP threads.
 #include "binary_conv.h"
 
 #include <algorithm>
