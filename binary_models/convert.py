@@ -132,6 +132,27 @@ def _replace_children(block):
     return replaced
 
 
+def _outside_references(net):
+    """A ``deepcopy`` memo that copies as None what ``net``'s blocks refer to but is no part of the model: the
+    trainer its parameters may be attached to, and the enclosing blocks its name scopes remember (after
+    ``gluoncv.utils.export_block``, the wrapper block with its compiled graph). Clears the blocks' cached
+    graphs, which hold handles deepcopy cannot copy (they are rebuilt on use)."""
+    blocks, pending = [], [net]
+    while pending:
+        blocks.append(pending.pop())
+        pending.extend(blocks[-1]._children.values())
+    own_scopes = {id(block._scope) for block in blocks}
+    memo = {}
+    for block in blocks:
+        if isinstance(block, HybridBlock):
+            block._clear_cached_op()
+        enclosing = getattr(block._scope, "_old_scope", None)
+        if enclosing is not None and id(enclosing) not in own_scopes:
+            memo[id(enclosing)] = None
+    memo.update({id(p._trainer): None for p in net.collect_params().values() if p._trainer is not None})
+    return memo
+
+
 def convert(net):
     """An inference copy of ``net`` whose binary QConv2D/QDense layers run the native packed operators.
 
@@ -139,11 +160,7 @@ def convert(net):
     (``binarizations > 1``), stay float-emulated: they have no xnor kernel. Raises ``ValueError`` when
     ``net`` has no binary layer, and :class:`binary_models.native.NativeLibraryError` when the native
     library cannot be built or loaded."""
-    if isinstance(net, HybridBlock):
-        net._clear_cached_op()  # a cached graph holds handles deepcopy cannot copy; it is rebuilt on use
-    # The copy leaves behind the trainer the parameters may be attached to (it is no part of the model).
-    trainers = {id(p._trainer): None for p in net.collect_params().values() if p._trainer is not None}
-    packed = copy.deepcopy(net, trainers)
+    packed = copy.deepcopy(net, _outside_references(net))
     root = _packed_form(packed)
     if root is not None:
         return root
