@@ -104,17 +104,20 @@ def _first_line(err):
 def read_inputs(paths, preprocessing):
     """``[(decoded HWC image, float32 (3, size, size) input, preprocessing ms)]`` for ``paths``."""
     transform = transforms.validation_transform(preprocessing)
-    inputs = []
-    for path in paths:
-        tic = time.perf_counter()
-        try:
-            image = transforms.read_image(path, preprocessing)
-            x = transform(image)
-            x.wait_to_read()
-        except (mx.MXNetError, OSError) as err:
-            raise UsageError("cannot read image %s: %s" % (path, _first_line(err)))
-        inputs.append((image, x, (time.perf_counter() - tic) * 1e3))
-    return inputs
+    if paths:  # the operators' first call sets them up: keep it out of the latency
+        _read_input(paths[0], preprocessing, transform)
+    return [_read_input(path, preprocessing, transform) for path in paths]
+
+
+def _read_input(path, preprocessing, transform):
+    tic = time.perf_counter()
+    try:
+        image = transforms.read_image(path, preprocessing)
+        x = transform(image)
+        x.wait_to_read()
+    except (mx.MXNetError, OSError) as err:
+        raise UsageError("cannot read image %s: %s" % (path, _first_line(err)))
+    return image, x, (time.perf_counter() - tic) * 1e3
 
 
 def top_classes(logits, k):
@@ -181,7 +184,7 @@ def _output_paths(images, output_dir):
 
 def describe(name, opt, record, preprocessing, num_classes):
     source = "packed model %s" % opt.packed if opt.packed else "parameters %s" % opt.params
-    how = "digits" if preprocessing.grayscale else "crop ratio %g" % preprocessing.crop_ratio
+    how = "grayscale" if preprocessing.grayscale else "crop ratio %g" % preprocessing.crop_ratio
     return "%s (%s): %d classes, input 3x%dx%d, %s preprocessing" % (
         name, source, num_classes, preprocessing.input_size, preprocessing.input_size, how)
 
