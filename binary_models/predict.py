@@ -156,7 +156,10 @@ def draw(path, image_path, image, top, names):
     from .plots import save_png
     fig, (ax_image, ax_bars) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw=dict(width_ratios=(1, 1.3)))
     pixels = image.asnumpy()
-    ax_image.imshow(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels, cmap="gray" if pixels.shape[2] == 1 else None)
+    if pixels.shape[2] == 1:
+        ax_image.imshow(pixels[:, :, 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax_image.imshow(pixels)
     ax_image.set_axis_off()
     ax_image.set_title(os.path.basename(image_path))
     labels_ = [_label(c, names) for c, _ in top][::-1]
@@ -166,7 +169,9 @@ def draw(path, image_path, image, top, names):
     ax_bars.set_xlim(0, 1)
     ax_bars.set_xlabel("probability")
     for y, (_, p) in enumerate(top[::-1]):
-        ax_bars.text(min(p + 0.02, 0.8), y, "%.1f%%" % (100 * p), va="center")
+        inside = p > 0.75  # the label inside a long bar, after a short one
+        ax_bars.text(p - 0.02 if inside else p + 0.02, y, "%.1f%%" % (100 * p), va="center",
+                     ha="right" if inside else "left", color="white" if inside else "black")
     fig.tight_layout()
     save_png(fig, path)
 
