@@ -1,7 +1,6 @@
 #include "norm_pool.h"
 
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "binary_conv.h"
@@ -41,7 +40,7 @@ void norm_pool(const NormPoolShape& s, const float* input, const float* mean, co
   const int64_t items = int64_t(s.batch) * s.channels;
 #pragma omp parallel if (items * plane > (1 << 15))
   {
-    std::vector<float> normalized(pooled ? plane : 0);
+    std::vector<float> normalized(pooled ? plane : 0), rows(pooled ? s.width : 0);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t n = item / s.channels;
@@ -55,13 +54,20 @@ void norm_pool(const NormPoolShape& s, const float* input, const float* mean, co
       else
         for (int64_t i = 0; i < plane; ++i) y[i] = (x[i] - m) * a + b;
       if (!pooled) continue;
+      // Per output row: the maximum over the window's rows, column by column (a vector loop), then over
+      // each window's columns.
+      float* row_max = rows.data();
       for (int oy = 0; oy < oh; ++oy) {
         const int y0 = std::max(oy * s.stride_h - s.pad_h, 0), y1 = std::min(oy * s.stride_h - s.pad_h + s.kernel_h, s.height);
+        std::copy(y + int64_t(y0) * s.width, y + int64_t(y0 + 1) * s.width, row_max);
+        for (int yy = y0 + 1; yy < y1; ++yy) {
+          const float* line = y + int64_t(yy) * s.width;
+          for (int i = 0; i < s.width; ++i) row_max[i] = std::max(row_max[i], line[i]);
+        }
         for (int ox = 0; ox < ow; ++ox) {
           const int x0 = std::max(ox * s.stride_w - s.pad_w, 0), x1 = std::min(ox * s.stride_w - s.pad_w + s.kernel_w, s.width);
-          float best = -std::numeric_limits<float>::infinity();
-          for (int yy = y0; yy < y1; ++yy)
-            for (int xx = x0; xx < x1; ++xx) best = std::max(best, y[int64_t(yy) * s.width + xx]);
+          float best = row_max[x0];
+          for (int xx = x0 + 1; xx < x1; ++xx) best = std::max(best, row_max[xx]);
           out[int64_t(oy) * ow + ox] = best;
         }
       }
