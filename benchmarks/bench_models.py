@@ -33,11 +33,11 @@ def build(name, kind):
     if kind == "float (GluonCV)":
         from gluoncv.model_zoo import get_model
         net = get_model(name, pretrained=False, **({"pretrained_base": False} if name.startswith("ssd") else {}))
-        net.initialize(mx.init.Xavier())
+        net.initialize()
         return net
     kwargs = {"pretrained_base": False} if name.startswith("ssd") else {}
     net = binary_models.get_model(name, **kwargs)
-    net.initialize(mx.init.Xavier())
+    net.initialize(mx.init.Uniform() if name.startswith("ssd") else mx.init.Xavier())
     net(mx.nd.zeros((1, 3, 224, 224)) if not name.startswith("ssd") else mx.nd.zeros((1, 3, 512, 512)))
     return net if kind == "float-emulated" else convert(net)
 
