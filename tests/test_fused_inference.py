@@ -166,6 +166,8 @@ def thin(name):
     """A small member of each family (thumbnail stem, 16x16 inputs), as trained models would be."""
     if name.startswith(("binary_densenet", "meliusnet")):
         return bm.get_model(name, stem="thumbnail", growth=16, init_channels=32, classes=10)
+    if name.startswith("tang"):  # one binarization: packable (the default m=2 has no xnor kernel)
+        return bm.get_model(name, stem="thumbnail", classes=10, binarizations=1)
     return bm.get_model(name, stem="thumbnail", classes=10)
 
 
@@ -183,7 +185,7 @@ def trained_like(net, shape):
 
 
 @pytest.mark.parametrize("name", ["meliusnet22", "meliusnet_a", "meliusnet_c", "binary_densenet28",
-                                  "binary_densenet37_dilated", "resnet_e18"])
+                                  "binary_densenet37_dilated", "resnet_e18", "tang_nin"])
 def test_every_family_converts_to_fused_blocks_with_the_float_models_outputs(name, tmp_path):
     net = trained_like(thin(name), (1, 3, 16, 16))
     x = nd.array(np.random.RandomState(6).normal(0, 1, (4, 3, 16, 16)))
@@ -191,9 +193,11 @@ def test_every_family_converts_to_fused_blocks_with_the_float_models_outputs(nam
     expected = net(x).asnumpy()
     packed = convert(net)
     kinds = {type(b).__name__ for b in _walk(packed)}
-    if name != "resnet_e18":  # dense families: no float BatchNorm before a binary conv, no concat
-        assert "BinaryDenseStage" in kinds and not kinds & {"DenseBlock", "ImprovementBlock", "QConv2D"}
-    assert not any(isinstance(b, nn.MaxPool2D) for b in _walk(packed))
+    if name.startswith(("meliusnet", "binary_densenet")):  # no float BN before a binary conv, no concat, no pool
+        assert "BinaryDenseStage" in kinds and not kinds & {"DenseBlock", "ImprovementBlock", "QConv2D", "MaxPool2D"}
+    if name == "tang_nin":  # BN -> binary conv folded wherever no (Caffe, ceil-mode) pool sits between them
+        assert "BinaryConv2D" in kinds and any(b.attrs.get("folded_bn") for b in _walk(packed)
+                                               if isinstance(b, BinaryConv2D))
     prefix = str(tmp_path / name)
     save_packed(packed, prefix, (1, 3, 16, 16))
     out = load_packed(prefix)(x).asnumpy()
