@@ -82,7 +82,7 @@ def worker(args):
 def main():
     args = parse_arguments(__doc__, repeat=10,
                            models=dict(nargs="+", default=list(MODELS), help="binary models, converted"),
-                           baselines=dict(nargs="+", default=list(BASELINES), help="GluonCV float models"),
+                           baselines=dict(nargs="*", default=list(BASELINES), help="GluonCV float models"),
                            batch=dict(type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)"),
                            emulated=dict(action="store_true", help="also time the float-emulated binary models"),
                            profile=dict(action="store_true", help="print the time per operator class"),
