@@ -69,7 +69,9 @@ def _packed_form(block, batchnorm=None):
 
 
 def _is_batchnorm(block):
-    return isinstance(block, nn.BatchNorm) and type(block).hybrid_forward is nn.BatchNorm.hybrid_forward
+    """A plain Gluon BatchNorm over the channel axis of NCHW (subclasses such as SyncBatchNorm stay as they are)."""
+    return (isinstance(block, nn.BatchNorm) and type(block).hybrid_forward is nn.BatchNorm.hybrid_forward
+            and block._kwargs.get("axis", 1) == 1)
 
 
 def _is_relu(block):
