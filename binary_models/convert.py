@@ -129,8 +129,8 @@ def _fuse_norm_pool(blocks, start):
 
 def _fuse_sequence(sequence):
     """Rewrite the children of a HybridSequential: runs of dense units -> BinaryDenseStage, BatchNorm ->
-    binary conv -> BinaryConv2D with the BatchNorm folded in, BatchNorm -> ReLU/MaxPool (-> shuffle) ->
-    NormPool. A fused run keeps its length (Identity after the fused block). Returns the number of binary
+    binary conv -> BinaryConv2D with the BatchNorm folded in, binary conv -> BatchNorm -> BinaryConv2D and a
+    NormPool, BatchNorm -> ReLU/MaxPool (-> shuffle) -> NormPool. A fused run keeps its length (Identity after the fused block). Returns the number of binary
     layers packed."""
     names, blocks = list(sequence._children.keys()), list(sequence._children.values())
     packed, index = 0, 0
@@ -145,6 +145,13 @@ def _fuse_sequence(sequence):
                 and blocks[index + 1].packable:
             replacement, count = _packed_form(blocks[index + 1], batchnorm=blocks[index]), 2
             packed += 1
+        elif index + 1 < len(blocks) and isinstance(blocks[index], QConv2D) and blocks[index].packable \
+                and _is_batchnorm(blocks[index + 1]):
+            # binary conv -> BatchNorm [-> ReLU ...] (ResNet-E): the BatchNorm in norm_pool, on the conv's NCHW output
+            _set_child(sequence, names[index], _packed_form(blocks[index]))
+            packed += 1
+            index += 1
+            replacement, count = _fuse_norm_pool(blocks, index) or (NormPool(blocks[index], relu=False), 1)
         else:
             fused = _fuse_norm_pool(blocks, index)
             if fused is not None:
