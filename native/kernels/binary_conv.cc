@@ -76,7 +76,7 @@ void binary_conv2d(const ConvShape& s, const float* input, const uint64_t* packe
   uint64_t* packed = workspace ? static_cast<uint64_t*>(workspace) : owned.data();
   PaddingCorrection correction(s, plan);
 
-#pragma omp parallel if (plan.parallel)
+#pragma omp parallel num_threads(plan.threads) if (plan.parallel)
   {
     pack_activations(s, plan, kernels, input, options, packed);
     if (plan.zero_padding) correction.count_weights(packed_weights);

@@ -22,8 +22,12 @@ ConvPlan::ConvPlan(const ConvShape& s, int max_threads, const ConvOptions& optio
   output_image_floats = options.output_image_stride ? options.output_image_stride : int64_t(s.out_channels) * pixels;
   zero_padding = s.pad_mode == PadMode::kZero && (s.pad_h > 0 || s.pad_w > 0);
 
-  parallel = double(s.batch) * pixels * s.out_channels * s.group_in_channels() * taps > 1e6;
-  threads = parallel ? max_threads : 1;
+  // A thread per kMacsPerThread binary MACs at most: starting and synchronizing a team costs tens of
+  // microseconds, the kernels' time for some 2e7 MACs (measured on Zen 4: the 14x14 and 7x7 dense-stage
+  // convolutions of MeliusNet22, 2-5e7 MACs, ran slower on two threads than on one).
+  const double macs = double(s.batch) * pixels * s.out_channels * s.group_in_channels() * taps;
+  threads = int(std::max(1.0, std::min(double(max_threads), macs / kMacsPerThread)));
+  parallel = threads > 1;
 
   row_ranges = std::min(threads, padded_h);
   pack_items = int64_t(s.batch) * row_ranges;

@@ -10,6 +10,8 @@
 
 namespace binary_models {
 
+constexpr double kMacsPerThread = 2e7;  // the least work (binary MACs) worth another thread
+
 struct ConvPlan {
   ConvPlan(const ConvShape& shape, int max_threads, const ConvOptions& options = ConvOptions());
 
@@ -25,7 +27,7 @@ struct ConvPlan {
   bool zero_padding;                 // pad_mode zero with some padding: the counts need a correction
 
   bool parallel;  // large enough to be worth an OpenMP team
-  int threads;
+  int threads;    // of the team: max_threads, fewer for small convolutions
 
   // Packing: the padded rows of each image in row_ranges ranges, one item per (image, range).
   int row_ranges;
