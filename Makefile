@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install native test demo clean
+.PHONY: install native deploy test demo clean
 
 install: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): setup.py pyproject.toml
 native: $(STAMP)
 	@if [ -f native/Makefile ]; then $(MAKE) -s -C native PYTHON=$(abspath $(PY)); fi
 
-test: native
+# deploy/build/bm-predict: a packed model served from C++, linked against the wheel's libmxnet.so.
+deploy: native
+	$(MAKE) -s -C deploy PYTHON=$(abspath $(PY))
+
+test: native deploy
 	@if [ -f native/Makefile ]; then $(MAKE) -s -C native test test-asan PYTHON=$(abspath $(PY)); fi
 	$(PY) -m pytest -q
 
@@ -26,4 +30,4 @@ demo: native
 	$(PY) -m binary_models.demo
 
 clean:
-	rm -rf $(VENV) native/build build demo_output
+	rm -rf $(VENV) native/build deploy/build build demo_output

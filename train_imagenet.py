@@ -287,7 +287,7 @@ def main(argv=None):
                          curves=os.path.join(opt.save_dir, "training_curve.png"),
                          summary=os.path.join(opt.save_dir, "summary.json"), log=logging_file)
     run = TrainingRun(run_files, dict(model=opt.model, model_kwargs=model_kwargs, input_size=opt.input_size,
-                                      classes=data.classes, dataset=opt.dataset),
+                                      classes=data.classes, dataset=opt.dataset, crop_ratio=opt.crop_ratio),
                       ("train_loss", "train_accuracy", "val_top1", "val_top5"), "val_top1", opt.num_epochs,
                       opt.resume_epoch, opt.seed, opt.save_frequency,
                       curves={"train loss": "train_loss", "val top-1": "val_top1", "val top-5": "val_top5",

@@ -4,6 +4,7 @@ MXNet's oneDNN and the native library use the same OpenMP runtime (libgomp), whi
 ``OMP_NUM_THREADS`` when a process starts; so each thread count is measured in its own process.
 """
 import argparse
+import ctypes
 import json
 import os
 import subprocess
@@ -16,15 +17,40 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
-def machine():
-    """The CPU model name (as ``lscpu`` prints it) and the number of logical CPUs."""
-    name = "unknown CPU"
+def cpu_model():
+    """The CPU model name, family and model (as ``lscpu`` prints them) from /proc/cpuinfo."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
+            for line in f:
+                key, _, value = line.partition(":")
+                if not line.strip():
+                    break  # the first processor is enough
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
         pass
-    return "%s, %d logical CPUs" % (name, os.cpu_count())
+    if "model name" not in fields:
+        return "unknown CPU"
+    return "%s (family %s model %s)" % (fields["model name"], fields.get("cpu family", "?"), fields.get("model", "?"))
+
+
+def native_isa():
+    """The instruction set the native kernels run here (BINARY_MODELS_ISA honoured), asked of the built library
+    through ctypes, without importing MXNet; None when the library is not built."""
+    path = os.environ.get("BINARY_MODELS_NATIVE_LIB") or os.path.join(REPO, "native", "build",
+                                                                         "libbinary_models_native.so")
+    try:
+        function = ctypes.CDLL(path).binary_models_isa
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_char_p
+    return function().decode()
+
+
+def machine():
+    """The CPU model, the number of logical CPUs and the native kernels' instruction set."""
+    isa = native_isa()
+    return "%s, %d logical CPUs%s" % (cpu_model(), os.cpu_count(), ", native kernels: %s" % isa if isa else "")
 
 
 def time_ms(run, wait, repeat):

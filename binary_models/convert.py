@@ -13,7 +13,9 @@ renamed layers convert too (BMXNet-v2's converter matched layer-name substrings 
 model's: the binary layers compute the same integers, the rest is the same MXNet code.
 
 Command line (the model, its options and input size come from the run file ``train_imagenet.py`` wrote beside
-the parameters; flags override it, and name them when there is none)::
+the parameters; flags override it, and name them when there is none). Beside the packed files it writes
+``{output}-run.json``: that record plus the preprocessing and class names, for ``binary_models.predict`` and
+the C++ program of ``deploy/``::
 
     python -m binary_models.convert --params runs/imagenet-meliusnet22-best.params --output packed/meliusnet22
     python -m binary_models.convert --model meliusnet22 --params trained.params --output packed/meliusnet22 \\
@@ -34,7 +36,7 @@ from mxnet.gluon import HybridBlock, SymbolBlock
 
 from . import native
 from .cli import UsageError, run_script
-from .files import find_run_file, read_run_file
+from .files import load_parameters, run_file, trained_model, write_run_file
 from .layers import QConv2D, QDense
 from .model_zoo import get_model
 from .quantization import weight_scale
@@ -130,6 +132,27 @@ def _replace_children(block):
     return replaced
 
 
+def _outside_references(net):
+    """A ``deepcopy`` memo that copies as None what ``net``'s blocks refer to but is no part of the model: the
+    trainer its parameters may be attached to, and the enclosing blocks its name scopes remember (after
+    ``gluoncv.utils.export_block``, the wrapper block with its compiled graph). Clears the blocks' cached
+    graphs, which hold handles deepcopy cannot copy (they are rebuilt on use)."""
+    blocks, pending = [], [net]
+    while pending:
+        blocks.append(pending.pop())
+        pending.extend(blocks[-1]._children.values())
+    own_scopes = {id(block._scope) for block in blocks}
+    memo = {}
+    for block in blocks:
+        if isinstance(block, HybridBlock):
+            block._clear_cached_op()
+        enclosing = getattr(block._scope, "_old_scope", None)
+        if enclosing is not None and id(enclosing) not in own_scopes:
+            memo[id(enclosing)] = None
+    memo.update({id(p._trainer): None for p in net.collect_params().values() if p._trainer is not None})
+    return memo
+
+
 def convert(net):
     """An inference copy of ``net`` whose binary QConv2D/QDense layers run the native packed operators.
 
@@ -137,11 +160,7 @@ def convert(net):
     (``binarizations > 1``), stay float-emulated: they have no xnor kernel. Raises ``ValueError`` when
     ``net`` has no binary layer, and :class:`binary_models.native.NativeLibraryError` when the native
     library cannot be built or loaded."""
-    if isinstance(net, HybridBlock):
-        net._clear_cached_op()  # a cached graph holds handles deepcopy cannot copy; it is rebuilt on use
-    # The copy leaves behind the trainer the parameters may be attached to (it is no part of the model).
-    trainers = {id(p._trainer): None for p in net.collect_params().values() if p._trainer is not None}
-    packed = copy.deepcopy(net, trainers)
+    packed = copy.deepcopy(net, _outside_references(net))
     root = _packed_form(packed)
     if root is not None:
         return root
@@ -216,22 +235,38 @@ def _convert_command(argv):
     parser.add_argument("--classes", type=int, help="number of classes, as trained")
     parser.add_argument("--input-size", type=int, help="square input size (default: the run file's, else 224)")
     args = parser.parse_args(argv)
-    run_path = args.run or find_run_file(args.params)
-    record = read_run_file(run_path) if run_path else {"model_kwargs": {}}
-    model = args.model or record.get("model")
-    if not model:
-        raise UsageError("--model is needed: no run file beside %s (or give --run)" % args.params)
-    kwargs = dict(record["model_kwargs"]) if model == record.get("model") else {}
-    kwargs.update({k: v for k, v in dict(stem=args.stem, classes=args.classes).items() if v is not None})
-    input_size = args.input_size or record.get("input_size") or 224
-    net = get_model(model, **kwargs)
-    net.load_parameters(args.params, ctx=mx.cpu())
+    record, model, kwargs, input_size = trained_model(args.params, args.run, args.model, args.input_size,
+                                                      stem=args.stem, classes=args.classes)
+    try:
+        net = get_model(model, **kwargs)
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err))
+    load_parameters(net, args.params, "--params")
     symbol_file, params_file = save_packed(convert(net), args.output, (1, 3, input_size, input_size))
+    run_path = write_packed_run_file(args.output, dict(record, model=model, model_kwargs=kwargs,
+                                                       input_size=input_size), symbol_file)
     float_mb, packed_mb = (os.path.getsize(p) / 2 ** 20 for p in (args.params, params_file))
     print("float parameters:  %s  %.2f MB" % (args.params, float_mb))
     print("packed parameters: %s  %.2f MB (%.1fx smaller)" % (params_file, packed_mb, float_mb / packed_mb))
     print("packed symbol:     %s" % symbol_file)
+    print("run file:          %s" % run_path)
     return 0
+
+
+def write_packed_run_file(prefix, record, symbol_file):
+    """``{prefix}-run.json``: the training's run file ``record`` (model, options, input size, dataset) plus what
+    serving the packed model needs without Python: its ``preprocessing`` and ``class_names`` (read by
+    ``python -m binary_models.predict --packed`` and ``deploy/``'s C++ program)."""
+    from .labels import class_names
+    from .transforms import preprocessing_of
+    size = record["input_size"]
+    classes = mx.sym.load(symbol_file).infer_shape(data=(1, 3, size, size))[1][0][-1]
+    fields = {k: v for k, v in record.items() if k not in ("model", "model_kwargs", "input_size", "classes")}
+    names = class_names(classes, record)
+    fields.update(preprocessing=preprocessing_of(record).as_dict(), **({"class_names": names} if names else {}))
+    path = run_file(prefix)
+    write_run_file(path, record["model"], record["model_kwargs"], size, classes, **fields)
+    return path
 
 
 class _CallableModule(types.ModuleType):

@@ -21,14 +21,12 @@ from mxnet.gluon.data import ArrayDataset, DataLoader
 from mxnet.gluon.data.sampler import Sampler
 
 from .cli import UsageError
+from .transforms import MEAN_RGB, STD_RGB, imagenet_preprocessing, validation_transform
 
 DIGITS_CLASSES = 10
 DIGITS_SIZE = 32
 VAL_FRACTION = 0.2
 SPLIT_SEED = 0
-# ImageNet statistics (GluonCV's train_imagenet.py), RGB.
-MEAN_RGB = (0.485, 0.456, 0.406)
-STD_RGB = (0.229, 0.224, 0.225)
 JITTER = 0.4    # colour jitter of brightness, contrast and saturation
 LIGHTING = 0.1  # AlexNet-style PCA lighting noise
 
@@ -39,8 +37,8 @@ ClassificationData.__doc__ = """Training and validation batches of one worker. `
 ``num_train`` is the number of training samples of this worker."""
 
 
-def digits_arrays(size=DIGITS_SIZE):
-    """``(x_train, y_train, x_val, y_val)``: float32 NCHW images (3 channels, ``size`` pixels), int labels."""
+def _digits_split(size):
+    """``(x_train, y_train, x_val, y_val)``: the digits in [0, 1] resized to ``size`` (float32 NHW)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     digits = load_digits()
@@ -48,6 +46,18 @@ def digits_arrays(size=DIGITS_SIZE):
                        for img in digits.images])
     x_train, x_val, y_train, y_val = train_test_split(images, digits.target, test_size=VAL_FRACTION,
                                                       random_state=SPLIT_SEED, stratify=digits.target)
+    return x_train, y_train, x_val, y_val
+
+
+def digits_statistics(size=DIGITS_SIZE):
+    """``(mean, std)`` of the digits training split at ``size``: the normalisation of every digits input."""
+    x_train = _digits_split(size)[0]
+    return float(x_train.mean()), float(x_train.std())
+
+
+def digits_arrays(size=DIGITS_SIZE):
+    """``(x_train, y_train, x_val, y_val)``: float32 NCHW images (3 channels, ``size`` pixels), int labels."""
+    x_train, y_train, x_val, y_val = _digits_split(size)
     mean, std = x_train.mean(), x_train.std()
     to_nchw = lambda x: np.repeat(((x - mean) / std)[:, None], 3, axis=1).astype(np.float32)
     return to_nchw(x_train), y_train.astype(np.int32), to_nchw(x_val), y_val.astype(np.int32)
@@ -120,14 +130,11 @@ def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, nu
     root = _require(data_dir, "--data-dir")
     for split in ("train", "val"):
         _require(os.path.join(root, split), "--data-dir %s folder" % split)
-    normalize = transforms.Normalize(MEAN_RGB, STD_RGB)
     train_transform = transforms.Compose([
         transforms.RandomResizedCrop(input_size), transforms.RandomFlipLeftRight(),
         transforms.RandomColorJitter(brightness=JITTER, contrast=JITTER, saturation=JITTER),
-        transforms.RandomLighting(LIGHTING), transforms.ToTensor(), normalize])
-    val_transform = transforms.Compose([
-        transforms.Resize(int(round(input_size / crop_ratio)), keep_ratio=True),
-        transforms.CenterCrop(input_size), transforms.ToTensor(), normalize])
+        transforms.RandomLighting(LIGHTING), transforms.ToTensor(), transforms.Normalize(MEAN_RGB, STD_RGB)])
+    val_transform = validation_transform(imagenet_preprocessing(input_size, crop_ratio))
     train_set, val_set = ImageNet(root, train=True), ImageNet(root, train=False)
     if not len(train_set.synsets) or not len(train_set):
         raise UsageError("--data-dir %s/train holds no class folders with images" % root)

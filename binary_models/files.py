@@ -103,3 +103,21 @@ def read_run_file(path):
     if missing:
         raise UsageError("run file %s lacks %s" % (path, ", ".join(missing)))
     return record
+
+
+def trained_model(params_path, run_path=None, model=None, input_size=None, **overrides):
+    """What builds the model whose parameters are ``params_path``: ``(record, model, model_kwargs,
+    input_size)`` from its run file (``run_path``, else the one :func:`find_run_file` finds, else none: the
+    record is then ``{}``), where ``model``, ``input_size`` and the keyword arguments in ``overrides`` that are
+    not None take precedence. The run file's keyword arguments apply only to its own model. Raises a
+    :class:`UsageError` when no model name is known or ``run_path`` does not exist."""
+    if run_path and not os.path.isfile(run_path):
+        raise UsageError("--run not found: %s" % run_path)
+    path = run_path or find_run_file(params_path)
+    record = read_run_file(path) if path else {}
+    model = model or record.get("model")
+    if not model:
+        raise UsageError("--model is needed: no run file beside %s (or give --run)" % params_path)
+    kwargs = dict(record["model_kwargs"]) if model == record.get("model") else {}
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    return record, model, kwargs, input_size or record.get("input_size") or 224

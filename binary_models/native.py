@@ -6,8 +6,13 @@ library is built with ``make -C native`` when it is missing or older than its so
 carries it inside the package, built by ``pip install``. The environment variable
 ``BINARY_MODELS_NATIVE_LIB`` names a prebuilt library instead (then nothing is built).
 
+The kernels pick their instruction set when the library loads: AVX-512 (with VPOPCNTDQ) where the CPU and
+the OS support it, else AVX2, else portable code; :func:`isa` says which. ``BINARY_MODELS_ISA=scalar|avx2|
+avx512`` forces another; one this machine lacks is reported on stderr and the best runs instead.
+
 Importing :mod:`binary_models` never needs the library; only converted models do.
 """
+import ctypes
 import fcntl
 import os
 import shutil
@@ -20,10 +25,15 @@ import mxnet as mx
 LIBRARY_NAME = "libbinary_models_native.so"
 OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights")
 LIBRARY_ENV = "BINARY_MODELS_NATIVE_LIB"
+ISA_ENV = "BINARY_MODELS_ISA"
+# The kernels' instruction sets, slowest first; "avx512-emulated" is the AVX-512 kernels' source compiled
+# for any x86-64 (a test of their logic where AVX-512 is missing), not a fast path.
+ISAS = ("scalar", "avx2", "avx512", "avx512-emulated")
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 NATIVE_DIR = os.path.join(os.path.dirname(PACKAGE_DIR), "native")
 
 _lock = threading.Lock()
+_functions = None  # the library's C functions (ctypes), once loaded
 
 
 class NativeLibraryError(RuntimeError):
@@ -91,3 +101,48 @@ def load():
         except mx.MXNetError as err:
             raise NativeLibraryError("MXNet could not load %s: %s" % (path, err)) from err
         return path
+
+
+def _c_functions():
+    """The library's plain C functions through ctypes: the same copy MXNet loaded (one path, one handle)."""
+    global _functions
+    if _functions is None:
+        library = ctypes.CDLL(load())
+        for name in ("binary_models_isa", "binary_models_best_isa"):
+            getattr(library, name).restype = ctypes.c_char_p
+        for name in ("binary_models_isa_supported", "binary_models_set_isa"):
+            getattr(library, name).argtypes = [ctypes.c_char_p]
+        _functions = library
+    return _functions
+
+
+def isa():
+    """The instruction set the kernels run: ``'avx512'``, ``'avx2'`` or ``'scalar'`` (the best this CPU and
+    OS support, unless ``BINARY_MODELS_ISA`` or :func:`set_isa` chose another). Loads the library."""
+    return _c_functions().binary_models_isa().decode()
+
+
+def best_isa():
+    """The best instruction set this CPU and OS support."""
+    return _c_functions().binary_models_best_isa().decode()
+
+
+def _check_isa_name(name):
+    if name not in ISAS + ("auto",):
+        raise ValueError("unknown instruction set %r (known: %s)" % (name, ", ".join(ISAS + ("auto",))))
+
+
+def isa_supported(name):
+    """True when this CPU and OS can run the kernels of instruction set ``name`` (one of :data:`ISAS`)."""
+    _check_isa_name(name)
+    return _c_functions().binary_models_isa_supported(name.encode()) == 1
+
+
+def set_isa(name):
+    """Make the kernels run instruction set ``name`` (``'auto'``: the best) from now on, in this process;
+    returns the one that ran before. Raises ``ValueError`` for an unknown name or one this machine lacks."""
+    _check_isa_name(name)
+    before = isa()
+    if _c_functions().binary_models_set_isa(name.encode()) != 1:
+        raise ValueError("instruction set %r is not supported by this CPU or OS (best here: %s)" % (name, best_isa()))
+    return before

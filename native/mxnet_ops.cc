@@ -71,24 +71,24 @@ class AttrReader {
 
   // An integer pair: "3" means (3, 3). `fallback` < 0 makes the attribute required.
   void pair(const char* key, int fallback, int* first, int* second) {
-    std::vector<long> values;
+    std::vector<int> values;
     if (!read(key, fallback, &values)) {
       *first = *second = fallback;
       return;
     }
     if (values.size() == 1) values.push_back(values[0]);
     if (values.size() != 2) return note(key, "expected one or two integers");
-    *first = int(values[0]);
-    *second = int(values[1]);
+    *first = values[0];
+    *second = values[1];
   }
   void integer(const char* key, int fallback, int* value) {
-    std::vector<long> values;
+    std::vector<int> values;
     if (!read(key, fallback, &values)) {
       *value = fallback;
       return;
     }
     if (values.size() != 1) return note(key, "expected an integer");
-    *value = int(values[0]);
+    *value = values[0];
   }
   void boolean(const char* key, bool* value) {
     *value = false;
@@ -109,8 +109,9 @@ class AttrReader {
   }
 
  private:
-  // False when the attribute is absent and has a fallback.
-  bool read(const char* key, int fallback, std::vector<long>* values) {
+  // False when the attribute is absent and has a fallback. Values outside the range of int are refused
+  // (the kernels take int; a silent cast would turn 2**32 + 1 into 1).
+  bool read(const char* key, int fallback, std::vector<int>* values) {
     auto it = attrs_.find(key);
     if (it == attrs_.end()) {
       if (fallback < 0) note(key, "required attribute missing");
@@ -123,17 +124,26 @@ class AttrReader {
     std::string token;
     while (in >> token) {
       size_t used = 0;
-      long v = 0;
+      long long v = 0;
+      bool in_range = true;
       try {
-        v = std::stol(token, &used);
+        v = std::stoll(token, &used);
+      } catch (const std::out_of_range&) {
+        in_range = false;
       } catch (const std::exception&) {
         used = 0;
+      }
+      in_range = in_range && v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max();
+      if (!in_range) {
+        note(key, token + " is out of range (" + std::to_string(std::numeric_limits<int>::min()) + ".." +
+                      std::to_string(std::numeric_limits<int>::max()) + ")");
+        return true;
       }
       if (used != token.size() || token.empty()) {
         note(key, "'" + it->second + "' is not a list of integers");
         return true;
       }
-      values->push_back(v);
+      values->push_back(int(v));
     }
     return true;
   }
@@ -176,7 +186,10 @@ std::string parse_dense(const Attrs& attrs, ConvAttrs* out) {
   r.integer("in_units", -1, &in_units);
   r.boolean("scaled", &out->scaled);
   if (!r.problem().empty()) return r.problem();
-  if (units < 1 || in_units < 1) return "num_hidden and in_units must be positive";
+  for (const auto& [name, value] : {std::make_pair("num_hidden", units), std::make_pair("in_units", in_units)})
+    if (value < 1 || value > binary_models::kMaxChannels)
+      return std::string(name) + " " + std::to_string(value) + " is not supported (allowed: 1.." +
+             std::to_string(binary_models::kMaxChannels) + ")";
   out->shape = binary_models::dense_shape(1, in_units, units);
   return "";
 }
@@ -193,11 +206,21 @@ MXReturnValue check_cpu(const char* op, const std::vector<MXTensor>& tensors) {
   return mxnet::ext::MX_SUCCESS;
 }
 
+// A problem naming `tensor` when a dimension of `shape` does not fit the kernels' int sizes.
+std::string dims_fit_int(const char* tensor, const std::vector<int64_t>& shape) {
+  for (int64_t dim : shape)
+    if (dim > std::numeric_limits<int>::max())
+      return std::string(tensor) + " shape " + shape_text(shape) + " has a dimension over " +
+             std::to_string(std::numeric_limits<int>::max());
+  return "";
+}
+
 // ---- binary_conv2d and binary_dense: one description each, one set of callbacks ----
 
 // The full shape of a conv from its attributes and NCHW data shape, or a problem.
 std::string conv_shape(const ConvAttrs& a, const std::vector<int64_t>& data, ConvShape* s) {
   if (data.size() != 4) return "data must be 4-D NCHW, got shape " + shape_text(data);
+  if (std::string problem = dims_fit_int("data", data); !problem.empty()) return problem;
   *s = a.shape;
   if (int64_t(s->in_channels) != data[1])
     return "data has " + std::to_string(data[1]) + " channels but in_channels is " + std::to_string(s->in_channels);
@@ -216,6 +239,7 @@ std::string dense_shape_of(const ConvAttrs& a, const std::vector<int64_t>& data,
   if (features != s->in_channels)
     return "data has " + std::to_string(features) + " features per sample but in_units is " +
            std::to_string(s->in_channels);
+  if (std::string problem = dims_fit_int("data", data); !problem.empty()) return problem;
   s->batch = int(data[0]);
   return "";
 }
@@ -324,6 +348,11 @@ std::string pack_shape(int groups, const std::vector<int64_t>& weight, ConvShape
   if (weight.size() != 4 && weight.size() != 2)
     return "weight must be 4-D (out_channels, in_channels / num_group, kh, kw) or 2-D (units, in_units), got "
            "shape " + shape_text(weight);
+  if (std::string problem = dims_fit_int("weight", weight); !problem.empty()) return problem;
+  if (groups >= 1 && weight[1] * groups > binary_models::kMaxChannels)
+    return "in_channels " + std::to_string(weight[1] * groups) + " (weight shape " + shape_text(weight) +
+           ", num_group " + std::to_string(groups) + ") is not supported (allowed: 1.." +
+           std::to_string(binary_models::kMaxChannels) + ")";
   s->groups = groups;
   s->out_channels = int(weight[0]);
   s->in_channels = int(weight[1]) * groups;
@@ -400,6 +429,7 @@ REGISTER_OP(binary_dense)
     .setBackward(no_backward, "cpu");
 
 MXReturnValue initialize(int version) {
+  binary_models::active_isa();  // reads BINARY_MODELS_ISA now: a complaint about it comes at load time
   if (version >= 10700) return mxnet::ext::MX_SUCCESS;
   MX_ERROR_MSG << "binary_models native operators need MXNet >= 1.7.0, got " << version;
   return mxnet::ext::MX_FAIL;

@@ -1,6 +1,11 @@
 """The native operators (binary_models.native, native/mxnet_ops.cc) against the float-emulated QConv2D /
-QDense and NumPy: exact equality on random shapes and on every binary layer of two models; bad input
-raises MXNetError naming the problem."""
+QDense and NumPy: exact equality on random shapes (on every instruction set this machine supports, also
+against the portable scalar kernels) and on every binary layer of two models; the instruction-set choice
+(BINARY_MODELS_ISA); bad input raises MXNetError naming the problem."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import mxnet as mx
@@ -17,6 +22,26 @@ FUZZ_CHUNKS, FUZZ_PER_CHUNK = 11, 20  # 220 random shapes
 @pytest.fixture(scope="module", autouse=True)
 def library():
     return native.load()
+
+
+@pytest.fixture
+def kernels_isa(request):
+    """Runs the kernels on instruction set ``request.param`` for one test, or skips where it is missing."""
+    if not native.isa_supported(request.param):
+        pytest.skip("%s is not supported by this CPU or OS (best here: %s)" % (request.param, native.best_isa()))
+    before = native.set_isa(request.param)
+    yield request.param
+    native.set_isa(before)
+
+
+def equals_scalar_kernels(isa, run, result):
+    """Asserts that ``run()`` (a NumPy result) gives ``result`` on the scalar kernels too."""
+    if isa != "scalar":
+        native.set_isa("scalar")
+        try:
+            np.testing.assert_array_equal(run(), result, err_msg="%s differs from scalar" % isa)
+        finally:
+            native.set_isa(isa)
 
 
 def random_input(rng, shape):
@@ -46,12 +71,88 @@ def random_conv(rng):
 
 
 @pytest.mark.parametrize("chunk", range(FUZZ_CHUNKS))
-def test_native_conv_equals_float_emulated_qconv2d_on_random_shapes(chunk):
-    rng = np.random.RandomState(1000 + chunk)
+@pytest.mark.parametrize("kernels_isa", native.ISAS, indirect=True)
+def test_native_conv_equals_float_emulated_qconv2d_and_scalar_kernels_on_random_shapes(kernels_isa, chunk):
+    rng = np.random.RandomState(1000 + chunk)  # the same shapes on every ISA
     for _ in range(FUZZ_PER_CHUNK):
         conv, x = random_conv(rng)
         expected = conv(x).asnumpy()
-        np.testing.assert_array_equal(BinaryConv2D(conv)(x).asnumpy(), expected, err_msg=repr(conv))
+        binary = BinaryConv2D(conv)
+        result = binary(x).asnumpy()
+        np.testing.assert_array_equal(result, expected, err_msg="%s: %r" % (kernels_isa, conv))
+        equals_scalar_kernels(kernels_isa, lambda: binary(x).asnumpy(), result)
+
+
+def cpuinfo_flags():
+    with open("/proc/cpuinfo") as f:
+        return next(set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags"))
+
+
+@pytest.mark.skipif(bool(os.environ.get(native.ISA_ENV)), reason="BINARY_MODELS_ISA is set")
+def test_kernels_run_the_best_isa_that_proc_cpuinfo_lists(capsys):
+    """Linux lists avx512*/avx2 only where the OS saves their registers too."""
+    flags = cpuinfo_flags()
+    if {"avx512f", "avx512bw", "avx512vl", "avx512_vpopcntdq", "bmi2", "avx2", "popcnt"} <= flags:
+        expected = "avx512"
+    elif {"avx2", "popcnt"} <= flags:
+        expected = "avx2"
+    else:
+        expected = "scalar"
+    assert native.isa() == native.best_isa() == expected
+    ran = [name for name in native.ISAS if native.isa_supported(name)]
+    with capsys.disabled():
+        print("\nnative kernels: %s by default; the fuzz runs %s%s" % (
+            native.isa(), ", ".join(ran), "; skipped (not supported here): %s" % ", ".join(
+                name for name in native.ISAS if name not in ran) if len(ran) < len(native.ISAS) else ""))
+
+
+def isa_chosen_in_a_new_process(value):
+    """(the ISA the library runs, its stderr) in a fresh process with BINARY_MODELS_ISA=value (ctypes only)."""
+    code = ("import ctypes, sys; library = ctypes.CDLL(sys.argv[1]); "
+            "library.binary_models_isa.restype = ctypes.c_char_p; print(library.binary_models_isa().decode())")
+    result = subprocess.run([sys.executable, "-c", code, native.library_path()], env=dict(
+        os.environ, **{native.ISA_ENV: value}), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        universal_newlines=True, check=True)
+    return result.stdout.strip(), result.stderr
+
+
+@pytest.mark.parametrize("name", native.ISAS)
+def test_binary_models_isa_forces_a_supported_isa_and_reports_a_missing_one(name):
+    chosen, stderr = isa_chosen_in_a_new_process(name)
+    if native.isa_supported(name):
+        assert (chosen, stderr) == (name, "")
+    else:
+        assert chosen == native.best_isa()
+        assert "BINARY_MODELS_ISA=%s asks for" % name in stderr and "running %s" % chosen in stderr
+
+
+def test_binary_models_isa_with_an_unknown_name_says_so_and_runs_the_best():
+    chosen, stderr = isa_chosen_in_a_new_process("avx1024")
+    assert chosen == native.best_isa()
+    assert stderr == ("binary_models: BINARY_MODELS_ISA=avx1024 is unknown (known: auto, scalar, avx2, avx512, "
+                      "avx512-emulated); running %s\n" % chosen)
+
+
+def test_binary_models_isa_forces_the_kernels_of_mxnet_operators():
+    """Through the whole stack: the variable read when MXNet loads the library, isa() and a convolution."""
+    code = ("import mxnet as mx; from binary_models import native; native.load(); "
+            "w = mx.nd.array([[[[1.0]], [[-1.0]]]]); x = mx.nd.array([[[[-2.0]], [[-3.0]]]]); "
+            "y = mx.nd.binary_conv2d(x, mx.nd.binary_pack_weights(w), kernel=1, num_filter=1, in_channels=2); "
+            "print(native.isa(), y.asnumpy().ravel()[0])")
+    env = dict(os.environ, **{native.ISA_ENV: "scalar", native.LIBRARY_ENV: native.library_path()})
+    result = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, check=True)
+    assert result.stdout.split() == ["scalar", "0.0"], result.stderr  # sign: (-1)(+1) + (-1)(-1)
+
+
+def test_set_isa_refuses_unknown_and_unsupported_names():
+    with pytest.raises(ValueError, match="unknown instruction set 'avx1024'"):
+        native.set_isa("avx1024")
+    missing = [name for name in native.ISAS if not native.isa_supported(name)]
+    for name in missing:
+        with pytest.raises(ValueError, match="%r is not supported by this CPU or OS" % name):
+            native.set_isa(name)
+    assert native.isa() == native.best_isa()
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -69,11 +170,15 @@ def test_native_conv_equals_numpy_reference(seed):
 
 @pytest.mark.parametrize("in_shape,units,scaling", [((3, 100), 10, "none"), ((2, 64), 64, "channel"),
                                                     ((4, 7, 3, 5), 33, "scalar"), ((1, 1000), 5, "none")])
-def test_native_dense_equals_float_emulated_qdense(rng, in_shape, units, scaling):
+@pytest.mark.parametrize("kernels_isa", native.ISAS, indirect=True)
+def test_native_dense_equals_float_emulated_qdense(rng, kernels_isa, in_shape, units, scaling):
     dense = bm.QDense(units, in_units=int(np.prod(in_shape[1:])), scaling=scaling)
     dense.initialize(mx.init.Normal(1.0))
     x = random_input(rng, in_shape)
-    np.testing.assert_array_equal(BinaryDense(dense)(x).asnumpy(), dense(x).asnumpy())
+    binary = BinaryDense(dense)
+    result = binary(x).asnumpy()
+    np.testing.assert_array_equal(result, dense(x).asnumpy())
+    equals_scalar_kernels(kernels_isa, lambda: binary(x).asnumpy(), result)
 
 
 def binary_layer_inputs(net, x):
@@ -167,6 +272,42 @@ BAD_CONV_CALLS = {
         lambda: packed((8, 16, 3)).wait_to_read(),
     "binary_pack_weights: weight must be float32, got int32":
         lambda: nd.binary_pack_weights(nd.ones((8, 16), dtype="int32")).wait_to_read(),
+    # integer attributes outside int are refused, not cast (2**32 + 1 would run as 1)
+    r"attribute stride: 4294967297 is out of range \(-2147483648..2147483647\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), stride=2 ** 32 + 1),
+    "attribute num_filter: 4294967300 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed((4, 16, 3, 3)), num_filter=2 ** 32 + 4),
+    "attribute in_channels: 2147483648 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), in_channels=2 ** 31),
+    "attribute kernel: 4294967299 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), kernel=(3, 2 ** 32 + 3)),
+    "attribute pad: -4294967295 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), pad=(1, -2 ** 32 + 1)),
+    "attribute dilate: 8589934592 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), dilate=2 ** 33),
+    "attribute num_group: 4294967297 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), num_group=2 ** 32 + 1),
+    "attribute stride: 1267650600228229401496703205376 is out of range":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), stride=2 ** 100),
+    r"num_filter 1073741824 is not supported \(allowed: 1..16777216\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), num_filter=2 ** 30),
+    r"in_channels 2147483647 is not supported \(allowed: 1..16777216\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), in_channels=2 ** 31 - 1),
+    r"pad 65537 is not supported \(allowed: 0..65536\)":
+        lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), pad=2 ** 16 + 1),
+    "binary_dense: attribute num_hidden: 4294967300 is out of range":
+        lambda: nd.binary_dense(nd.ones((2, 16)), packed((4, 16)), num_hidden=2 ** 32 + 4,
+                                in_units=16).wait_to_read(),
+    "binary_dense: attribute in_units: 1099511627792 is out of range":
+        lambda: nd.binary_dense(nd.ones((2, 16)), packed((4, 16)), num_hidden=4, in_units=2 ** 40 + 16).wait_to_read(),
+    r"binary_dense: num_hidden 1073741824 is not supported \(allowed: 1..16777216\)":
+        lambda: nd.binary_dense(nd.ones((2, 16)), packed((4, 16)), num_hidden=2 ** 30, in_units=16).wait_to_read(),
+    "binary_dense: in_units 0 is not supported":
+        lambda: nd.binary_dense(nd.ones((2, 16)), packed((4, 16)), num_hidden=4, in_units=0).wait_to_read(),
+    "binary_pack_weights: attribute num_group: 4294967298 is out of range":
+        lambda: packed(num_group=2 ** 32 + 2).wait_to_read(),
+    r"binary_pack_weights: in_channels 33554432 \(weight shape \(2, 16777216\), num_group 2\) is not supported":
+        lambda: nd.binary_pack_weights(nd.ones((2, 2 ** 24)), num_group=2).wait_to_read(),
 }
 
 

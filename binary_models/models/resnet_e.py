@@ -25,7 +25,8 @@ class ResNetEBlock(HybridBlock):
             if downsample:
                 self.downsample = nn.HybridSequential(prefix="down_")
                 if strides > 1:
-                    self.downsample.add(nn.AvgPool2D(strides, strides))
+                    # ceil_mode: an odd side n gives ceil(n / 2), as the body's padded 3x3 conv (SSD300's 75x75)
+                    self.downsample.add(nn.AvgPool2D(strides, strides, ceil_mode=True))
                 self.downsample.add(nn.Conv2D(channels, 1, use_bias=False), make_norm(channels))
 
     def hybrid_forward(self, F, x):

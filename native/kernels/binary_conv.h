@@ -19,12 +19,15 @@
 namespace binary_models {
 
 enum class PadMode { kMinusOne, kZero };  // what the sign'd input is padded with: -1, or 0 (exact, corrected)
-enum class Isa { kAuto, kScalar, kAvx2 };
+// The kernels' instruction sets. kAvx512Emulated is the AVX-512 kernels' source compiled for any x86-64
+// (plain vector code, a portable popcount): it tests their logic where AVX-512 is missing.
+enum class Isa { kAuto, kScalar, kAvx2, kAvx512, kAvx512Emulated };
 
 constexpr int kLanes = 4;      // output channels per packed weight block (4 x 64 bits = one AVX2 vector)
 constexpr int kWordBits = 64;
 // Supported geometry; anything else is refused by ConvShape::check().
 constexpr int kMaxKernel = 7, kMaxStride = 4, kMaxDilation = 16;
+constexpr int kMaxChannels = 1 << 24, kMaxSize = 1 << 16;  // channels; height, width and padding
 
 // Geometry of a binary convolution: NCHW input, OIHW weights, `groups` groups.
 struct ConvShape {
@@ -61,10 +64,17 @@ size_t workspace_bytes(const ConvShape& shape);
 // output[n, o, y, x] = sum over the receptive field of sign(input) * sign(weight), times scale[o] when
 // `scale` is not null: exactly what the float-emulated QConv2D computes. `workspace` holds
 // workspace_bytes(shape) bytes, or is null (then it is allocated). Parallel with OpenMP over pixels.
+// `isa` kAuto runs active_isa(); an ISA this machine cannot run runs active_isa() too.
 void binary_conv2d(const ConvShape& shape, const float* input, const uint64_t* packed_weights,
                    const float* scale, float* output, void* workspace = nullptr, Isa isa = Isa::kAuto);
 
-Isa best_isa();  // kAvx2 when the CPU has AVX2, else kScalar
-const char* isa_name(Isa isa);
+// Run-time dispatch (isa.cc). An ISA is supported when the CPU has its instructions (CPUID) and the OS
+// saves its registers (XCR0); kScalar and kAvx512Emulated always are.
+bool isa_supported(Isa isa);
+Isa best_isa();    // kAvx512, else kAvx2, else kScalar: the best supported
+Isa active_isa();  // what kAuto runs: best_isa(), or what BINARY_MODELS_ISA names (read on first use)
+bool set_active_isa(Isa isa);  // false, changing nothing, when `isa` is not supported
+const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512", "avx512-emulated" ("auto")
+bool isa_from_name(const std::string& name, Isa* isa);
 
 }  // namespace binary_models

@@ -8,7 +8,7 @@
 // horizontal sums.
 #include <immintrin.h>
 
-#include "microkernels.h"
+#include "output_transform.h"
 
 namespace binary_models {
 namespace {
@@ -57,7 +57,8 @@ AVX2_TARGET inline void store_sums(const __m256i (&sums)[NR], int32_t* counts) {
   }
 }
 
-AVX2_TARGET void xor_popcount_avx2(const TileArgs& tile, int32_t* counts) {
+// One weight block (4 output channels) against the tile's pixels.
+AVX2_TARGET void xor_popcount_block(const TileArgs& tile, const uint64_t* weights, int32_t* counts) {
   constexpr int V = kVectorPixels, S = kScalarPixels;
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
@@ -72,7 +73,7 @@ AVX2_TARGET void xor_popcount_avx2(const TileArgs& tile, int32_t* counts) {
     for (int j = 0; j < V; ++j) bytes[j] = zero;
     for (int k = k0; k < k1; ++k) {
       const uint64_t* x = tile.x + k * kTilePixels;
-      const uint64_t* w = tile.weights + 4 * k;
+      const uint64_t* w = weights + 4 * k;
       const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
       for (int j = 0; j < V; ++j) {
         const __m256i v = _mm256_xor_si256(wv, _mm256_set1_epi64x(static_cast<long long>(x[j])));
@@ -89,6 +90,12 @@ AVX2_TARGET void xor_popcount_avx2(const TileArgs& tile, int32_t* counts) {
   store_sums<V>(sums, counts);
   for (int j = 0; j < S; ++j)
     for (int l = 0; l < 4; ++l) counts[l * kTilePixels + V + j] = int32_t(scalar[j][l]);
+}
+
+AVX2_TARGET void xor_popcount_avx2(const TileArgs& tile, int32_t* counts) {
+  for (int b = 0; b < tile.blocks; ++b)
+    xor_popcount_block(tile, tile.weights + b * tile.block_stride, counts + b * kLanes * kTilePixels);
+  if (tile.out) transform_full_tile(tile, counts);
 }
 
 // Transposes an 8x8 bit matrix held in a word, row r in byte r (Hacker's Delight, transpose8).

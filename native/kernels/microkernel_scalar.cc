@@ -1,6 +1,6 @@
 // Portable reference kernels: one 64-bit word at a time with __builtin_popcountll. The fast kernels are
 // tested against these, and they run where AVX2 is absent.
-#include "microkernels.h"
+#include "output_transform.h"
 
 namespace binary_models {
 
@@ -23,13 +23,17 @@ static void pack_rows_scalar(const float* x, int64_t channel_stride, int channel
 // is a library call), chosen when the library is loaded.
 __attribute__((target_clones("popcnt", "default"))) static void xor_popcount_scalar(const TileArgs& tile,
                                                                                     int32_t* counts) {
-  for (int l = 0; l < 4; ++l)
-    for (int j = 0; j < kTilePixels; ++j) {
-      int32_t count = 0;
-      for (int k = 0; k < tile.reduction; ++k)
-        count += __builtin_popcountll(tile.x[k * kTilePixels + j] ^ tile.weights[4 * k + l]);
-      counts[l * kTilePixels + j] = count;
-    }
+  for (int b = 0; b < tile.blocks; ++b) {
+    const uint64_t* weights = tile.weights + b * tile.block_stride;
+    for (int l = 0; l < kLanes; ++l)
+      for (int j = 0; j < kTilePixels; ++j) {
+        int32_t count = 0;
+        for (int k = 0; k < tile.reduction; ++k)
+          count += __builtin_popcountll(tile.x[k * kTilePixels + j] ^ weights[kLanes * k + l]);
+        counts[(b * kLanes + l) * kTilePixels + j] = count;
+      }
+  }
+  if (tile.out) transform_full_tile(tile, counts);
 }
 
 const KernelSet& scalar_kernels() {

@@ -4,21 +4,35 @@
 
 #include <cstdint>
 
+#include "binary_conv.h"
+
 namespace binary_models {
 
-constexpr int kTilePixels = 8;
+constexpr int kTilePixels = 8;  // output pixels per tile (8 x 64 bits = one 512-bit vector)
+constexpr int kTileBlocks = 4;  // weight blocks (of kLanes output channels) per micro-kernel call, at most
 
-// One tile: a weight block (4 output channels) against kTilePixels output pixels, whose receptive
-// fields the driver has gathered into one small buffer (a packed im2col of this tile only).
+// One tile: up to kTileBlocks weight blocks against kTilePixels output pixels, whose receptive fields the
+// driver has gathered into one small buffer (a packed im2col of this tile only).
 struct TileArgs {
   const uint64_t* x;        // x[k * kTilePixels + j]: word k of pixel j's receptive field
   int reduction;            // words per receptive field (taps x words per tap)
-  const uint64_t* weights;  // [reduction][4]
+  const uint64_t* weights;  // block b: weights + b * block_stride, [reduction][kLanes]
+  int64_t block_stride;
+  int blocks;               // 1 .. kTileBlocks
+  // When `out` is set, the kernel applies the output transform (transform_full_tile, output_transform.h)
+  // instead of returning counts: out[c * out_stride + j] = float(full - 2 * count) * scale[c] (scale null:
+  // 1) for its first `channels` channels.
+  float* out;
+  int64_t out_stride;
+  int32_t full;
+  const float* scale;
+  int channels;
 };
 
 struct KernelSet {
   const char* name;
-  // counts[l * kTilePixels + j] = popcount(x xor w) summed over the reduction, for lane l and pixel j.
+  // counts[(b * kLanes + l) * kTilePixels + j] = popcount(x xor w) summed over the reduction, for lane l
+  // of block b and pixel j; with tile.out set, the outputs instead (counts is scratch space then).
   void (*xor_popcount)(const TileArgs& tile, int32_t* counts);
   // Packs `rows` rows of `width` pixels of one image into a zeroed buffer: channel c of pixel p of row r
   // is x[c * channel_stride + r * width + p]; its bit goes to word out[r * out_row_stride +
@@ -30,5 +44,7 @@ struct KernelSet {
 
 const KernelSet& scalar_kernels();
 const KernelSet& avx2_kernels();
+const KernelSet& avx512_kernels();
+const KernelSet& avx512_emulated_kernels();
 
 }  // namespace binary_models

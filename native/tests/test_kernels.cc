@@ -1,6 +1,8 @@
-// Tests of the kernels without MXNet: every available ISA against a naive direct convolution on random
-// shapes (channels not a multiple of 64, kernels 1..7, strides, dilation, groups, both paddings, batch,
-// odd sizes, scaling). Exits non-zero on the first mismatch. Usage: test_kernels [shapes] [seed]
+// Tests of the kernels without MXNet: every ISA this machine supports against a naive direct convolution
+// and against the portable scalar kernels, on the same random shapes (channels not a multiple of 64,
+// kernels 1..7, strides, dilation, groups, both paddings, batch, odd sizes, scaling); ISAs the machine
+// lacks are reported as skipped. Also the dispatch's reading of CPUID/XCR0. Exits non-zero on the first
+// failure. Usage: test_kernels [shapes] [seed]
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "../kernels/binary_conv.h"
+#include "../kernels/isa.h"
 
 using binary_models::ConvShape;
 using binary_models::Isa;
@@ -105,7 +108,8 @@ std::string describe(const ConvShape& s) {
   return text;
 }
 
-// Runs one random problem of shape `s` through every ISA, unscaled and scaled, against naive_conv.
+// Runs one random problem of shape `s` through every ISA, unscaled and scaled, against naive_conv and
+// against the scalar kernels' output (isas[0] is kScalar).
 bool run_shape(const ConvShape& s, std::mt19937& rng, const std::vector<Isa>& isas) {
   const std::vector<float> input = random_values(rng, size_t(s.batch) * s.in_channels * s.height * s.width);
   const std::vector<float> weights =
@@ -118,21 +122,67 @@ bool run_shape(const ConvShape& s, std::mt19937& rng, const std::vector<Isa>& is
   const size_t plane = sums.size() / (size_t(s.batch) * s.out_channels);
   std::vector<uint64_t> workspace(binary_models::workspace_bytes(s) / sizeof(uint64_t) + 1);
 
+  std::vector<float> scalar[2];
   for (Isa isa : isas)
     for (bool scaled : {false, true}) {
       std::vector<float> out(sums.size(), NAN);
       binary_models::binary_conv2d(s, input.data(), packed.data(), scaled ? scale.data() : nullptr, out.data(),
                                    uniform(rng, 0, 1) ? workspace.data() : nullptr, isa);
+      if (isa == Isa::kScalar) scalar[scaled] = out;
       for (size_t i = 0; i < out.size(); ++i) {
         const float expected = float(sums[i]) * (scaled ? scale[i / plane % s.out_channels] : 1.0f);
-        if (out[i] != expected) {
-          std::fprintf(stderr, "FAIL [%s, %s]: %s: output %zu is %g, expected %g\n", binary_models::isa_name(isa),
-                       scaled ? "scaled" : "unscaled", describe(s).c_str(), i, out[i], expected);
+        if (out[i] != expected || out[i] != scalar[scaled][i]) {
+          std::fprintf(stderr, "FAIL [%s, %s]: %s: output %zu is %g, expected %g (naive), %g (scalar)\n",
+                       binary_models::isa_name(isa), scaled ? "scaled" : "unscaled", describe(s).c_str(), i, out[i],
+                       expected, scalar[scaled][i]);
           return false;
         }
       }
     }
   return true;
+}
+
+bool check(bool ok, const char* what) {
+  if (!ok) std::fprintf(stderr, "FAIL: %s\n", what);
+  return ok;
+}
+
+// Dispatch reads CPUID and XCR0: AVX-512 needs its four feature bits and the OS's zmm state, AVX2 the
+// ymm state; auto is always allowed; a name round-trips; an ISA the machine lacks cannot be made active.
+bool dispatch_is_right() {
+  using binary_models::CpuBits;
+  using binary_models::isa_allowed;
+  CpuBits zen4;
+  zen4.leaf1_ecx = 1u << 23 | 1u << 27;                                   // POPCNT, OSXSAVE
+  zen4.leaf7_ebx = 1u << 5 | 1u << 8 | 1u << 16 | 1u << 30 | 1u << 31;  // AVX2, BMI2, AVX512 F/BW/VL
+  zen4.leaf7_ecx = 1u << 14;                                              // AVX512_VPOPCNTDQ
+  zen4.xcr0 = 0xe7;
+  CpuBits no_zmm_state = zen4, no_vpopcntdq = zen4, no_xsave = zen4, nothing;
+  no_zmm_state.xcr0 = 0x7;
+  no_vpopcntdq.leaf7_ecx = 0;
+  no_xsave.leaf1_ecx = 1u << 23;
+  no_xsave.xcr0 = 0;
+  bool ok = check(isa_allowed(Isa::kAvx512, zen4) && isa_allowed(Isa::kAvx2, zen4), "all bits allow avx512, avx2");
+  ok &= check(!isa_allowed(Isa::kAvx512, no_zmm_state) && isa_allowed(Isa::kAvx2, no_zmm_state),
+              "an OS without zmm state allows avx2, not avx512");
+  ok &= check(!isa_allowed(Isa::kAvx512, no_vpopcntdq), "avx512 needs VPOPCNTDQ");
+  ok &= check(!isa_allowed(Isa::kAvx2, no_xsave) && !isa_allowed(Isa::kAvx512, no_xsave), "no OSXSAVE: no AVX");
+  ok &= check(isa_allowed(Isa::kScalar, nothing) && isa_allowed(Isa::kAvx512Emulated, nothing) &&
+                  !isa_allowed(Isa::kAvx2, nothing),
+              "a bare x86-64 runs scalar and avx512-emulated only");
+  for (Isa isa : {Isa::kAuto, Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated}) {
+    Isa parsed = Isa::kAuto;
+    ok &= check(binary_models::isa_from_name(binary_models::isa_name(isa), &parsed) && parsed == isa,
+                "isa names round-trip");
+  }
+  Isa parsed;
+  ok &= check(!binary_models::isa_from_name("avx1024", &parsed), "unknown names are refused");
+  const Isa active = binary_models::active_isa();
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
+    if (!binary_models::isa_supported(isa))
+      ok &= check(!binary_models::set_active_isa(isa) && binary_models::active_isa() == active,
+                  "an unsupported ISA cannot be made active");
+  return ok;
 }
 
 bool check_refuses(ConvShape s, const char* what) {
@@ -146,10 +196,15 @@ bool check_refuses(ConvShape s, const char* what) {
 int main(int argc, char** argv) {
   const int shapes = argc > 1 ? std::atoi(argv[1]) : 300;
   std::mt19937 rng(argc > 2 ? std::atoi(argv[2]) : 2024);
-  std::vector<Isa> isas{Isa::kScalar};
-  if (binary_models::best_isa() == Isa::kAvx2) isas.push_back(Isa::kAvx2);
+  std::vector<Isa> isas;  // kScalar first: the others are compared with it
+  std::string ran, skipped;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated}) {
+    std::string& list = binary_models::isa_supported(isa) ? ran : skipped;
+    list += std::string(list.empty() ? "" : ", ") + binary_models::isa_name(isa);
+    if (binary_models::isa_supported(isa)) isas.push_back(isa);
+  }
 
-  bool ok = true;
+  bool ok = dispatch_is_right();
   ConvShape base;
   base.in_channels = base.out_channels = base.height = base.width = 8;
   base.kernel_h = base.kernel_w = 3;
@@ -180,7 +235,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < shapes; ++i) cases.push_back(random_shape(rng));
 
   for (const ConvShape& s : cases) ok = ok && run_shape(s, rng, isas);
-  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled}\n", ok ? "ok" : "FAILED", cases.size(),
-              isas.size() > 1 ? "scalar, avx2" : "scalar (no AVX2 on this CPU)");
+  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled}\n", ok ? "ok" : "FAILED", cases.size(), ran.c_str());
+  if (!skipped.empty()) std::printf("skipped (not supported by this CPU or OS): %s\n", skipped.c_str());
   return ok ? 0 : 1;
 }

@@ -1,0 +1,239 @@
+"""Classify images with a trained or a packed model: the classification twin of ``detection/detect.py``::
+
+    python -m binary_models.predict --params runs/imagenet-meliusnet22-best.params cat.jpg dog.jpg
+    python -m binary_models.predict --packed packed/meliusnet22 --json cat.jpg
+    python -m binary_models.predict --model meliusnet22 --params trained.params --classes-file names.txt x.jpg
+
+The model name, its options, input size and classes come from the run file beside ``--params``
+(``train_imagenet.py``'s ``imagenet-MODEL-run.json``) or beside ``--packed`` (``PREFIX-run.json``, written by
+``python -m binary_models.convert``); ``--run`` names another, and flags override it. Each image is
+preprocessed as in validation (:mod:`binary_models.transforms`: resize + centre crop + ImageNet
+normalisation, or for models trained on the embedded digits grayscale + resize + the digits' normalisation),
+and the top classes are printed with their softmax probabilities, names (ImageNet's from GluonCV for 1,000
+classes, the digits', ``--classes-file``, else indices) and the latency per image. ``--json`` prints the same
+as JSON (the schema of ``deploy/``'s C++ program); ``--output-dir`` writes a PNG of each image with its labels.
+Bad input exits with status 2 and one ``error: ...`` line.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import binary_models  # noqa: F401  (first: it gives MXNet every core before mxnet is imported)
+import numpy as np
+import mxnet as mx
+
+from . import files, labels, transforms
+from .cli import UsageError, run_script
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m binary_models.predict",
+                                     description="Classify images with a trained (--params) or packed (--packed) "
+                                                 "model; prints the top classes and the latency.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--params", help="trained parameters (.params of train_imagenet.py)")
+    source.add_argument("--packed", metavar="PREFIX", help="packed model (PREFIX-symbol.json + PREFIX-0000.params "
+                        "of binary_models.convert)")
+    parser.add_argument("--model", help="model name (default: the run file's)")
+    parser.add_argument("--run", help="run file (default: the one beside --params or --packed)")
+    parser.add_argument("--stem", help="the model's stem, as trained (default: the run file's)")
+    parser.add_argument("--classes", type=int, help="number of classes, as trained (default: the run file's)")
+    parser.add_argument("--input-size", type=int, help="square input size (default: the run file's, else 224)")
+    parser.add_argument("--crop-ratio", type=float, help="validation crop ratio (default: the run file's, else "
+                        "0.875)")
+    parser.add_argument("--classes-file", help="class names, one per line (default: ImageNet's for 1,000 "
+                        "classes, the digits', else indices)")
+    parser.add_argument("--top", type=int, default=5, help="classes shown per image")
+    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--output-dir", help="write IMAGE_prediction.png (the image and its top classes) here")
+    opt = parser.parse_args(argv)
+    for flag in ("top", "batch_size", "input_size", "classes"):
+        if getattr(opt, flag) is not None and getattr(opt, flag) < 1:
+            raise UsageError("--%s must be at least 1" % flag.replace("_", "-"))
+    if opt.crop_ratio is not None and opt.crop_ratio <= 0:
+        raise UsageError("--crop-ratio must be positive")
+    return opt
+
+
+def load_model(opt):
+    """``(net, record, name)``: the hybridized model of ``--params`` or ``--packed`` with its run file's record
+    (``{}`` when there is none) and its name."""
+    if opt.params:
+        record, name, kwargs, size = files.trained_model(opt.params, opt.run, opt.model, opt.input_size,
+                                                         stem=opt.stem, classes=opt.classes)
+        try:
+            net = binary_models.get_model(name, **kwargs)
+        except (ValueError, TypeError) as err:
+            raise UsageError(str(err))
+        files.load_parameters(net, opt.params, "--params")
+        net.hybridize(static_alloc=True)
+        return net, dict(record, input_size=size), name
+    return load_packed_model(opt)
+
+
+def load_packed_model(opt):
+    from .convert import load_packed
+    from .native import NativeLibraryError
+    run_path = opt.run or files.run_file(opt.packed)
+    if opt.run and not os.path.isfile(opt.run):
+        raise UsageError("--run not found: %s" % opt.run)
+    record = files.read_run_file(run_path) if os.path.isfile(run_path) else {}
+    if opt.model and record.get("model") not in (None, opt.model):
+        raise UsageError("--model %s, but the packed model %s is %s (run file %s)"
+                         % (opt.model, opt.packed, record["model"], run_path))
+    try:
+        net = load_packed(opt.packed)
+    except (FileNotFoundError, NativeLibraryError) as err:
+        raise UsageError("--packed: %s" % err)
+    except mx.MXNetError as err:
+        raise UsageError("--packed %s is not a readable packed model: %s" % (opt.packed, _first_line(err)))
+    if opt.input_size:
+        record = dict(record, input_size=opt.input_size)
+    return net, record, record.get("model") or opt.model or os.path.basename(opt.packed)
+
+
+def _first_line(err):
+    lines = [line for line in str(err).splitlines() if line.strip() and not line.startswith(("Traceback", "  File"))]
+    return lines[0] if lines else type(err).__name__
+
+
+def read_inputs(paths, preprocessing):
+    """``[(decoded HWC image, float32 (3, size, size) input, preprocessing ms)]`` for ``paths``."""
+    transform = transforms.validation_transform(preprocessing)
+    if paths:  # the operators' first call sets them up: keep it out of the latency
+        _read_input(paths[0], preprocessing, transform)
+    return [_read_input(path, preprocessing, transform) for path in paths]
+
+
+def _read_input(path, preprocessing, transform):
+    tic = time.perf_counter()
+    try:
+        image = transforms.read_image(path, preprocessing)
+        x = transform(image)
+        x.wait_to_read()
+    except (mx.MXNetError, OSError) as err:
+        raise UsageError("cannot read image %s: %s" % (path, _first_line(err)))
+    return image, x, (time.perf_counter() - tic) * 1e3
+
+
+def top_classes(logits, k):
+    """``[(class, probability)]`` of the ``k`` most probable classes of one row of logits (softmax in
+    double precision; ties: the lower index first)."""
+    z = np.asarray(logits, dtype=np.float64)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    order = np.lexsort((np.arange(len(p)), -p))[:k]
+    return [(int(i), float(p[i])) for i in order]
+
+
+def forward_batches(net, inputs, batch_size):
+    """The logits of every input and the forward latency per image (ms), ``batch_size`` inputs at a time. The
+    first pass of each batch shape (graph building) is run once untimed."""
+    logits, latencies, warmed = [], [], set()
+    for start in range(0, len(inputs), batch_size):
+        batch = mx.nd.stack(*[x for _, x, _ in inputs[start:start + batch_size]])
+        if batch.shape not in warmed:
+            net(batch).wait_to_read()
+            warmed.add(batch.shape)
+        tic = time.perf_counter()
+        out = net(batch).asnumpy()
+        elapsed = (time.perf_counter() - tic) * 1e3
+        logits.extend(out)
+        latencies.extend([elapsed / len(out)] * len(out))
+    return logits, latencies
+
+
+def draw(path, image_path, image, top, names):
+    """``path``: a PNG of ``image`` (read from ``image_path``) beside a bar chart of its ``top`` classes,
+    written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .plots import save_png
+    fig, (ax_image, ax_bars) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw=dict(width_ratios=(1, 1.3)))
+    pixels = image.asnumpy()
+    if pixels.shape[2] == 1:
+        ax_image.imshow(pixels[:, :, 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax_image.imshow(pixels)
+    ax_image.set_axis_off()
+    ax_image.set_title(os.path.basename(image_path))
+    labels_ = [_label(c, names) for c, _ in top][::-1]
+    ax_bars.barh(range(len(top)), [p for _, p in top][::-1], color="tab:blue")
+    ax_bars.set_yticks(range(len(top)))
+    ax_bars.set_yticklabels(labels_)
+    ax_bars.set_xlim(0, 1)
+    ax_bars.set_xlabel("probability")
+    for y, (_, p) in enumerate(top[::-1]):
+        inside = p > 0.75  # the label inside a long bar, after a short one
+        ax_bars.text(p - 0.02 if inside else p + 0.02, y, "%.1f%%" % (100 * p), va="center",
+                     ha="right" if inside else "left", color="white" if inside else "black")
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def _label(index, names):
+    return names[index] if names else str(index)
+
+
+def _output_paths(images, output_dir):
+    """``OUTPUT_DIR/STEM_prediction.png`` for each image; a repeated stem gets the image's position added."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in images]
+    return [os.path.join(output_dir, "%s%s_prediction.png" % (stem, "_%d" % i if stems.count(stem) > 1 else ""))
+            for i, stem in enumerate(stems)]
+
+
+def describe(name, opt, record, preprocessing, num_classes):
+    source = "packed model %s" % opt.packed if opt.packed else "parameters %s" % opt.params
+    how = "grayscale" if preprocessing.grayscale else "crop ratio %g" % preprocessing.crop_ratio
+    return "%s (%s): %d classes, input 3x%dx%d, %s preprocessing" % (
+        name, source, num_classes, preprocessing.input_size, preprocessing.input_size, how)
+
+
+def main(argv=None):
+    opt = parse_args(argv)
+    for path in opt.images:
+        if not os.path.isfile(path):
+            raise UsageError("image not found: %s" % path)
+    net, record, name = load_model(opt)
+    preprocessing = transforms.preprocessing_of(record, opt.input_size, opt.crop_ratio)
+    inputs = read_inputs(opt.images, preprocessing)
+    try:
+        logits, latencies = forward_batches(net, inputs, opt.batch_size)
+    except mx.MXNetError as err:
+        raise UsageError("the model cannot run on %dx%d inputs: %s" % (preprocessing.input_size,
+                                                                       preprocessing.input_size, _first_line(err)))
+    num_classes = len(logits[0])
+    names = (labels.read_names(opt.classes_file, num_classes) if opt.classes_file
+             else labels.class_names(num_classes, record))
+    outputs = _output_paths(opt.images, opt.output_dir) if opt.output_dir else [None] * len(opt.images)
+    results = []
+    for path, (image, _, prep_ms), row, forward_ms, output in zip(opt.images, inputs, logits, latencies, outputs):
+        top = top_classes(row, opt.top)
+        result = dict(image=path, latency_ms=dict(forward=round(forward_ms, 4), preprocessing=round(prep_ms, 4)),
+                      top=[dict(name=_label(c, names), probability=p, **{"class": c}) for c, p in top])
+        if output:
+            draw(output, path, image, top, names)
+            result["output"] = output
+        results.append(result)
+    if opt.json:
+        json.dump(results, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(describe(name, opt, record, preprocessing, num_classes))
+    for result in results:
+        latency = result["latency_ms"]
+        print("%s: forward %.2f ms, preprocessing %.2f ms%s" % (
+            result["image"], latency["forward"], latency["preprocessing"],
+            " -> %s" % result["output"] if "output" in result else ""))
+        for rank, entry in enumerate(result["top"], 1):
+            print("  %d. %-24s %.4f" % (rank, entry["name"], entry["probability"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main))

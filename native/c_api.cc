@@ -1,0 +1,36 @@
+// Plain C functions of the library, for ctypes (binary_models/native.py): which ISA the kernels run, which
+// ones this machine supports, and switching between them (the tests compare every ISA in one process).
+#include "kernels/binary_conv.h"
+
+namespace {
+
+// -1 for an unknown name, else 1 when this CPU and OS can run it, 0 when not.
+int lookup(const char* name, binary_models::Isa* isa) {
+  if (!name || !binary_models::isa_from_name(name, isa)) return -1;
+  return binary_models::isa_supported(*isa) ? 1 : 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+// The name of the ISA binary_conv2d runs ("scalar", "avx2", "avx512", "avx512-emulated").
+const char* binary_models_isa() { return binary_models::isa_name(binary_models::active_isa()); }
+
+// The best ISA this CPU and OS support.
+const char* binary_models_best_isa() { return binary_models::isa_name(binary_models::best_isa()); }
+
+// 1 when this CPU and OS support the ISA `name`, 0 when not, -1 for an unknown name.
+int binary_models_isa_supported(const char* name) {
+  binary_models::Isa isa;
+  return lookup(name, &isa);
+}
+
+// Makes `name` ("auto": the best) the ISA binary_conv2d runs: 1 when done, 0 when this CPU or OS does not
+// support it, -1 for an unknown name (nothing changes then).
+int binary_models_set_isa(const char* name) {
+  binary_models::Isa isa;
+  const int found = lookup(name, &isa);
+  return found == 1 && binary_models::set_active_isa(isa) ? 1 : found;
+}
+}

@@ -1,0 +1,52 @@
+#include "conv_plan.h"
+
+#include <algorithm>
+
+namespace binary_models {
+
+ConvPlan::ConvPlan(const ConvShape& s, int max_threads) : groups(s.groups), blocks(s.blocks()) {
+  const int words = s.words(), taps = s.taps();
+  padded_h = s.height + 2 * s.pad_h;
+  padded_w = s.width + 2 * s.pad_w;
+  pixel_words = int64_t(s.groups) * words;
+  row_words = padded_w * pixel_words;
+  image_words = padded_h * row_words;
+  tap_offsets.resize(taps);
+  for (int t = 0; t < taps; ++t)
+    tap_offsets[t] = (int64_t(t / s.kernel_w) * s.dilate_h * padded_w + (t % s.kernel_w) * s.dilate_w) * pixel_words;
+  block_words = int64_t(taps) * words * kLanes;
+  out_w = s.out_width();
+  pixels = s.out_height() * out_w;
+  zero_padding = s.pad_mode == PadMode::kZero && (s.pad_h > 0 || s.pad_w > 0);
+
+  parallel = double(s.batch) * pixels * s.out_channels * s.group_in_channels() * taps > 1e6;
+  threads = parallel ? max_threads : 1;
+
+  row_ranges = std::min(threads, padded_h);
+  pack_items = int64_t(s.batch) * row_ranges;
+
+  pixel_tiles = (pixels + kTilePixels - 1) / kTilePixels;
+  const int64_t all_pixel_tiles = int64_t(s.batch) * s.groups * pixel_tiles;
+  ranges = 1;
+  while (all_pixel_tiles * ranges < 8 * threads && ranges < blocks) ranges *= 2;
+  range_blocks = (blocks + ranges - 1) / ranges;
+  range_blocks = std::min(blocks, (range_blocks + kTileBlocks - 1) / kTileBlocks * kTileBlocks);  // whole calls
+  ranges = (blocks + range_blocks - 1) / range_blocks;
+  tile_items = all_pixel_tiles * ranges;
+}
+
+ConvPlan::Tile ConvPlan::tile(int64_t item) const {
+  const int range = int(item % ranges);
+  const int64_t pixel_tile = item / ranges;  // over (image, group, tile)
+  Tile t;
+  t.p0 = int(pixel_tile % pixel_tiles) * kTilePixels;
+  t.pixels = std::min(kTilePixels, pixels - t.p0);
+  const int64_t image_group = pixel_tile / pixel_tiles;
+  t.g = int(image_group % groups);
+  t.n = image_group / groups;
+  t.block_begin = range * range_blocks;
+  t.block_end = std::min(blocks, t.block_begin + range_blocks);
+  return t;
+}
+
+}  // namespace binary_models

@@ -1,0 +1,47 @@
+// The plan of one binary_conv2d call: the layout of the packed activations, the tap offsets into it, and
+// how the work is split into items over threads. Computed once per call, read by every other piece.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "binary_conv.h"
+#include "microkernels.h"
+
+namespace binary_models {
+
+struct ConvPlan {
+  ConvPlan(const ConvShape& shape, int max_threads);
+
+  int groups, blocks;  // of the shape: groups, and weight blocks per group
+
+  // Packed activations: [batch][padded rows][padded columns][groups][words] (padding: 0 bits = -1).
+  int padded_h, padded_w;
+  int64_t pixel_words, row_words, image_words;
+  std::vector<int64_t> tap_offsets;  // words from a receptive field's origin to tap t
+  int64_t block_words;               // one packed weight block: taps x words x kLanes
+  int out_w, pixels;                 // output pixels per image and channel
+  bool zero_padding;                 // pad_mode zero with some padding: the counts need a correction
+
+  bool parallel;  // large enough to be worth an OpenMP team
+  int threads;
+
+  // Packing: the padded rows of each image in row_ranges ranges, one item per (image, range).
+  int row_ranges;
+  int64_t pack_items;
+
+  // Tiles: kTilePixels output pixels of one image and group against a range of weight blocks (all of
+  // them, unless there are too few pixel tiles to give every thread eight items).
+  int pixel_tiles, ranges, range_blocks;
+  int64_t tile_items;
+
+  struct Tile {
+    int64_t n;        // image
+    int g;            // group
+    int p0, pixels;   // first output pixel, and how many (kTilePixels, fewer in an image's last tile)
+    int block_begin, block_end;
+  };
+  Tile tile(int64_t item) const;  // item in [0, tile_items): consecutive items are neighbouring tiles
+};
+
+}  // namespace binary_models

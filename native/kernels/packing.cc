@@ -1,0 +1,46 @@
+#include "packing.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace binary_models {
+
+void pack_weights(const ConvShape& s, const float* weights, uint64_t* packed) {
+  const int group_in = s.group_in_channels(), group_out = s.group_out_channels();
+  const int taps = s.taps(), words = s.words(), blocks = s.blocks();
+  std::fill(packed, packed + s.packed_weight_words(), uint64_t(0));
+  for (int o = 0; o < s.out_channels; ++o) {
+    const int g = o / group_out, local = o % group_out;
+    uint64_t* block = packed + (int64_t(g) * blocks + local / kLanes) * taps * words * kLanes + local % kLanes;
+    for (int c = 0; c < group_in; ++c)
+      for (int t = 0; t < taps; ++t)
+        if (weights[(int64_t(o) * group_in + c) * taps + t] >= 0.0f)
+          block[(int64_t(t) * words + c / kWordBits) * kLanes] |= uint64_t(1) << (c % kWordBits);
+  }
+}
+
+size_t workspace_bytes(const ConvShape& s) {
+  return size_t(s.batch) * (s.height + 2 * s.pad_h) * (s.width + 2 * s.pad_w) * s.groups * s.words() *
+         sizeof(uint64_t);
+}
+
+void pack_activations(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, const float* input,
+                      uint64_t* packed) {
+  const int64_t image_floats = int64_t(s.in_channels) * s.height * s.width;
+#pragma omp for schedule(static)
+  for (int64_t item = 0; item < p.pack_items; ++item) {
+    const int64_t n = item / p.row_ranges;
+    const int range = int(item % p.row_ranges);
+    const int begin = int(int64_t(p.padded_h) * range / p.row_ranges);
+    const int end = int(int64_t(p.padded_h) * (range + 1) / p.row_ranges);
+    uint64_t* image = packed + n * p.image_words;
+    std::memset(image + begin * p.row_words, 0, (end - begin) * p.row_words * sizeof(uint64_t));  // padding: -1
+    const int y0 = std::max(begin - s.pad_h, 0), y1 = std::min(end - s.pad_h, s.height);
+    if (y0 < y1)
+      kernels.pack_rows(input + n * image_floats + int64_t(y0) * s.width, int64_t(s.height) * s.width, s.in_channels,
+                        s.groups, s.words(), y1 - y0, s.width,
+                        image + (y0 + s.pad_h) * p.row_words + s.pad_w * p.pixel_words, p.row_words);
+  }
+}
+
+}  // namespace binary_models

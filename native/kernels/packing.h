@@ -1,0 +1,16 @@
+// Activation packing, the first step of binary_conv2d (weight packing, done once offline, is
+// pack_weights in binary_conv.h and lives in packing.cc too).
+#pragma once
+
+#include <cstdint>
+
+#include "conv_plan.h"
+
+namespace binary_models {
+
+// Binarizes and packs `input` (NCHW float) into `packed` (the plan's padded layout, padding 0 bits = -1).
+// Call it from every thread of an OpenMP team (or outside one): the plan's row ranges are shared out.
+void pack_activations(const ConvShape& shape, const ConvPlan& plan, const KernelSet& kernels, const float* input,
+                      uint64_t* packed);
+
+}  // namespace binary_models

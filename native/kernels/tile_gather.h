@@ -1,0 +1,17 @@
+// The tile gather: an im2col of one tile. It copies the receptive fields of a tile's output pixels out of
+// the packed activations into a small buffer (a few kB, in L1) that the micro-kernel then reads once per
+// weight block.
+#pragma once
+
+#include <cstdint>
+
+#include "conv_plan.h"
+
+namespace binary_models {
+
+// Word i of tap t of the tile's pixel j goes to gathered[(t * words + i) * kTilePixels + j]; a partial tile
+// repeats its last pixel. `gathered` holds taps x words x kTilePixels words.
+void gather_tile(const ConvShape& shape, const ConvPlan& plan, const ConvPlan::Tile& tile, const uint64_t* packed,
+                 uint64_t* gathered);
+
+}  // namespace binary_models
