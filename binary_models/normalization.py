@@ -106,12 +106,35 @@ def make_norm(channels, residual_end=False):
             kwargs["gamma_initializer"] = "zeros"
     if _takes_in_channels(config.layer):
         kwargs["in_channels"] = channels
+    _check_groups(config.layer, kwargs, channels)
     return config.layer(**kwargs)
 
 
+# The group-count arguments of group normalisations: GluonCV's GroupNorm, MXNet's nn.GroupNorm.
+GROUP_ARGUMENTS = ("ngroups", "num_groups")
+
+
+def _check_groups(layer, kwargs, channels):
+    """A group normalisation must split ``channels`` evenly (else its reshape fails at the first batch, far from
+    the cause): raise ``ValueError`` naming the layer, the groups and the width now."""
+    for argument in GROUP_ARGUMENTS:
+        groups = kwargs.get(argument, _parameters(layer).get(argument))
+        if isinstance(groups, int) and groups > 0 and channels and channels % groups:
+            raise ValueError("norm_layer=%s with %s=%d cannot normalise a layer of %d channels (the groups must "
+                             "divide every width of the model); pass norm_kwargs={'%s': ...} with a divisor of %d"
+                             % (layer.__name__, argument, groups, channels, argument, channels))
+
+
 @functools.lru_cache(maxsize=None)
-def _takes_in_channels(layer):
+def _parameters(layer):
+    """``layer``'s constructor arguments and their defaults (None where none), {} where it has no signature."""
     try:
-        return "in_channels" in inspect.signature(layer).parameters
-    except (TypeError, ValueError):  # no signature to read: assume Gluon's convention
-        return True
+        parameters = inspect.signature(layer).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {name: (None if p.default is inspect.Parameter.empty else p.default) for name, p in parameters.items()}
+
+
+def _takes_in_channels(layer):
+    parameters = _parameters(layer)
+    return not parameters or "in_channels" in parameters  # no signature to read: assume Gluon's convention

@@ -184,6 +184,27 @@ def test_synthetic_set_loads_through_gluoncv_vocdetection_with_boxes_on_the_shap
     assert background_like == 0
 
 
+def test_voc_classes_writes_pascal_voc_that_gluoncv_reads_with_the_plain_sets_boxes(tmp_path, capsys):
+    from gluoncv.data import VOCDetection
+    root = str(tmp_path / "pascal")
+    voc.main([root, "--voc-classes", "--train", "5", "--val", "2", "--size", "64", "--seed", "3"])
+    assert "5 + 2 images of aeroplane, bicycle, bird as Pascal VOC" in capsys.readouterr().out
+    # the splits GluonCV's train_ssd.py --dataset voc reads, with GluonCV's 20 classes
+    train = VOCDetection(root=root, splits=[(2007, "trainval"), (2012, "trainval")])
+    test = VOCDetection(root=root, splits=[(2007, "test")])
+    assert (len(train), len(test)) == (5, 2) and train.classes == VOCDetection.CLASSES
+    # the same images and boxes as the plain set of that seed; circle, square, triangle (0, 1, 2) are now
+    # aeroplane, bicycle, bird (VOC's classes 0, 1, 2)
+    plain = voc.make_synthetic_voc(str(tmp_path / "plain"), 5, 2, 64, seed=3)
+    for pascal, split in ((train, "train"), (test, "val")):
+        reference = voc.voc_detection(plain, [("", split)], CLASSES)
+        for (image, label), (reference_image, reference_label) in zip(pascal, reference):
+            np.testing.assert_array_equal(image.asnumpy(), reference_image.asnumpy())
+            np.testing.assert_array_equal(label[:, :4], reference_label[:, :4])
+            assert [VOCDetection.CLASSES[int(c)] for c in label[:, 4]] == \
+                [voc.VOC_NAMES[CLASSES[int(c)]] for c in reference_label[:, 4]]
+
+
 @pytest.mark.parametrize("edit, problem", [
     (lambda root: [o.remove(o.find("difficult")) for o in root.iter("object")], "<difficult>"),
     (lambda root: root.find("object/bndbox/xmax").__setattr__("text", "999"), "outside the 128x128 image"),

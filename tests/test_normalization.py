@@ -62,6 +62,17 @@ def test_group_norm_replaces_every_normalisation_with_its_groups(name):
     assert all(np.any(b.gamma.grad().asnumpy()) for b in norms)
 
 
+@pytest.mark.parametrize("layer, kwargs, message", [
+    ("gluoncv", {}, "ngroups=32 cannot normalise a layer of 16 channels"),  # --use-gn's default on a thin model
+    ("mxnet", {"num_groups": 3}, "num_groups=3 cannot normalise a layer of 16 channels"),
+])
+def test_group_norm_whose_groups_do_not_divide_a_width_is_refused_when_built(layer, kwargs, message):
+    from gluoncv.nn import GroupNorm
+    norm_layer = GroupNorm if layer == "gluoncv" else nn.GroupNorm
+    with pytest.raises(ValueError, match=message):
+        thin("meliusnet22", norm_layer=norm_layer, norm_kwargs=kwargs)
+
+
 def test_sync_batch_norm_on_one_device_trains_like_batch_norm():
     plain = thin("binary_densenet28")
     sync = thin("binary_densenet28", norm_layer=gluon.contrib.nn.SyncBatchNorm, norm_kwargs={"num_devices": 1})
