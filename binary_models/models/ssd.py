@@ -293,7 +293,14 @@ def transferred_ssd(data_shape, backbone, dataset, transfer, classes, pretrained
         raise ValueError("transfer must be one of %s (the detector whose weights to start from), got %r"
                          % (", ".join(map(repr, trained)), transfer))
     classes = _dataset_classes("custom", classes)
-    net = get_ssd_model(ssd_name(data_shape, backbone, transfer), pretrained=True, **kwargs)
+    trained_name = ssd_name(data_shape, backbone, transfer)
+    path = registry.pretrained_path(trained_name, kwargs.get("root"))
+    if not os.path.isfile(path):
+        raise FileNotFoundError("transfer=%r: no weights for %s at %s. binary_models downloads nothing: train it "
+                                "(detection/train_ssd.py --network %s --data-shape %d --dataset %s) and put its "
+                                ".params there (or pass root=...)"
+                                % (transfer, trained_name, path, backbone, data_shape, transfer))
+    net = get_ssd_model(trained_name, pretrained=True, **kwargs)
     net.reset_class(classes, reuse_weights=[c for c in classes if c in net.classes])
     return net
 
