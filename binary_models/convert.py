@@ -32,104 +32,159 @@ import types
 import warnings
 
 import mxnet as mx
-from mxnet.gluon import HybridBlock, SymbolBlock
+from mxnet.gluon import HybridBlock, SymbolBlock, nn
 
 from . import native
 from .cli import UsageError, run_script
 from .files import load_parameters, run_file, trained_model, write_run_file
 from .layers import QConv2D, QDense
 from .model_zoo import get_model
-from .quantization import weight_scale
-
-
-class _PackedLayer(HybridBlock):
-    """What BinaryConv2D and BinaryDense share: the packed weights, the optional scale, the op's attributes.
-
-    Parameters take the trained layer's prefix, so their names are the trained layer's (``..._weight``
-    becomes ``..._packed_weight``)."""
-
-    operator = None  # the native operator's name
-
-    def __init__(self, layer, attrs):
-        super().__init__(prefix=layer.prefix)
-        native.load()
-        weight = layer.weight.data()
-        ctx = weight.context
-        self.config = layer.config
-        self.attrs = dict(attrs, scaled=layer.config.scaling != "none")
-        packed = mx.nd.binary_pack_weights(weight, num_group=attrs.get("num_group", 1))
-        with self.name_scope():
-            self.packed_weight = self._constant("packed_weight", packed, ctx)
-            if self.attrs["scaled"]:
-                scale = weight_scale(mx.nd, weight, layer.config.scaling)
-                self.scale = self._constant("scale", mx.nd.broadcast_to(scale, shape=(weight.shape[0],)), ctx)
-
-    def hybrid_forward(self, F, x, packed_weight, scale=None):
-        inputs = (x, packed_weight) if scale is None else (x, packed_weight, scale)
-        return getattr(F, self.operator)(*inputs, **self.attrs)
-
-    def _constant(self, name, value, ctx):
-        param = self.params.get(name, shape=value.shape, dtype=value.dtype, grad_req="null",
-                                differentiable=False, init=mx.init.Zero())
-        param.initialize(ctx=ctx)
-        param.set_data(value)
-        return param
-
-
-class BinaryConv2D(_PackedLayer):
-    """Inference form of a binary :class:`~binary_models.QConv2D`: ``binary_conv2d`` with packed weights
-    (the same output: sum(sign(x) sign(W)) with the layer's padding value, times its scale)."""
-
-    operator = "binary_conv2d"
-
-    def __init__(self, layer):
-        out_channels, group_in, kh, kw = layer.weight.shape
-        super().__init__(layer, dict(kernel=(kh, kw), stride=layer.strides, dilate=layer.dilation,
-                                     pad=layer.padding, num_filter=out_channels, num_group=layer.groups,
-                                     in_channels=group_in * layer.groups, pad_mode=layer.config.pad_mode))
-
-
-class BinaryDense(_PackedLayer):
-    """Inference form of a binary :class:`~binary_models.QDense`: ``binary_dense`` with packed weights."""
-
-    operator = "binary_dense"
-
-    def __init__(self, layer):
-        units, in_units = layer.weight.shape
-        super().__init__(layer, dict(num_hidden=units, in_units=in_units))
+from .models.common import ChannelShuffle, DenseBlock
+from .models.meliusnet import ImprovementBlock
+from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NormPool, PackedBlock,
+                            stage_unit)
 
 
 PACKED_LAYERS = ((QConv2D, BinaryConv2D), (QDense, BinaryDense))
 
 
-def _packed_form(block):
-    """The packed replacement of ``block``, or None when it is not a binary layer."""
+def _checked_weights(layer):
+    """``layer`` itself, after checking that its weights exist."""
+    try:
+        layer.weight.data()
+    except (RuntimeError, mx.MXNetError) as err:
+        raise ValueError("%s (%s) has no weights yet: initialize or load the model's parameters before "
+                         "converting" % (layer.name, layer)) from err
+    return layer
+
+
+def _packed_form(block, batchnorm=None):
+    """The packed replacement of ``block`` (with ``batchnorm``, the BatchNorm before it, folded in where the
+    packed form takes one), or None when it is not a binary layer."""
     for trained, packed in PACKED_LAYERS:
         if isinstance(block, trained) and block.packable:
-            try:
-                block.weight.data()
-            except (RuntimeError, mx.MXNetError) as err:
-                raise ValueError("%s (%s) has no weights yet: initialize or load the model's parameters before "
-                                 "converting" % (block.name, block)) from err
-            return packed(block)
+            _checked_weights(block)
+            return packed(block, batchnorm) if batchnorm is not None else packed(block)
     return None
 
 
+def _is_batchnorm(block):
+    """A plain Gluon BatchNorm over the channel axis of NCHW (subclasses such as SyncBatchNorm stay as they are)."""
+    return (isinstance(block, nn.BatchNorm) and type(block).hybrid_forward is nn.BatchNorm.hybrid_forward
+            and block._kwargs.get("axis", 1) == 1)
+
+
+def _is_relu(block):
+    return isinstance(block, nn.Activation) and block._act_type == "relu"
+
+
+def _is_max_pool(block):
+    return (isinstance(block, nn.MaxPool2D) and block._kwargs.get("pooling_convention") == "valid"
+            and not block._kwargs.get("global_pool") and block._kwargs.get("layout", "NCHW") == "NCHW")
+
+
+def _dense_unit(block, previous_conv):
+    """``(kind, batchnorm, conv)`` when ``block`` is a DenseBlock ('D') or ImprovementBlock ('I') whose body is
+    BatchNorm -> a binary conv that :func:`stage_unit` accepts after ``previous_conv``; else None."""
+    kind = {DenseBlock: "D", ImprovementBlock: "I"}.get(type(block))
+    if kind is None or len(block.body) != 2:
+        return None
+    batchnorm, conv = block.body[0], block.body[1]
+    if not (_is_batchnorm(batchnorm) and isinstance(conv, QConv2D) and stage_unit(conv, previous_conv)):
+        return None
+    if kind == "I" and block.growth != conv.channels:
+        return None
+    return kind, batchnorm, _checked_weights(conv)
+
+
+def _fuse_dense_units(blocks, start):
+    """The units of the longest run of stage units at ``blocks[start:]`` (empty when there is none)."""
+    units = []
+    for block in blocks[start:]:
+        unit = _dense_unit(block, units[-1][2] if units else None)
+        if unit is None:
+            break
+        units.append(unit)
+    return units
+
+
+def _fuse_norm_pool(blocks, start):
+    """``(NormPool, members)`` for BatchNorm -> ReLU -> [MaxPool] or BatchNorm -> MaxPool -> ReLU, then an
+    optional ChannelShuffle, at ``blocks[start:]``; else None."""
+    window = blocks[start:start + 4]
+    if len(window) < 2 or not _is_batchnorm(window[0]):
+        return None
+    if _is_relu(window[1]):
+        count = 3 if len(window) > 2 and _is_max_pool(window[2]) else 2
+    elif len(window) > 2 and _is_max_pool(window[1]) and _is_relu(window[2]):
+        count = 3
+    else:
+        return None
+    pool = next((b for b in window[1:count] if isinstance(b, nn.MaxPool2D)), None)
+    groups = 1
+    if len(window) > count and isinstance(window[count], ChannelShuffle):
+        groups, count = window[count].groups, count + 1
+    return NormPool(window[0], relu=True, pool=pool, shuffle_groups=groups), count
+
+
+def _fuse_sequence(sequence):
+    """Rewrite the children of a HybridSequential: runs of dense units -> BinaryDenseStage, BatchNorm ->
+    binary conv -> BinaryConv2D with the BatchNorm folded in, binary conv -> BatchNorm -> BinaryConv2D and a
+    NormPool, BatchNorm -> ReLU/MaxPool (-> shuffle) -> NormPool. A fused run keeps its length (Identity after the fused block). Returns the number of binary
+    layers packed."""
+    names, blocks = list(sequence._children.keys()), list(sequence._children.values())
+    packed, index = 0, 0
+    while index < len(blocks):
+        replacement, count = None, 1
+        units = _fuse_dense_units(blocks, index)
+        if units:
+            first_norm, first_conv = units[0][1], units[0][2]
+            replacement, count = BinaryDenseStage(first_conv.prefix, first_norm.gamma.shape[0], units), len(units)
+            packed += len(units)
+        elif index + 1 < len(blocks) and _is_batchnorm(blocks[index]) and isinstance(blocks[index + 1], QConv2D) \
+                and blocks[index + 1].packable:
+            replacement, count = _packed_form(blocks[index + 1], batchnorm=blocks[index]), 2
+            packed += 1
+        elif index + 1 < len(blocks) and isinstance(blocks[index], QConv2D) and blocks[index].packable \
+                and _is_batchnorm(blocks[index + 1]):
+            # binary conv -> BatchNorm [-> ReLU ...] (ResNet-E): the BatchNorm in norm_pool, on the conv's NCHW output
+            _set_child(sequence, names[index], _packed_form(blocks[index]))
+            packed += 1
+            index += 1
+            replacement, count = _fuse_norm_pool(blocks, index) or (NormPool(blocks[index], relu=False), 1)
+        else:
+            fused = _fuse_norm_pool(blocks, index)
+            if fused is not None:
+                replacement, count = fused
+        if replacement is not None:
+            for offset in range(count):
+                _set_child(sequence, names[index + offset], replacement if offset == 0 else Identity())
+        index += count
+    return packed
+
+
+def _set_child(block, name, new):
+    old = block._children[name]
+    block._children[name] = new
+    if block.__dict__.get(name) is old:
+        object.__setattr__(block, name, new)  # Block.__setattr__ refuses a change of type
+
+
 def _replace_children(block):
-    """Replace every binary layer below ``block`` by its packed form; returns how many were replaced."""
-    replaced = 0
+    """Fuse and pack everything below ``block``; returns how many binary layers were packed."""
+    packed = _fuse_sequence(block) if isinstance(block, nn.HybridSequential) else 0
     for name, child in list(block._children.items()):
-        packed = _packed_form(child)
-        if packed is None:
-            replaced += _replace_children(child)
+        if isinstance(child, (PackedBlock, Identity)):
             continue
-        block._children[name] = packed
-        if block.__dict__.get(name) is child:
-            object.__setattr__(block, name, packed)  # Block.__setattr__ refuses a change of type
-        replaced += 1
-    if replaced and isinstance(block, HybridBlock):
+        replacement = _packed_form(child)
+        if replacement is None:
+            packed += _replace_children(child)
+            continue
+        _set_child(block, name, replacement)
+        packed += 1
+    if packed and isinstance(block, HybridBlock):
         block._clear_cached_op()
-    return replaced
+    return packed
 
 
 def _outside_references(net):
@@ -156,10 +211,12 @@ def _outside_references(net):
 def convert(net):
     """An inference copy of ``net`` whose binary QConv2D/QDense layers run the native packed operators.
 
-    Layers with multi-bit weights or activations, or Tang et al.'s multiple binarization
-    (``binarizations > 1``), stay float-emulated: they have no xnor kernel. Raises ``ValueError`` when
-    ``net`` has no binary layer, and :class:`binary_models.native.NativeLibraryError` when the native
-    library cannot be built or loaded."""
+    Fused on the way (see :mod:`binary_models.packed_layers`): a BatchNorm before a binary conv becomes the
+    conv's binarization thresholds; a run of DenseBlocks/ImprovementBlocks becomes one in-place dense stage;
+    BatchNorm -> ReLU/MaxPool (-> ChannelShuffle) becomes one ``norm_pool``. Layers with multi-bit weights or
+    activations, or Tang et al.'s multiple binarization (``binarizations > 1``), stay float-emulated: they
+    have no xnor kernel. Raises ``ValueError`` when ``net`` has no binary layer, and
+    :class:`binary_models.native.NativeLibraryError` when the native library cannot be built or loaded."""
     packed = copy.deepcopy(net, _outside_references(net))
     root = _packed_form(packed)
     if root is not None:

@@ -23,7 +23,7 @@ import threading
 import mxnet as mx
 
 LIBRARY_NAME = "libbinary_models_native.so"
-OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights")
+OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights", "binary_dense_stage", "norm_pool")
 LIBRARY_ENV = "BINARY_MODELS_NATIVE_LIB"
 ISA_ENV = "BINARY_MODELS_ISA"
 # The kernels' instruction sets, slowest first; "avx512-emulated" is the AVX-512 kernels' source compiled

@@ -5,11 +5,22 @@
 //
 //   binary_pack_weights(weight; num_group=1) -> int64 packed weights (layout: kernels/binary_conv.h)
 //       weight: float32 (out_channels, in_channels / num_group, kh, kw), or (units, in_units) for a dense layer
-//   binary_conv2d(data, packed_weight[, scale]; kernel, num_filter, in_channels, stride=1, dilate=1, pad=0,
-//                 num_group=1, pad_mode='minus_one'|'zero', scaled=False) -> float32 NCHW
+//   binary_conv2d(data, packed_weight[, threshold, direction][, scale]; kernel, num_filter, in_channels,
+//                 stride=1, dilate=1, pad=0, num_group=1, pad_mode='minus_one'|'zero', folded_bn=False,
+//                 scaled=False) -> float32 NCHW
 //   binary_dense(data, packed_weight[, scale]; num_hidden, in_units, scaled=False) -> float32 (batch, units)
 // The output is sum(sign(data) * sign(weight)) over each receptive field (data padded with -1 or 0), times
-// scale[o] (float32, one per output channel) when scaled: what QConv2D / QDense compute in float.
+// scale[o] (float32, one per output channel) when scaled: what QConv2D / QDense compute in float. With
+// folded_bn the sign of channel c is data * direction[c] >= threshold[c] (float32, one per input channel):
+// sign(BatchNorm(data)) with the BatchNorm folded in (kernels/binary_conv.h ConvOptions).
+//   binary_dense_stage(data, packed_weights, thresholds, directions[, scales]; units, in_channels, growth=64,
+//                      kernel=3, dilate=1, pad_mode, scaled=False) -> float32 NCHW
+//       a whole dense stage (kernels/dense_stage.h): units 'D' (DenseBlock) / 'I' (ImprovementBlock), each
+//       a folded BN -> binary conv; the units' parts of the 1-D weights, thresholds, directions, scales
+//       one after the other.
+//   norm_pool(data, mean, scale, shift; kernel=1, stride=1, pad=0, relu=False, shuffle_groups=1) -> float32
+//       max pool of (data - mean[c]) * scale[c] + shift[c] (a BatchNorm, as MXNet rounds it), then ReLU,
+//       then channel shuffle (kernels/norm_pool.h).
 #include <mxnet/lib_api.h>
 
 #include <limits>
@@ -18,6 +29,8 @@
 #include <type_traits>
 
 #include "kernels/binary_conv.h"
+#include "kernels/dense_stage.h"
+#include "kernels/norm_pool.h"
 
 using mxnet::ext::MXReturnValue;
 using mxnet::ext::MXTensor;
@@ -98,6 +111,13 @@ class AttrReader {
     if (v == "True" || v == "true" || v == "1") *value = true;
     else if (!(v == "False" || v == "false" || v == "0")) note(key, "expected True or False");
   }
+  void text(const char* key, std::string* value) {
+    auto it = attrs_.find(key);
+    if (it == attrs_.end()) return note(key, "required attribute missing");
+    std::string v = it->second;
+    if (v.size() >= 2 && (v.front() == '\'' || v.front() == '"')) v = v.substr(1, v.size() - 2);
+    *value = v;
+  }
   void pad_mode(binary_models::PadMode* mode) {
     *mode = binary_models::PadMode::kMinusOne;
     auto it = attrs_.find("pad_mode");
@@ -160,11 +180,12 @@ class AttrReader {
 struct ConvAttrs {
   ConvShape shape;  // batch, height and width come from the data
   bool scaled = false;
+  bool folded_bn = false;  // threshold and direction inputs follow the packed weight
 };
 
 std::string parse_conv(const Attrs& attrs, ConvAttrs* out) {
   AttrReader r(attrs, {"kernel", "stride", "dilate", "pad", "num_filter", "num_group", "in_channels", "pad_mode",
-                       "scaled"});
+                       "scaled", "folded_bn"});
   ConvShape& s = out->shape;
   r.pair("kernel", -1, &s.kernel_h, &s.kernel_w);
   r.pair("stride", 1, &s.stride_h, &s.stride_w);
@@ -175,6 +196,7 @@ std::string parse_conv(const Attrs& attrs, ConvAttrs* out) {
   r.integer("in_channels", -1, &s.in_channels);
   r.pad_mode(&s.pad_mode);
   r.boolean("scaled", &out->scaled);
+  r.boolean("folded_bn", &out->folded_bn);
   if (!r.problem().empty()) return r.problem();
   return s.check_geometry();
 }
@@ -273,8 +295,42 @@ MXReturnValue compute_parse(const Attrs& attrs, int* num_in, int* num_out) {
   ConvAttrs a;
   const std::string problem = op.parse(attrs, &a);
   if (!problem.empty()) return fail(op.name, problem);
-  *num_in = a.scaled ? 3 : 2;
+  *num_in = 2 + (a.folded_bn ? 2 : 0) + (a.scaled ? 1 : 0);
   *num_out = 1;
+  return mxnet::ext::MX_SUCCESS;
+}
+
+// An operator input: its name and dtype.
+struct InputSpec {
+  const char* name;
+  int dtype;
+  const char* wanted;
+};
+constexpr InputSpec kData{"data", mxnet::ext::kFloat32, "float32"};
+constexpr InputSpec kPacked{"packed weight", mxnet::ext::kInt64, "int64 (from binary_pack_weights)"};
+constexpr InputSpec kThreshold{"threshold", mxnet::ext::kFloat32, "float32"};
+constexpr InputSpec kDirection{"direction", mxnet::ext::kFloat32, "float32"};
+constexpr InputSpec kScale{"scale", mxnet::ext::kFloat32, "float32"};
+constexpr InputSpec kShift{"shift", mxnet::ext::kFloat32, "float32"};
+constexpr InputSpec kMean{"mean", mxnet::ext::kFloat32, "float32"};
+
+// Fills in unknown input dtypes and checks the known ones; the output is float32.
+MXReturnValue check_types(const char* op, const std::vector<InputSpec>& specs, std::vector<int>* in,
+                          std::vector<int>* out) {
+  for (size_t i = 0; i < in->size() && i < specs.size(); ++i) {
+    if ((*in)[i] == -1) (*in)[i] = specs[i].dtype;
+    if ((*in)[i] != specs[i].dtype)
+      return fail(op, std::string(specs[i].name) + " must be " + specs[i].wanted + ", got " + dtype_name((*in)[i]));
+  }
+  (*out)[0] = mxnet::ext::kFloat32;
+  return mxnet::ext::MX_SUCCESS;
+}
+
+// Fills in an unknown 1-D input shape of `size` elements, or checks the known one.
+MXReturnValue check_vector(const char* op, const char* name, unsigned size, std::vector<unsigned int>* shape) {
+  const std::vector<unsigned int> expected{size};
+  if (shape->empty()) *shape = expected;
+  if (*shape != expected) return fail(op, std::string(name) + " shape " + shape_text(*shape) + " must be " + shape_text(expected));
   return mxnet::ext::MX_SUCCESS;
 }
 
@@ -283,16 +339,10 @@ MXReturnValue compute_types(const Attrs& attrs, std::vector<int>* in, std::vecto
   ConvAttrs a;
   const std::string problem = op.parse(attrs, &a);
   if (!problem.empty()) return fail(op.name, problem);
-  const int expected[3] = {mxnet::ext::kFloat32, mxnet::ext::kInt64, mxnet::ext::kFloat32};
-  const char* names[3] = {"data", "packed weight", "scale"};
-  const char* wanted[3] = {"float32", "int64 (from binary_pack_weights)", "float32"};
-  for (size_t i = 0; i < in->size() && i < 3; ++i) {
-    if ((*in)[i] == -1) (*in)[i] = expected[i];
-    if ((*in)[i] != expected[i])
-      return fail(op.name, std::string(names[i]) + " must be " + wanted[i] + ", got " + dtype_name((*in)[i]));
-  }
-  (*out)[0] = mxnet::ext::kFloat32;
-  return mxnet::ext::MX_SUCCESS;
+  std::vector<InputSpec> specs{kData, kPacked};
+  if (a.folded_bn) specs.insert(specs.end(), {kThreshold, kDirection});
+  if (a.scaled) specs.push_back(kScale);
+  return check_types(op.name, specs, in, out);
 }
 
 // Checks the packed weight and scale shapes against the attributes (and fills them in when unknown).
@@ -309,11 +359,11 @@ MXReturnValue compute_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
                          ", num_filter " + std::to_string(s.out_channels) + ", kernel " +
                          std::to_string(s.kernel_h) + "x" + std::to_string(s.kernel_w) + ", num_group " +
                          std::to_string(s.groups) + ")");
-  if (a.scaled) {
-    const std::vector<unsigned int> scale{unsigned(s.out_channels)};
-    if ((*in)[2].empty()) (*in)[2] = scale;
-    if ((*in)[2] != scale) return fail(op.name, "scale shape " + shape_text((*in)[2]) + " must be " + shape_text(scale));
-  }
+  if (a.folded_bn && !(check_vector(op.name, "threshold", s.in_channels, &(*in)[2]) &&
+                      check_vector(op.name, "direction", s.in_channels, &(*in)[3])))
+    return mxnet::ext::MX_FAIL;
+  if (a.scaled && !check_vector(op.name, "scale", s.out_channels, &(*in)[a.folded_bn ? 4 : 2]))
+    return mxnet::ext::MX_FAIL;
   (*out)[0] = op.output_shape(s);
   return mxnet::ext::MX_SUCCESS;
 }
@@ -327,9 +377,15 @@ MXReturnValue compute_forward(const Attrs& attrs, std::vector<MXTensor>* in, std
   // MXNet's temporary space (reused between calls) takes an int size; larger buffers are allocated.
   const size_t workspace = binary_models::workspace_bytes(s);
   const bool from_mxnet = workspace > 0 && workspace <= size_t(std::numeric_limits<int>::max());
+  binary_models::ConvOptions options;
+  if (a.folded_bn) {
+    options.threshold = (*in)[2].data<float>();
+    options.direction = (*in)[3].data<float>();
+  }
   binary_models::binary_conv2d(s, (*in)[0].data<float>(), (*in)[1].data<uint64_t>(),
-                               a.scaled ? (*in)[2].data<float>() : nullptr, (*out)[0].data<float>(),
-                               from_mxnet ? res.alloc_cpu(int(workspace)) : nullptr);
+                               a.scaled ? (*in)[a.folded_bn ? 4 : 2].data<float>() : nullptr, (*out)[0].data<float>(),
+                               from_mxnet ? res.alloc_cpu(int(workspace)) : nullptr, binary_models::Isa::kAuto,
+                               options);
   return mxnet::ext::MX_SUCCESS;
 }
 
@@ -399,6 +455,145 @@ MXReturnValue pack_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::v
   return mxnet::ext::MX_SUCCESS;
 }
 
+// ---- binary_dense_stage ----
+
+const char kStage[] = "binary_dense_stage";
+
+struct StageAttrs {
+  binary_models::DenseStageShape shape;  // batch, height and width come from the data
+  bool scaled = false;
+};
+
+std::string parse_stage(const Attrs& attrs, StageAttrs* out) {
+  AttrReader r(attrs, {"units", "in_channels", "growth", "kernel", "dilate", "pad_mode", "scaled"});
+  binary_models::DenseStageShape& s = out->shape;
+  r.text("units", &s.units);
+  r.integer("in_channels", -1, &s.in_channels);
+  r.integer("growth", 64, &s.growth);
+  r.integer("kernel", 3, &s.kernel);
+  r.integer("dilate", 1, &s.dilation);
+  r.pad_mode(&s.pad_mode);
+  r.boolean("scaled", &out->scaled);
+  return r.problem();
+}
+
+// Attributes and data shape -> the full stage shape, or a problem.
+std::string stage_shape(const Attrs& attrs, const std::vector<int64_t>& data, StageAttrs* a) {
+  std::string problem = parse_stage(attrs, a);
+  if (!problem.empty()) return problem;
+  if (data.size() != 4) return "data must be 4-D NCHW, got shape " + shape_text(data);
+  if (problem = dims_fit_int("data", data); !problem.empty()) return problem;
+  if (int64_t(a->shape.in_channels) != data[1])
+    return "data has " + std::to_string(data[1]) + " channels but in_channels is " + std::to_string(a->shape.in_channels);
+  a->shape.batch = int(data[0]);
+  a->shape.height = int(data[2]);
+  a->shape.width = int(data[3]);
+  return a->shape.check();
+}
+
+MXReturnValue stage_parse(const Attrs& attrs, int* num_in, int* num_out) {
+  StageAttrs a;
+  if (std::string problem = parse_stage(attrs, &a); !problem.empty()) return fail(kStage, problem);
+  *num_in = a.scaled ? 5 : 4;
+  *num_out = 1;
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue stage_types(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
+  StageAttrs a;
+  if (std::string problem = parse_stage(attrs, &a); !problem.empty()) return fail(kStage, problem);
+  return check_types(kStage, {kData, kPacked, kThreshold, kDirection, kScale}, in, out);
+}
+
+MXReturnValue stage_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
+  StageAttrs a;
+  if (std::string problem = stage_shape(attrs, std::vector<int64_t>((*in)[0].begin(), (*in)[0].end()), &a);
+      !problem.empty())
+    return fail(kStage, problem);
+  const binary_models::DenseStageShape& s = a.shape;
+  if (!check_vector(kStage, "packed weights", unsigned(s.weight_words()), &(*in)[1]) ||
+      !check_vector(kStage, "thresholds", unsigned(s.threshold_count()), &(*in)[2]) ||
+      !check_vector(kStage, "directions", unsigned(s.threshold_count()), &(*in)[3]) ||
+      (a.scaled && !check_vector(kStage, "scales", unsigned(s.growth * s.units.size()), &(*in)[4])))
+    return mxnet::ext::MX_FAIL;
+  (*out)[0] = {unsigned(s.batch), unsigned(s.out_channels()), unsigned(s.height), unsigned(s.width)};
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue stage_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
+                            const OpResource& res) {
+  StageAttrs a;
+  if (std::string problem = stage_shape(attrs, (*in)[0].shape, &a); !problem.empty()) return fail(kStage, problem);
+  if (!check_cpu(kStage, *in)) return mxnet::ext::MX_FAIL;
+  const size_t workspace = binary_models::dense_stage_workspace_bytes(a.shape);
+  const bool from_mxnet = workspace > 0 && workspace <= size_t(std::numeric_limits<int>::max());
+  binary_models::dense_stage(a.shape, (*in)[0].data<float>(), (*in)[1].data<uint64_t>(), (*in)[2].data<float>(),
+                             (*in)[3].data<float>(), a.scaled ? (*in)[4].data<float>() : nullptr,
+                             (*out)[0].data<float>(), from_mxnet ? res.alloc_cpu(int(workspace)) : nullptr);
+  return mxnet::ext::MX_SUCCESS;
+}
+
+// ---- norm_pool ----
+
+const char kNormPool[] = "norm_pool";
+
+std::string parse_norm_pool(const Attrs& attrs, binary_models::NormPoolShape* s) {
+  AttrReader r(attrs, {"kernel", "stride", "pad", "relu", "shuffle_groups"});
+  r.pair("kernel", 1, &s->kernel_h, &s->kernel_w);
+  r.pair("stride", 1, &s->stride_h, &s->stride_w);
+  r.pair("pad", 0, &s->pad_h, &s->pad_w);
+  r.boolean("relu", &s->relu);
+  r.integer("shuffle_groups", 1, &s->shuffle_groups);
+  return r.problem();
+}
+
+std::string norm_pool_shape(const Attrs& attrs, const std::vector<int64_t>& data, binary_models::NormPoolShape* s) {
+  std::string problem = parse_norm_pool(attrs, s);
+  if (!problem.empty()) return problem;
+  if (data.size() != 4) return "data must be 4-D NCHW, got shape " + shape_text(data);
+  if (problem = dims_fit_int("data", data); !problem.empty()) return problem;
+  s->batch = int(data[0]);
+  s->channels = int(data[1]);
+  s->height = int(data[2]);
+  s->width = int(data[3]);
+  return s->check();
+}
+
+MXReturnValue norm_pool_parse(const Attrs& attrs, int* num_in, int* num_out) {
+  binary_models::NormPoolShape s;
+  if (std::string problem = parse_norm_pool(attrs, &s); !problem.empty()) return fail(kNormPool, problem);
+  *num_in = 4;
+  *num_out = 1;
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue norm_pool_types(const Attrs&, std::vector<int>* in, std::vector<int>* out) {
+  return check_types(kNormPool, {kData, kMean, kScale, kShift}, in, out);
+}
+
+MXReturnValue norm_pool_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
+  binary_models::NormPoolShape s;
+  if (std::string problem = norm_pool_shape(attrs, std::vector<int64_t>((*in)[0].begin(), (*in)[0].end()), &s);
+      !problem.empty())
+    return fail(kNormPool, problem);
+  if (!check_vector(kNormPool, "mean", unsigned(s.channels), &(*in)[1]) ||
+      !check_vector(kNormPool, "scale", unsigned(s.channels), &(*in)[2]) ||
+      !check_vector(kNormPool, "shift", unsigned(s.channels), &(*in)[3]))
+    return mxnet::ext::MX_FAIL;
+  (*out)[0] = {unsigned(s.batch), unsigned(s.channels), unsigned(s.out_height()), unsigned(s.out_width())};
+  return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue norm_pool_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
+                                const OpResource&) {
+  binary_models::NormPoolShape s;
+  if (std::string problem = norm_pool_shape(attrs, (*in)[0].shape, &s); !problem.empty()) return fail(kNormPool, problem);
+  if (!check_cpu(kNormPool, *in)) return mxnet::ext::MX_FAIL;
+  binary_models::norm_pool(s, (*in)[0].data<float>(), (*in)[1].data<float>(), (*in)[2].data<float>(),
+                           (*in)[3].data<float>(), (*out)[0].data<float>());
+  return mxnet::ext::MX_SUCCESS;
+}
+
 // A backward that refuses: with it MXNet registers a gradient, so hybridized graphs (CachedOp builds the
 // backward graph up front) accept the operators; calling it says they are for inference.
 MXReturnValue no_backward(const Attrs&, std::vector<MXTensor>*, std::vector<MXTensor>*, const OpResource&) {
@@ -426,6 +621,20 @@ REGISTER_OP(binary_dense)
     .setInferType(compute_types<kDense>)
     .setInferShape(compute_shapes<kDense>)
     .setForward(compute_forward<kDense>, "cpu")
+    .setBackward(no_backward, "cpu");
+
+REGISTER_OP(binary_dense_stage)
+    .setParseAttrs(stage_parse)
+    .setInferType(stage_types)
+    .setInferShape(stage_shapes)
+    .setForward(stage_forward, "cpu")
+    .setBackward(no_backward, "cpu");
+
+REGISTER_OP(norm_pool)
+    .setParseAttrs(norm_pool_parse)
+    .setInferType(norm_pool_types)
+    .setInferShape(norm_pool_shapes)
+    .setForward(norm_pool_forward, "cpu")
     .setBackward(no_backward, "cpu");
 
 MXReturnValue initialize(int version) {

@@ -67,7 +67,9 @@ def test_reloaded_packed_meliusnet22_equals_the_float_emulated_model(meliusnet22
     expected = meliusnet22(x).asnumpy()
     with open(packed_meliusnet22 + "-symbol.json") as f:
         ops = [node["op"] for node in json.load(f)["nodes"]]
-    assert ops.count("binary_conv2d") == 34 and "Convolution" in ops  # binary convs packed, the rest float
+    # the 34 binary convs run as one in-place dense stage per stage; transitions, stem pool, head BN: norm_pool
+    assert ops.count("binary_dense_stage") == 4 and "binary_conv2d" not in ops and "Concat" not in ops
+    assert "Convolution" in ops and "BatchNorm" not in ops and "Pooling" in ops  # Pooling: the global average
     out = load_packed(packed_meliusnet22)(x).asnumpy()
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(out.argmax(axis=1), expected.argmax(axis=1))

@@ -145,7 +145,7 @@ def broken(packed, tmp_path_factory):
     (["{root}/badjson", "{image}"], {}, "error: corrupt model file {root}/badjson-symbol.json: invalid JSON"),
     (["{root}/truncated", "{image}"], {}, "error: corrupt model file {root}/truncated-0000.params: "),
     (["{prefix}", "{image}"], {native.LIBRARY_ENV: "/nonexistent/lib.so"},
-     "error: the model {prefix} uses binary_conv2d from the native library, which is not loaded: the native "
+     "error: the model {prefix} uses binary_dense_stage, norm_pool from the native library, which is not loaded: the native "
      "library /nonexistent/lib.so does not exist"),
     (["--library", "{root}/notes.png", "{prefix}", "{image}"], {}, "error: cannot load {root}/notes.png: "),
     (["{prefix}", "{root}/notes.png"], {}, "error: cannot read image {root}/notes.png: not an image"),

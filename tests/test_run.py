@@ -14,7 +14,8 @@ from mxnet.gluon import nn
 
 import binary_models as bm
 from binary_models import run
-from binary_models.convert import BinaryConv2D, convert
+from binary_models.convert import convert
+from binary_models.packed_layers import BinaryDenseStage
 
 from test_convert import blocks_of, trained_like
 
@@ -123,7 +124,7 @@ def test_convert_works_on_a_net_exported_with_gluoncv_export_block(tmp_path):
     export_block(str(tmp_path / "exported"), net, data_shape=(16, 16, 3), preprocess=True)
     assert os.path.isfile(str(tmp_path / "exported-symbol.json"))
     packed = convert(net)
-    assert len(blocks_of(packed, BinaryConv2D)) == 23
+    assert sum(len(stage.attrs["units"]) for stage in blocks_of(packed, BinaryDenseStage)) == 23
     x = mx.nd.random.normal(shape=(4, 3, 16, 16))
     expected = net(x).asnumpy()
     np.testing.assert_allclose(packed(x).asnumpy(), expected, rtol=1e-4, atol=1e-4)

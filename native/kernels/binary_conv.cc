@@ -55,7 +55,7 @@ void run_tiles(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, 
       const int first = tile.g * group_out + block * kLanes;  // output channel
       args.weights = packed_weights + (int64_t(tile.g) * p.blocks + block) * p.block_words;
       args.blocks = std::min(kTileBlocks, tile.block_end - block);
-      args.out = fused ? output + (tile.n * s.out_channels + first) * p.pixels + tile.p0 : nullptr;
+      args.out = fused ? output + tile.n * p.output_image_floats + int64_t(first) * p.pixels + tile.p0 : nullptr;
       args.scale = scale ? scale + first : nullptr;
       args.channels = std::min(args.blocks * kLanes, group_out - block * kLanes);
       alignas(64) int32_t counts[kTileBlocks * kLanes * kTilePixels];
@@ -68,9 +68,9 @@ void run_tiles(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, 
 }  // namespace
 
 void binary_conv2d(const ConvShape& s, const float* input, const uint64_t* packed_weights, const float* scale,
-                   float* output, void* workspace, Isa isa) {
+                   float* output, void* workspace, Isa isa, const ConvOptions& options) {
   const KernelSet& kernels = kernels_for(isa);
-  const ConvPlan plan(s, max_threads());
+  const ConvPlan plan(s, max_threads(), options);
   std::vector<uint64_t> owned;
   if (!workspace) owned.resize(workspace_bytes(s) / sizeof(uint64_t));
   uint64_t* packed = workspace ? static_cast<uint64_t*>(workspace) : owned.data();
@@ -78,7 +78,7 @@ void binary_conv2d(const ConvShape& s, const float* input, const uint64_t* packe
 
 #pragma omp parallel if (plan.parallel)
   {
-    pack_activations(s, plan, kernels, input, packed);
+    pack_activations(s, plan, kernels, input, options, packed);
     if (plan.zero_padding) correction.count_weights(packed_weights);
     run_tiles(s, plan, kernels, packed, packed_weights, scale, correction, output);
   }

@@ -61,12 +61,27 @@ void pack_weights(const ConvShape& shape, const float* weights, uint64_t* packed
 // Bytes of scratch memory binary_conv2d needs (packed, padded activations).
 size_t workspace_bytes(const ConvShape& shape);
 
+// What a binary_conv2d call may do beyond the dense NCHW tensors of its shape.
+struct ConvOptions {
+  // A BatchNorm folded into the binarization: the bit of input channel c is input * direction[c] >=
+  // threshold[c] (direction +1, or -1 where the BN's gamma < 0, or 0 where gamma == 0: a constant bit).
+  // Null: the bit is input >= 0.
+  const float* threshold = nullptr;
+  const float* direction = nullptr;
+  // Floats from one image to the next, of the input and of the output; 0: in_channels (out_channels) x
+  // pixels, dense NCHW. Larger strides read a channel prefix of, and write a channel range into, wider
+  // tensors (a dense block's growing feature map, without concatenation).
+  int64_t input_image_stride = 0;
+  int64_t output_image_stride = 0;
+};
+
 // output[n, o, y, x] = sum over the receptive field of sign(input) * sign(weight), times scale[o] when
 // `scale` is not null: exactly what the float-emulated QConv2D computes. `workspace` holds
 // workspace_bytes(shape) bytes, or is null (then it is allocated). Parallel with OpenMP over pixels.
 // `isa` kAuto runs active_isa(); an ISA this machine cannot run runs active_isa() too.
 void binary_conv2d(const ConvShape& shape, const float* input, const uint64_t* packed_weights,
-                   const float* scale, float* output, void* workspace = nullptr, Isa isa = Isa::kAuto);
+                   const float* scale, float* output, void* workspace = nullptr, Isa isa = Isa::kAuto,
+                   const ConvOptions& options = ConvOptions());
 
 // Run-time dispatch (isa.cc). An ISA is supported when the CPU has its instructions (CPUID) and the OS
 // saves its registers (XCR0); kScalar and kAvx512Emulated always are.

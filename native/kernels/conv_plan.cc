@@ -4,7 +4,8 @@
 
 namespace binary_models {
 
-ConvPlan::ConvPlan(const ConvShape& s, int max_threads) : groups(s.groups), blocks(s.blocks()) {
+ConvPlan::ConvPlan(const ConvShape& s, int max_threads, const ConvOptions& options)
+    : groups(s.groups), blocks(s.blocks()) {
   const int words = s.words(), taps = s.taps();
   padded_h = s.height + 2 * s.pad_h;
   padded_w = s.width + 2 * s.pad_w;
@@ -17,6 +18,8 @@ ConvPlan::ConvPlan(const ConvShape& s, int max_threads) : groups(s.groups), bloc
   block_words = int64_t(taps) * words * kLanes;
   out_w = s.out_width();
   pixels = s.out_height() * out_w;
+  input_image_floats = options.input_image_stride ? options.input_image_stride : int64_t(s.in_channels) * s.height * s.width;
+  output_image_floats = options.output_image_stride ? options.output_image_stride : int64_t(s.out_channels) * pixels;
   zero_padding = s.pad_mode == PadMode::kZero && (s.pad_h > 0 || s.pad_w > 0);
 
   parallel = double(s.batch) * pixels * s.out_channels * s.group_in_channels() * taps > 1e6;

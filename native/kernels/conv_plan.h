@@ -11,7 +11,7 @@
 namespace binary_models {
 
 struct ConvPlan {
-  ConvPlan(const ConvShape& shape, int max_threads);
+  ConvPlan(const ConvShape& shape, int max_threads, const ConvOptions& options = ConvOptions());
 
   int groups, blocks;  // of the shape: groups, and weight blocks per group
 
@@ -21,6 +21,7 @@ struct ConvPlan {
   std::vector<int64_t> tap_offsets;  // words from a receptive field's origin to tap t
   int64_t block_words;               // one packed weight block: taps x words x kLanes
   int out_w, pixels;                 // output pixels per image and channel
+  int64_t input_image_floats, output_image_floats;  // image strides (ConvOptions, or dense NCHW)
   bool zero_padding;                 // pad_mode zero with some padding: the counts need a correction
 
   bool parallel;  // large enough to be worth an OpenMP team

@@ -113,14 +113,20 @@ AVX2_TARGET inline uint64_t transpose8x8(uint64_t m) {
 // channels) per pixel, stored straight into that pixel's word (x86 is little-endian: byte k of a word
 // holds its bits 8k .. 8k+7). Each group of eight channel planes is read sequentially, row by row.
 AVX2_TARGET void pack_rows_avx2(const float* x, int64_t channel_stride, int channels, int groups, int words,
-                                int rows, int width, uint64_t* out, int64_t out_row_stride) {
+                                int rows, int width, uint64_t* out, int64_t out_row_stride, const float* threshold,
+                                const float* direction) {
   const int group_channels = channels / groups;
   const int64_t pixel_bytes = int64_t(groups) * words * 8;
-  const __m256 zero = _mm256_setzero_ps();
   for (int g = 0; g < groups; ++g) {
     for (int c0 = 0; c0 < group_channels; c0 += 8) {
       const int n = group_channels - c0 < 8 ? group_channels - c0 : 8;
-      const float* planes = x + (int64_t(g) * group_channels + c0) * channel_stride;
+      const int first_channel = g * group_channels + c0;
+      const float* planes = x + int64_t(first_channel) * channel_stride;
+      __m256 thresholds[8], directions[8];  // x * direction >= threshold (x * 1 is x, NaN included)
+      for (int i = 0; i < n; ++i) {
+        thresholds[i] = _mm256_set1_ps(threshold ? threshold[first_channel + i] : 0.0f);
+        directions[i] = _mm256_set1_ps(direction ? direction[first_channel + i] : 1.0f);
+      }
       for (int r = 0; r < rows; ++r) {
         unsigned char* first = reinterpret_cast<unsigned char*>(out + r * out_row_stride + int64_t(g) * words) + c0 / 8;
         for (int p = 0; p < width; p += 8) {
@@ -131,7 +137,8 @@ AVX2_TARGET void pack_rows_avx2(const float* x, int64_t channel_stride, int chan
           for (int i = 0; i < n; ++i) {
             const float* source = planes + i * channel_stride + int64_t(r) * width + p;
             const __m256 v = valid == 8 ? _mm256_loadu_ps(source) : _mm256_maskload_ps(source, mask);
-            matrix |= uint64_t(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_GE_OQ))) << (8 * i);
+            const __m256 ge = _mm256_cmp_ps(_mm256_mul_ps(v, directions[i]), thresholds[i], _CMP_GE_OQ);
+            matrix |= uint64_t(_mm256_movemask_ps(ge)) << (8 * i);
           }
           const uint64_t columns = transpose8x8(matrix);
           for (int j = 0; j < valid; ++j) first[(p + j) * pixel_bytes] = (unsigned char)(columns >> (8 * j));

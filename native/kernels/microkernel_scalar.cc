@@ -5,16 +5,18 @@
 namespace binary_models {
 
 static void pack_rows_scalar(const float* x, int64_t channel_stride, int channels, int groups, int words,
-                             int rows, int width, uint64_t* out, int64_t out_row_stride) {
+                             int rows, int width, uint64_t* out, int64_t out_row_stride, const float* threshold,
+                             const float* direction) {
   const int group_channels = channels / groups;
   for (int c = 0; c < channels; ++c) {
     const int g = c / group_channels, local = c % group_channels;
+    const float t = threshold ? threshold[c] : 0.0f, d = direction ? direction[c] : 1.0f;
     const uint64_t bit = uint64_t(1) << (local % 64);
     for (int r = 0; r < rows; ++r) {
       const float* source = x + c * channel_stride + int64_t(r) * width;
       uint64_t* word = out + r * out_row_stride + int64_t(g) * words + local / 64;
       for (int p = 0; p < width; ++p)
-        if (source[p] >= 0.0f) word[int64_t(p) * groups * words] |= bit;
+        if (source[p] * d >= t) word[int64_t(p) * groups * words] |= bit;
     }
   }
 }

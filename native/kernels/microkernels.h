@@ -37,9 +37,11 @@ struct KernelSet {
   // Packs `rows` rows of `width` pixels of one image into a zeroed buffer: channel c of pixel p of row r
   // is x[c * channel_stride + r * width + p]; its bit goes to word out[r * out_row_stride +
   // p * groups * words + g * words + c_g / 64], bit c_g % 64 (c_g: the channel's index in its group g).
-  // Channels are read one plane after the other, sequentially, as the hardware prefetchers like.
+  // Channels are read one plane after the other, sequentially, as the hardware prefetchers like. The bit
+  // of channel c is x * direction[c] >= threshold[c] (both null: x >= 0), see ConvOptions.
   void (*pack_rows)(const float* x, int64_t channel_stride, int channels, int groups, int words, int rows,
-                    int width, uint64_t* out, int64_t out_row_stride);
+                    int width, uint64_t* out, int64_t out_row_stride, const float* threshold,
+                    const float* direction);
 };
 
 const KernelSet& scalar_kernels();

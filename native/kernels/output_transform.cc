@@ -11,7 +11,7 @@ void write_outputs(const ConvShape& s, const ConvPlan& p, const ConvPlan::Tile& 
     const int local = first_block * kLanes + c, o = tile.g * group_out + local;
     const float factor = scale ? scale[o] : 1.0f;
     const int32_t* count = counts + c * kTilePixels;
-    float* out = output + (tile.n * s.out_channels + o) * p.pixels + tile.p0;
+    float* out = output + tile.n * p.output_image_floats + int64_t(o) * p.pixels + tile.p0;
     for (int j = 0; j < tile.pixels; ++j)
       out[j] = float(p.zero_padding ? correction.dot(tile.g, local, count[j], borders[j]) : full - 2 * count[j]) * factor;
   }

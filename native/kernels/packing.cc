@@ -25,8 +25,8 @@ size_t workspace_bytes(const ConvShape& s) {
 }
 
 void pack_activations(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, const float* input,
-                      uint64_t* packed) {
-  const int64_t image_floats = int64_t(s.in_channels) * s.height * s.width;
+                      const ConvOptions& options, uint64_t* packed) {
+  const int64_t image_floats = p.input_image_floats;
 #pragma omp for schedule(static)
   for (int64_t item = 0; item < p.pack_items; ++item) {
     const int64_t n = item / p.row_ranges;
@@ -39,7 +39,8 @@ void pack_activations(const ConvShape& s, const ConvPlan& p, const KernelSet& ke
     if (y0 < y1)
       kernels.pack_rows(input + n * image_floats + int64_t(y0) * s.width, int64_t(s.height) * s.width, s.in_channels,
                         s.groups, s.words(), y1 - y0, s.width,
-                        image + (y0 + s.pad_h) * p.row_words + s.pad_w * p.pixel_words, p.row_words);
+                        image + (y0 + s.pad_h) * p.row_words + s.pad_w * p.pixel_words, p.row_words,
+                        options.threshold, options.direction);
   }
 }
 

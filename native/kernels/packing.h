@@ -8,9 +8,10 @@
 
 namespace binary_models {
 
-// Binarizes and packs `input` (NCHW float) into `packed` (the plan's padded layout, padding 0 bits = -1).
+// Binarizes and packs `input` (NCHW float, images plan.input_image_floats apart; the bit of channel c as
+// ConvOptions says) into `packed` (the plan's padded layout, padding 0 bits = -1).
 // Call it from every thread of an OpenMP team (or outside one): the plan's row ranges are shared out.
 void pack_activations(const ConvShape& shape, const ConvPlan& plan, const KernelSet& kernels, const float* input,
-                      uint64_t* packed);
+                      const ConvOptions& options, uint64_t* packed);
 
 }  // namespace binary_models

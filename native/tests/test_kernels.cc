@@ -23,7 +23,9 @@ int sign_of(float v) { return v >= 0.0f ? 1 : -1; }
 
 // Direct convolution of sign(input) padded with -1 or 0 with sign(weights) (integer sums). Signs are laid out
 // channels-last ([n][y][x][c] padded, [o][ky][kx][c]) so the inner loop is a plain dot product.
-std::vector<int> naive_conv(const ConvShape& s, const std::vector<float>& input, const std::vector<float>& weights) {
+// With `threshold` and `direction`, the sign of channel c is +1 where x * direction[c] >= threshold[c].
+std::vector<int> naive_conv(const ConvShape& s, const std::vector<float>& input, const std::vector<float>& weights,
+                            const float* threshold = nullptr, const float* direction = nullptr) {
   const int oh = s.out_height(), ow = s.out_width(), cg = s.group_in_channels(), og = s.group_out_channels();
   const int c = s.in_channels, hp = s.height + 2 * s.pad_h, wp = s.width + 2 * s.pad_w;
   std::vector<int> image(size_t(s.batch) * hp * wp * c, s.pad_mode == PadMode::kMinusOne ? -1 : 0);
@@ -32,7 +34,9 @@ std::vector<int> naive_conv(const ConvShape& s, const std::vector<float>& input,
       for (int y = 0; y < s.height; ++y)
         for (int x = 0; x < s.width; ++x)
           image[((size_t(n) * hp + y + s.pad_h) * wp + x + s.pad_w) * c + ci] =
-              sign_of(input[((size_t(n) * c + ci) * s.height + y) * s.width + x]);
+              threshold ? (input[((size_t(n) * c + ci) * s.height + y) * s.width + x] * direction[ci] >= threshold[ci]
+                               ? 1 : -1)
+                        : sign_of(input[((size_t(n) * c + ci) * s.height + y) * s.width + x]);
   std::vector<int> filters(size_t(s.out_channels) * s.taps() * cg);
   for (int o = 0; o < s.out_channels; ++o)
     for (int ci = 0; ci < cg; ++ci)
@@ -108,8 +112,9 @@ std::string describe(const ConvShape& s) {
   return text;
 }
 
-// Runs one random problem of shape `s` through every ISA, unscaled and scaled, against naive_conv and
-// against the scalar kernels' output (isas[0] is kScalar).
+// Runs one random problem of shape `s` through every ISA, unscaled, scaled and with a folded BatchNorm
+// (random thresholds and directions +1, -1, 0), against naive_conv and against the scalar kernels' output
+// (isas[0] is kScalar).
 bool run_shape(const ConvShape& s, std::mt19937& rng, const std::vector<Isa>& isas) {
   const std::vector<float> input = random_values(rng, size_t(s.batch) * s.in_channels * s.height * s.width);
   const std::vector<float> weights =
@@ -118,23 +123,37 @@ bool run_shape(const ConvShape& s, std::mt19937& rng, const std::vector<Isa>& is
   for (float& v : scale) v = std::uniform_real_distribution<float>(0.01f, 2.0f)(rng);
   std::vector<uint64_t> packed(s.packed_weight_words());
   binary_models::pack_weights(s, weights.data(), packed.data());
+  std::vector<float> threshold(s.in_channels), direction(s.in_channels);
+  for (int c = 0; c < s.in_channels; ++c) {
+    threshold[c] = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+    direction[c] = float(uniform(rng, -1, 1));
+  }
   const std::vector<int> sums = naive_conv(s, input, weights);
+  const std::vector<int> folded_sums = naive_conv(s, input, weights, threshold.data(), direction.data());
   const size_t plane = sums.size() / (size_t(s.batch) * s.out_channels);
   std::vector<uint64_t> workspace(binary_models::workspace_bytes(s) / sizeof(uint64_t) + 1);
 
-  std::vector<float> scalar[2];
+  const char* variants[3] = {"unscaled", "scaled", "folded BN"};
+  std::vector<float> scalar[3];
   for (Isa isa : isas)
-    for (bool scaled : {false, true}) {
+    for (int variant = 0; variant < 3; ++variant) {
+      const bool scaled = variant == 1, folded = variant == 2;
+      binary_models::ConvOptions options;
+      if (folded) {
+        options.threshold = threshold.data();
+        options.direction = direction.data();
+      }
       std::vector<float> out(sums.size(), NAN);
       binary_models::binary_conv2d(s, input.data(), packed.data(), scaled ? scale.data() : nullptr, out.data(),
-                                   uniform(rng, 0, 1) ? workspace.data() : nullptr, isa);
-      if (isa == Isa::kScalar) scalar[scaled] = out;
+                                   uniform(rng, 0, 1) ? workspace.data() : nullptr, isa, options);
+      if (isa == Isa::kScalar) scalar[variant] = out;
       for (size_t i = 0; i < out.size(); ++i) {
-        const float expected = float(sums[i]) * (scaled ? scale[i / plane % s.out_channels] : 1.0f);
-        if (out[i] != expected || out[i] != scalar[scaled][i]) {
+        const float expected =
+            float(folded ? folded_sums[i] : sums[i]) * (scaled ? scale[i / plane % s.out_channels] : 1.0f);
+        if (out[i] != expected || out[i] != scalar[variant][i]) {
           std::fprintf(stderr, "FAIL [%s, %s]: %s: output %zu is %g, expected %g (naive), %g (scalar)\n",
-                       binary_models::isa_name(isa), scaled ? "scaled" : "unscaled", describe(s).c_str(), i, out[i],
-                       expected, scalar[scaled][i]);
+                       binary_models::isa_name(isa), variants[variant], describe(s).c_str(), i, out[i], expected,
+                       scalar[variant][i]);
           return false;
         }
       }
@@ -235,7 +254,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < shapes; ++i) cases.push_back(random_shape(rng));
 
   for (const ConvShape& s : cases) ok = ok && run_shape(s, rng, isas);
-  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled}\n", ok ? "ok" : "FAILED", cases.size(), ran.c_str());
+  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled, folded BN}\n", ok ? "ok" : "FAILED", cases.size(), ran.c_str());
   if (!skipped.empty()) std::printf("skipped (not supported by this CPU or OS): %s\n", skipped.c_str());
   return ok ? 0 : 1;
 }
