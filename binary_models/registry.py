@@ -2,18 +2,23 @@
 factories with ``@register_model`` next to their definitions, and :mod:`binary_models.model_zoo` imports the
 families and serves ``get_model``.
 
-Every factory takes GluonCV's arguments (``pretrained``, ``ctx``, ``root``), ignores those GluonCV's scripts
-pass that make no sense here, and accepts the layer options of :class:`binary_models.LayerConfig` (``bits``,
-``bits_a``, ``grad_cancel``, ...), applied with :func:`binary_models.layer_config` while the model is built.
+Every factory takes GluonCV's arguments (``pretrained``, ``ctx``, ``root``) and the keyword arguments GluonCV's
+scripts pass: ``norm_layer``, ``norm_kwargs`` and ``last_gamma`` are applied with
+:func:`binary_models.normalization.norm_config` while the model is built; ``pretrained_base`` goes to detectors
+(a classifier warns when it is True); ``use_se=True`` is refused (no model here has SE blocks). The layer
+options of :class:`binary_models.LayerConfig` (``bits``, ``bits_a``, ``grad_cancel``, ...) are applied with
+:func:`binary_models.layer_config` the same way.
 """
 import functools
 import os
+import warnings
 
 from .config import LAYER_OPTIONS, layer_config
+from .normalization import norm_config, residual_ends_built, sync_batch_norm
 
 KINDS = ("classification", "detection")
-# Arguments GluonCV's scripts pass to every model that these models have no use for.
-GLUONCV_IGNORED = ("norm_layer", "norm_kwargs", "pretrained_base", "use_se", "last_gamma", "num_sync_bn_devices")
+# GluonCV's normalisation arguments (binary_models.normalization.norm_config's).
+NORM_ARGUMENTS = ("norm_layer", "norm_kwargs", "last_gamma")
 DEFAULT_ROOT = os.path.join("~", ".mxnet", "models")
 
 _factories = {}  # name -> factory
@@ -43,21 +48,56 @@ def load_pretrained(net, name, root, ctx):
     net.load_parameters(path, ctx=ctx)
 
 
-def model_factory(fn, name=None, layer_defaults=None):
-    """``fn`` as a GluonCV-style factory called ``name`` (``pretrained``, ``ctx``, ``root``; GluonCV's unused
-    arguments dropped; layer options applied with :func:`layer_config` while it builds), unregistered."""
+def take_norm_options(name, kwargs):
+    """Remove GluonCV's normalisation arguments from ``kwargs`` and return them as :func:`norm_config`'s:
+    ``norm_layer``, ``norm_kwargs``, ``last_gamma``, and GluonCV's older ``num_sync_bn_devices`` (> 1:
+    ``SyncBatchNorm`` over that many devices). ``use_se=True`` raises: no model here has SE blocks."""
+    options = {k: kwargs.pop(k) for k in NORM_ARGUMENTS if k in kwargs}
+    devices = kwargs.pop("num_sync_bn_devices", None)
+    if devices is not None and devices > 1:
+        if options.get("norm_layer") is not None:
+            raise ValueError("%s: give norm_layer or num_sync_bn_devices, not both" % name)
+        options["norm_layer"], sync_kwargs = sync_batch_norm(devices)
+        options["norm_kwargs"] = dict(options.get("norm_kwargs") or {}, **sync_kwargs)
+    if kwargs.pop("use_se", False):
+        raise ValueError("use_se=True: %s has no squeeze-and-excitation blocks (GluonCV's option of ResNeXt and "
+                         "SE-ResNet)" % name)
+    return options
+
+
+def warn_unused_last_gamma(name, residual_ends):
+    """``last_gamma=True`` built no zero-gamma normalisation: say so, naming the model."""
+    if residual_ends == 0:
+        warnings.warn("last_gamma=True has no effect on %s: none of its residual branches ends in a normalisation "
+                      "layer (only ResNet-E's blocks do; MeliusNet's ImprovementBlock normalises before its binary "
+                      "conv, BinaryDenseNet's blocks concatenate, Tang et al.'s layers have no shortcut)" % name,
+                      stacklevel=3)
+
+
+def model_factory(fn, name=None, layer_defaults=None, kind="classification"):
+    """``fn`` as a GluonCV-style factory called ``name``, unregistered: ``pretrained``, ``ctx``, ``root``;
+    layer options applied with :func:`layer_config` and GluonCV's normalisation arguments with
+    :func:`norm_config` while it builds. A detector's ``fn`` also gets ``pretrained_base`` (False when
+    ``pretrained``, as in GluonCV), ``ctx`` and ``root``; a classifier warns about ``pretrained_base=True``."""
     name = name or fn.__name__
 
     @functools.wraps(fn)
     def factory(pretrained=False, ctx=None, root=None, **kwargs):
         import mxnet as mx
         ctx = ctx or mx.cpu()
-        for ignored in GLUONCV_IGNORED:
-            kwargs.pop(ignored, None)
+        norm_options = take_norm_options(name, kwargs)
+        if kind == "detection":
+            kwargs.update(ctx=ctx, root=root, pretrained_base=kwargs.pop("pretrained_base", False) and not pretrained)
+        elif kwargs.pop("pretrained_base", False):
+            warnings.warn("pretrained_base=True has no effect on the classifier %s (it is a detector's argument; "
+                          "pretrained=True loads a classifier's weights)" % name, stacklevel=2)
         options = dict(layer_defaults or {})
         options.update({k: kwargs.pop(k) for k in list(kwargs) if k in LAYER_OPTIONS})
-        with layer_config(**options):
+        residual_ends = residual_ends_built()
+        with layer_config(**options), norm_config(**norm_options):
             net = fn(**kwargs)
+        if norm_options.get("last_gamma"):
+            warn_unused_last_gamma(name, residual_ends_built() - residual_ends)
         net.model_name = name
         if pretrained:
             load_pretrained(net, name, root, ctx)
@@ -75,7 +115,7 @@ def register_model(fn=None, *, name=None, layer_defaults=None, kind="classificat
         return functools.partial(register_model, name=name, layer_defaults=layer_defaults, kind=kind)
     if kind not in KINDS:
         raise ValueError("unknown model kind %r; allowed: %s" % (kind, ", ".join(KINDS)))
-    factory = model_factory(fn, name, layer_defaults)
+    factory = model_factory(fn, name, layer_defaults, kind)
     _factories[factory.__name__] = factory
     _kinds[factory.__name__] = kind
     return factory

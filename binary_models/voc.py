@@ -9,7 +9,11 @@ GluonCV's ``VOCDetection`` fails late and obscurely on bad files (a missing ``<d
 The synthetic set: coloured shapes (one shape and hue per class) with known boxes on textured
 backgrounds, written as JPEG images, VOC XML annotations and ``ImageSets/Main/{train,val}.txt``::
 
-    python -m binary_models.voc OUTPUT_DIR [--train 64 --val 32 --size 128 --seed 0]
+    python -m binary_models.voc OUTPUT_DIR [--train 64 --val 32 --size 128 --seed 0] [--voc-classes]
+
+``--voc-classes`` writes it as Pascal VOC instead (:func:`make_synthetic_pascal_voc`): ``VOC2007`` and
+``VOC2012`` folders and VOC class names, which GluonCV's ``VOCDetection`` and its unchanged
+``train_ssd.py --dataset voc`` read as they read the real VOCdevkit.
 """
 import argparse
 import os
@@ -209,25 +213,52 @@ def synthetic_image(rng, size, max_objects=5, min_size=0.15, max_size=0.35):
     return image, objects
 
 
+def _write_split(folder, split, count, rng, size, first_index, shapes, names=None):
+    """Write ``count`` synthetic images (ids from ``first_index`` on) into ``folder``'s ``JPEGImages`` and
+    ``Annotations``, list them in its ``ImageSets/Main/<split>.txt``; return the next free image index.
+    ``names``: shape name -> the class name written (default: the shape names)."""
+    import cv2
+    for sub in ("JPEGImages", "Annotations", os.path.join("ImageSets", "Main")):
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+    ids = []
+    for index in range(first_index, first_index + count):
+        image_id = "%06d" % index
+        image, objects = synthetic_image(rng, size, **shapes)
+        cv2.imwrite(os.path.join(folder, "JPEGImages", image_id + ".jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        named = [((names or {}).get(name, name), box) for name, box in objects]
+        _annotation_xml(image_id, size, named).write(os.path.join(folder, "Annotations", image_id + ".xml"))
+        ids.append(image_id)
+    with open(split_file(folder, split), "w") as f:
+        f.write("".join(i + "\n" for i in ids))
+    return first_index + count
+
+
 def make_synthetic_voc(root, num_train=64, num_val=32, size=128, seed=0, **shapes):
     """Write a synthetic VOC-format data set to ``root`` (splits ``train`` and ``val``); returns ``root``.
     ``shapes``: :func:`synthetic_image`'s ``max_objects``, ``min_size``, ``max_size``."""
-    import cv2
     rng = np.random.RandomState(seed)
-    for sub in ("JPEGImages", "Annotations", os.path.join("ImageSets", "Main")):
-        os.makedirs(os.path.join(root, sub), exist_ok=True)
     index = 0
     for split, count in (("train", num_train), ("val", num_val)):
-        ids = []
-        for _ in range(count):
-            image_id = "%06d" % index
-            index += 1
-            image, objects = synthetic_image(rng, size, **shapes)
-            cv2.imwrite(os.path.join(root, "JPEGImages", image_id + ".jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            _annotation_xml(image_id, size, objects).write(os.path.join(root, "Annotations", image_id + ".xml"))
-            ids.append(image_id)
-        with open(split_file(root, split), "w") as f:
-            f.write("".join(i + "\n" for i in ids))
+        index = _write_split(root, split, count, rng, size, index, shapes)
+    return root
+
+
+# The shapes under Pascal VOC names (GluonCV's VOCDetection skips objects of other names): the first three of
+# VOCDetection.CLASSES, one per shape.
+VOC_NAMES = {"circle": "aeroplane", "square": "bicycle", "triangle": "bird"}
+
+
+def make_synthetic_pascal_voc(root, num_train=64, num_val=32, size=128, seed=0, **shapes):
+    """Write the synthetic set in Pascal VOC's layout, as GluonCV's ``VOCDetection(root=root)`` and its
+    ``train_ssd.py --dataset voc`` read it: training images split over ``VOC2007`` and ``VOC2012``
+    ``trainval`` (GluonCV's 07+12), validation images in ``VOC2007`` ``test``; objects are named with
+    :data:`VOC_NAMES` (aeroplane, bicycle, bird). Returns ``root``."""
+    rng = np.random.RandomState(seed)
+    index = 0
+    for year, split, count in ((2007, "trainval", num_train - num_train // 2), (2012, "trainval", num_train // 2),
+                               (2007, "test", num_val)):
+        index = _write_split(os.path.join(root, "VOC%d" % year), split, count, rng, size, index, shapes,
+                             VOC_NAMES)
     return root
 
 
@@ -238,7 +269,16 @@ def main(argv=None):
     parser.add_argument("--val", type=int, default=32, help="validation images")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--voc-classes", action="store_true",
+                        help="write Pascal VOC's layout and class names instead (VOC2007/VOC2012 trainval, VOC2007 "
+                             "test; %s), which GluonCV's VOCDetection and train_ssd.py --dataset voc read as is"
+                             % ", ".join("%s as %s" % item for item in sorted(VOC_NAMES.items())))
     args = parser.parse_args(argv)
+    if args.voc_classes:
+        make_synthetic_pascal_voc(args.root, args.train, args.val, args.size, args.seed)
+        print("wrote %d + %d images of %s as Pascal VOC (VOC2007, VOC2012) to %s"
+              % (args.train, args.val, ", ".join(sorted(VOC_NAMES.values())), args.root))
+        return
     make_synthetic_voc(args.root, args.train, args.val, args.size, args.seed)
     print("wrote %d + %d images of %s to %s" % (args.train, args.val, ", ".join(sorted(SHAPE_HUES)), args.root))
 

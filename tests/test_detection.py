@@ -145,6 +145,14 @@ def thin_ssd(**kwargs):
     return ssd.get_ssd_model("ssd_%d_binary_densenet28_custom" % DATA_SHAPE, classes=CLASSES, **dict(THIN, **kwargs))
 
 
+def thin_ssd_of(name, data_shape=64, **kwargs):
+    """The registered detector ``name`` with the thin backbone, initialised by a forward pass."""
+    net = bm.get_model(name, **dict(THIN, **kwargs))
+    net.initialize(mx.init.Xavier())
+    net(nd.zeros((1, 3, data_shape, data_shape)))
+    return net
+
+
 def save_classifier(path, name="binary_densenet28", **kwargs):
     net = bm.get_model(name, **dict(THIN_BACKBONE, **kwargs))
     net.initialize(mx.init.Xavier())
@@ -169,6 +177,63 @@ def test_backbone_params_of_another_network_name_the_problem(tmp_path):
         thin_ssd(backbone_params=str(tmp_path / "melius.params"))
 
 
+def test_pretrained_base_loads_the_backbone_from_gluoncvs_place_and_warns_once_naming_a_missing_file(
+        tmp_path, monkeypatch):
+    import warnings
+    from gluoncv.model_zoo import get_model as gluoncv_get_model
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path))  # GluonCV's root: $MXNET_HOME/models
+    expected_path = str(tmp_path / "models" / "binary_densenet28.params")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gluoncv_get_model("ssd_300_binary_densenet28_voc", pretrained_base=True, **THIN_BACKBONE)
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 1 and expected_path in messages[0] and "random weights" in messages[0]
+    (tmp_path / "models").mkdir()
+    classifier = save_classifier(expected_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net = gluoncv_get_model("ssd_300_binary_densenet28_voc", pretrained_base=True, **THIN_BACKBONE)
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]
+    for key, param in net.features.base._collect_params_with_prefix("features").items():
+        np.testing.assert_array_equal(param.data().asnumpy(), classifier._collect_params_with_prefix()[key].data().asnumpy())
+
+
+def class_rows(predictor, num_classes):
+    """A class predictor's weight as (anchors, background + classes, ...)."""
+    weight = predictor.predictor.weight.data().asnumpy()
+    return weight.reshape((-1, num_classes + 1) + weight.shape[1:])
+
+
+def test_transfer_starts_a_custom_detector_from_the_trained_voc_one_reusing_the_shared_classes(tmp_path):
+    from gluoncv.model_zoo import get_model as gluoncv_get_model
+    trained = thin_ssd_of("ssd_300_binary_densenet28_voc")
+    trained.save_parameters(str(tmp_path / "ssd_300_binary_densenet28_voc.params"))  # where pretrained=True looks
+    classes = ["bird", "kangaroo", "aeroplane"]
+    net = gluoncv_get_model("ssd_300_binary_densenet28_custom", classes=classes, pretrained_base=False,
+                            transfer="voc", root=str(tmp_path), **THIN)
+    assert list(net.classes) == classes
+    np.testing.assert_array_equal(net.features.base[0][0].weight.data().asnumpy(),
+                                  trained.features.base[0][0].weight.data().asnumpy())
+    voc_classes = list(trained.classes)
+    for new, old in zip(net.class_predictors, trained.class_predictors):
+        new_rows, old_rows = class_rows(new, 3), class_rows(old, 20)
+        np.testing.assert_array_equal(new_rows[:, 0], old_rows[:, 0])  # background
+        for index, name in ((1, "bird"), (3, "aeroplane")):
+            np.testing.assert_array_equal(new_rows[:, index], old_rows[:, 1 + voc_classes.index(name)])
+        assert not any(np.array_equal(new_rows[:, 2], old_rows[:, c]) for c in range(21))  # kangaroo: new
+
+
+@pytest.mark.parametrize("name, kwargs, error, message", [
+    ("ssd_300_binary_densenet28_custom", dict(transfer="coco"), FileNotFoundError,
+     "transfer='coco': no weights for ssd_300_binary_densenet28_coco at {root}"),
+    ("ssd_300_binary_densenet28_custom", dict(transfer="imagenet"), ValueError, "transfer must be one of 'voc', 'coco'"),
+    ("ssd_300_binary_densenet28_voc", dict(transfer="coco"), ValueError, "transfer= is for the _custom detectors"),
+])
+def test_transfer_that_cannot_apply_is_refused_with_the_reason(tmp_path, name, kwargs, error, message):
+    with pytest.raises(error, match=message.format(root=tmp_path)):
+        bm.get_model(name, classes=["cat"] if name.endswith("_custom") else None, root=str(tmp_path), **kwargs)
+
+
 # ---- VOC-format data ----------------------------------------------------------------------------------
 def test_synthetic_set_loads_through_gluoncv_vocdetection_with_boxes_on_the_shapes(synthetic):
     dataset = voc.voc_detection(synthetic, [("", "train")], CLASSES)
@@ -182,6 +247,27 @@ def test_synthetic_set_loads_through_gluoncv_vocdetection_with_boxes_on_the_shap
         hue_channel = {"circle": 0, "square": 1, "triangle": 2}[CLASSES[int(cls)]]  # red, green, blue
         background_like += int(np.argmax(centre) != hue_channel)
     assert background_like == 0
+
+
+def test_voc_classes_writes_pascal_voc_that_gluoncv_reads_with_the_plain_sets_boxes(tmp_path, capsys):
+    from gluoncv.data import VOCDetection
+    root = str(tmp_path / "pascal")
+    voc.main([root, "--voc-classes", "--train", "5", "--val", "2", "--size", "64", "--seed", "3"])
+    assert "5 + 2 images of aeroplane, bicycle, bird as Pascal VOC" in capsys.readouterr().out
+    # the splits GluonCV's train_ssd.py --dataset voc reads, with GluonCV's 20 classes
+    train = VOCDetection(root=root, splits=[(2007, "trainval"), (2012, "trainval")])
+    test = VOCDetection(root=root, splits=[(2007, "test")])
+    assert (len(train), len(test)) == (5, 2) and train.classes == VOCDetection.CLASSES
+    # the same images and boxes as the plain set of that seed; circle, square, triangle (0, 1, 2) are now
+    # aeroplane, bicycle, bird (VOC's classes 0, 1, 2)
+    plain = voc.make_synthetic_voc(str(tmp_path / "plain"), 5, 2, 64, seed=3)
+    for pascal, split in ((train, "train"), (test, "val")):
+        reference = voc.voc_detection(plain, [("", split)], CLASSES)
+        for (image, label), (reference_image, reference_label) in zip(pascal, reference):
+            np.testing.assert_array_equal(image.asnumpy(), reference_image.asnumpy())
+            np.testing.assert_array_equal(label[:, :4], reference_label[:, :4])
+            assert [VOCDetection.CLASSES[int(c)] for c in label[:, 4]] == \
+                [voc.VOC_NAMES[CLASSES[int(c)]] for c in reference_label[:, 4]]
 
 
 @pytest.mark.parametrize("edit, problem", [

@@ -5,6 +5,7 @@ import collections
 from mxnet.gluon import HybridBlock, nn
 
 from ..layers import QConv2D
+from ..normalization import make_norm
 
 STEMS = ("grouped", "7x7", "thumbnail")
 
@@ -16,19 +17,20 @@ def make_stem(kind, channels=64):
                  each followed by BN + ReLU, then MaxPool 3/2 (0.69e8 instead of 1.18e8 OPs at 224x224).
     '7x7':       the classic 7x7 s2 conv with ``channels`` outputs, BN, ReLU, MaxPool 3/2 (Fig. 2a).
     'thumbnail': one 3x3 s1 conv, BN, ReLU, no pooling: for inputs of about 32x32 pixels.
+    (BN: the normalisation :func:`~binary_models.normalization.make_norm` makes.)
     """
     stem = nn.HybridSequential(prefix="stem_")
     with stem.name_scope():
         if kind == "grouped":
             for width, groups, stride in ((32, 1, 2), (32, 4, 1), (channels, 8, 1)):
                 stem.add(nn.Conv2D(width, 3, strides=stride, padding=1, groups=groups, use_bias=False),
-                         nn.BatchNorm(), nn.Activation("relu"))
+                         make_norm(width), nn.Activation("relu"))
             stem.add(nn.MaxPool2D(3, 2, 1))
         elif kind == "7x7":
-            stem.add(nn.Conv2D(channels, 7, strides=2, padding=3, use_bias=False), nn.BatchNorm(),
+            stem.add(nn.Conv2D(channels, 7, strides=2, padding=3, use_bias=False), make_norm(channels),
                      nn.Activation("relu"), nn.MaxPool2D(3, 2, 1))
         elif kind == "thumbnail":
-            stem.add(nn.Conv2D(channels, 3, strides=1, padding=1, use_bias=False), nn.BatchNorm(),
+            stem.add(nn.Conv2D(channels, 3, strides=1, padding=1, use_bias=False), make_norm(channels),
                      nn.Activation("relu"))
         else:
             raise ValueError("unknown stem %r; allowed: %s" % (kind, ", ".join(map(repr, STEMS))))
@@ -53,10 +55,11 @@ class ChannelShuffle(HybridBlock):
         return F.reshape(F.swapaxes(x, 1, 2), shape=(0, -3, -2))
 
 
-def binary_conv_unit(channels, dilation=1, strides=1):
-    """BN -> sign -> binary 3x3 conv (MeliusNet section 3.4's layer order; the sign is QConv2D's)."""
+def binary_conv_unit(channels, dilation=1, strides=1, in_channels=0):
+    """BN -> sign -> binary 3x3 conv (MeliusNet section 3.4's layer order; the sign is QConv2D's).
+    ``in_channels``: the input's channels (0: inferred at the first call, as in Gluon)."""
     unit = nn.HybridSequential(prefix="")
-    unit.add(nn.BatchNorm(), QConv2D(channels, 3, strides=strides, padding=dilation, dilation=dilation))
+    unit.add(make_norm(in_channels), QConv2D(channels, 3, strides=strides, padding=dilation, dilation=dilation))
     return unit
 
 
@@ -64,10 +67,10 @@ class DenseBlock(HybridBlock):
     """Computes ``growth`` new channels with a binary 3x3 conv and concatenates them to its input
     (BinaryDenseNet section 4; MeliusNet section 3.1)."""
 
-    def __init__(self, growth=64, dilation=1, **kwargs):
+    def __init__(self, growth=64, dilation=1, in_channels=0, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
-            self.body = binary_conv_unit(growth, dilation)
+            self.body = binary_conv_unit(growth, dilation, in_channels=in_channels)
 
     def hybrid_forward(self, F, x):
         return F.concat(x, self.body(x), dim=1)
@@ -80,11 +83,11 @@ class Transition(HybridBlock):
 
     SHUFFLE_GROUPS = 16
 
-    def __init__(self, channels, groups=1, pool=True, **kwargs):
+    def __init__(self, channels, groups=1, pool=True, in_channels=0, **kwargs):
         super().__init__(**kwargs)
         self.body = nn.HybridSequential(prefix="")
         with self.name_scope():
-            self.body.add(nn.BatchNorm())
+            self.body.add(make_norm(in_channels))
             if pool:
                 self.body.add(nn.MaxPool2D(2, 2))
             self.body.add(nn.Activation("relu"))
@@ -96,9 +99,9 @@ class Transition(HybridBlock):
         return self.body(x)
 
 
-FeatureTap = collections.namedtuple("FeatureTap", "stride index normalized")
+FeatureTap = collections.namedtuple("FeatureTap", "stride index normalized channels")
 FeatureTap.__doc__ = """A feature map a detection head reads: at ``stride``, available after ``features[index]``;
-``normalized``: it has been through BatchNorm + ReLU already (else the head adds them)."""
+``normalized``: it has been through BatchNorm + ReLU already (else the head adds them); ``channels`` wide."""
 
 
 class StagedNet(HybridBlock):
@@ -127,7 +130,7 @@ class StagedNet(HybridBlock):
         final map size, so any input size works)."""
         if not (isinstance(classes, int) and classes >= 1):
             raise ValueError("classes must be an integer >= 1, got %r" % (classes,))
-        self.features.add(nn.BatchNorm(), nn.Activation("relu"))
+        self.features.add(make_norm(self.widths[-1]), nn.Activation("relu"))
         self.head_norm_end = len(self.features) - 1
         self.features.add(nn.GlobalAvgPool2D(), nn.Flatten())
         self.output = nn.Dense(classes)
@@ -135,7 +138,8 @@ class StagedNet(HybridBlock):
     def feature_taps(self):
         """The maps a detection head reads: stride 16 (end of stage 3) and stride 32 (end of stage 4, after the
         head's BN + ReLU), as :class:`FeatureTap`s."""
-        return [FeatureTap(16, self.stage_ends[2], False), FeatureTap(32, self.head_norm_end, True)]
+        return [FeatureTap(16, self.stage_ends[2], False, self.widths[2]),
+                FeatureTap(32, self.head_norm_end, True, self.widths[3])]
 
     def hybrid_forward(self, F, x):
         return self.output(self.features(x))
@@ -145,8 +149,8 @@ class DenseStageNet(StagedNet):
     """The network shape shared by BinaryDenseNet and MeliusNet: stem, four stages of units that each add
     ``growth`` channels, transitions that reduce the width by ``rates`` between stages, and the head.
 
-    ``make_unit(channels, dilation)`` returns the blocks of one unit (a DenseBlock, or a DenseBlock and an
-    ImprovementBlock)."""
+    ``make_unit(in_channels, growth, dilation)`` returns the blocks of one unit (a DenseBlock, or a DenseBlock
+    and an ImprovementBlock)."""
 
     def __init__(self, make_unit, blocks, rates, downsample_groups=1, dilation=(1, 1, 1, 1), growth=64,
                  init_channels=64, stem="grouped", classes=1000, **kwargs):
@@ -161,10 +165,12 @@ class DenseStageNet(StagedNet):
             channels = init_channels
             for stage, count in enumerate(blocks):
                 if stage > 0:
-                    channels = reduced_channels(channels, rates[stage - 1])
-                    self.features.add(Transition(channels, downsample_groups, pool=dilation[stage] == 1))
+                    reduced = reduced_channels(channels, rates[stage - 1])
+                    self.features.add(Transition(reduced, downsample_groups, pool=dilation[stage] == 1,
+                                                 in_channels=channels))
+                    channels = reduced
                 for _ in range(count):
-                    self.features.add(*make_unit(growth, dilation[stage]))
+                    self.features.add(*make_unit(channels, growth, dilation[stage]))
                     channels += growth
                 self.end_stage(channels)
             self.add_head(classes)

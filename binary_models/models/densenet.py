@@ -17,9 +17,9 @@ BINARY_DENSENET_SPEC = {
 DILATION = (1, 1, 2, 4)
 
 
-def dense_unit(growth, dilation):
+def dense_unit(in_channels, growth, dilation):
     """One BinaryDenseNet layer: a DenseBlock."""
-    return (DenseBlock(growth, dilation),)
+    return (DenseBlock(growth, dilation, in_channels=in_channels),)
 
 
 class BinaryDenseNet(DenseStageNet):

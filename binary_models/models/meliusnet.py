@@ -41,13 +41,17 @@ MELIUSNET_TABLE1 = {
 
 class ImprovementBlock(HybridBlock):
     """A binary 3x3 conv over the whole map whose ``growth`` outputs are *added* to the last ``growth``
-    channels only; the other channels pass unchanged (MeliusNet section 3.2)."""
+    channels only; the other channels pass unchanged (MeliusNet section 3.2).
 
-    def __init__(self, growth=64, dilation=1, **kwargs):
+    Its BatchNorm comes *before* the binary conv (BN -> sign -> conv, section 3.4), so nothing scales the
+    residual branch's output: GluonCV's ``last_gamma`` has nothing to zero here (a zero gamma would make
+    the sign's input constant, not the branch's output zero)."""
+
+    def __init__(self, growth=64, dilation=1, in_channels=0, **kwargs):
         super().__init__(**kwargs)
         self.growth = growth
         with self.name_scope():
-            self.body = binary_conv_unit(growth, dilation)
+            self.body = binary_conv_unit(growth, dilation, in_channels=in_channels)
 
     def hybrid_forward(self, F, x):
         kept = F.slice_axis(x, axis=1, begin=0, end=-self.growth)
@@ -55,9 +59,10 @@ class ImprovementBlock(HybridBlock):
         return F.concat(kept, improved, dim=1)
 
 
-def melius_unit(growth, dilation):
+def melius_unit(in_channels, growth, dilation):
     """One MeliusNet unit: DenseBlock (+growth channels) then ImprovementBlock."""
-    return DenseBlock(growth, dilation), ImprovementBlock(growth, dilation)
+    return (DenseBlock(growth, dilation, in_channels=in_channels),
+            ImprovementBlock(growth, dilation, in_channels=in_channels + growth))
 
 
 class MeliusNet(DenseStageNet):

@@ -3,6 +3,7 @@ each with its own shortcut; the downsampling shortcut is AvgPool 2x2 -> full-pre
 from mxnet.gluon import HybridBlock, nn
 
 from ..layers import QConv2D
+from ..normalization import make_norm
 from ..registry import register_model
 from .common import StagedNet, make_stem
 
@@ -12,20 +13,21 @@ WIDTHS = (64, 128, 256, 512)
 
 
 class ResNetEBlock(HybridBlock):
-    """sign -> binary 3x3 conv -> BN, plus the shortcut (identity, or the full-precision downsampling)."""
+    """sign -> binary 3x3 conv -> BN, plus the shortcut (identity, or the full-precision downsampling).
+    The BN ends the residual branch: GluonCV's ``last_gamma`` starts its gamma at zero."""
 
     def __init__(self, channels, strides=1, downsample=False, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
             self.body = nn.HybridSequential(prefix="")
-            self.body.add(QConv2D(channels, 3, strides=strides, padding=1), nn.BatchNorm())
+            self.body.add(QConv2D(channels, 3, strides=strides, padding=1), make_norm(channels, residual_end=True))
             self.downsample = None
             if downsample:
                 self.downsample = nn.HybridSequential(prefix="down_")
                 if strides > 1:
                     # ceil_mode: an odd side n gives ceil(n / 2), as the body's padded 3x3 conv (SSD300's 75x75)
                     self.downsample.add(nn.AvgPool2D(strides, strides, ceil_mode=True))
-                self.downsample.add(nn.Conv2D(channels, 1, use_bias=False), nn.BatchNorm())
+                self.downsample.add(nn.Conv2D(channels, 1, use_bias=False), make_norm(channels))
 
     def hybrid_forward(self, F, x):
         shortcut = x if self.downsample is None else self.downsample(x)

@@ -17,12 +17,15 @@ Registered names follow GluonCV's ``ssd_{size}_{base}_{dataset}``: ``_voc`` (20 
 (e.g. ``ssd_128_binary_densenet28_custom``) with the SSD paper's anchor scales.
 """
 import functools
+import os
 import re
+import warnings
 
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from .. import registry
+from ..normalization import default_norm, make_norm
 from ..registry import register_model
 from .common import StagedNet, binary_conv_unit
 
@@ -83,15 +86,16 @@ def coco_classes():
 
 def extra_layer(channels, binary=False):
     """One SSD extra layer: a full-precision 1x1 conv -> BN -> ReLU, then a 3x3 stride-2 conv -> BN -> ReLU
-    (GluonCV's ``FeatureExpander`` with BatchNorm). ``binary``: the 3x3 conv is BN -> sign -> binary 3x3
-    conv (the backbone's unit), with no ReLU before its BN, since a sign after a ReLU would be constant."""
+    (GluonCV's ``FeatureExpander`` with BatchNorm, or the model's ``norm_layer``). ``binary``: the 3x3 conv is
+    BN -> sign -> binary 3x3 conv (the backbone's unit), with no ReLU before its BN, since a sign after a ReLU
+    would be constant."""
     layer = nn.HybridSequential(prefix="")
-    layer.add(nn.Conv2D(channels, 1, use_bias=False), nn.BatchNorm())
+    layer.add(nn.Conv2D(channels, 1, use_bias=False), make_norm(channels))
     if binary:
-        layer.add(binary_conv_unit(channels, strides=2))
+        layer.add(binary_conv_unit(channels, strides=2, in_channels=channels))
     else:
         layer.add(nn.Activation("relu"), nn.Conv2D(channels, 3, strides=2, padding=1, use_bias=False))
-    layer.add(nn.BatchNorm(), nn.Activation("relu"))
+    layer.add(make_norm(channels), nn.Activation("relu"))
     return layer
 
 
@@ -128,7 +132,7 @@ class StagedFeatures(HybridBlock):
             for tap in self.taps:
                 if not tap.normalized:  # 'stride16_norm': the name of checkpoints before feature_taps
                     norm = nn.HybridSequential(prefix="")
-                    norm.add(nn.BatchNorm(), nn.Activation("relu"))
+                    norm.add(make_norm(tap.channels), nn.Activation("relu"))
                     setattr(self, "stride%d_norm" % tap.stride, norm)
             self.extras = nn.HybridSequential(prefix="")
             for channels in extra_filters:
@@ -146,6 +150,20 @@ class StagedFeatures(HybridBlock):
             x = layer(x)
             maps.append(x)
         return maps
+
+    def load_pretrained_backbone(self, root=None, ctx=None):
+        """GluonCV's ``pretrained_base=True``: load the backbone's classification weights from
+        ``{root}/{backbone}.params`` (where ``pretrained=True`` finds them). When the file is missing, warn
+        naming it and keep the random weights: nothing is downloaded. Returns whether it loaded."""
+        path = registry.pretrained_path(self.backbone, root)
+        if not os.path.isfile(path):
+            warnings.warn("pretrained_base=True: no weights for the backbone %r at %s, so it starts from random "
+                          "weights. binary_models downloads nothing: train %s with train_imagenet.py and copy its "
+                          ".params there (or pass root=..., or backbone_params=PATH)"
+                          % (self.backbone, path, self.backbone), stacklevel=2)
+            return False
+        self.load_backbone(path, ctx or mx.cpu())
+        return True
 
     def load_backbone(self, path, ctx=mx.cpu()):
         """Load the ``features.*`` parameters of a classification checkpoint of the backbone (saved by
@@ -179,8 +197,10 @@ def feature_map_sizes(features, data_shape):
 @functools.lru_cache(maxsize=64)
 def _anchor_steps(backbone, data_shape, extra_filters, backbone_options):
     """``data_shape / map size`` of each output map (GluonCV's 16, 32, ..., 512 for SSD512), from a
-    throwaway copy of the features (the detector builds its own inside its name scope)."""
-    features = StagedFeatures(backbone, extra_filters, **dict(backbone_options))
+    throwaway copy of the features (the detector builds its own inside its name scope) with plain BatchNorm:
+    the sizes do not depend on the normalisation, and every MXNet norm layer traces symbolically."""
+    with default_norm():
+        features = StagedFeatures(backbone, extra_filters, **dict(backbone_options))
     return tuple(data_shape / size for size in feature_map_sizes(features, data_shape))
 
 
@@ -192,16 +212,26 @@ def anchor_sizes(data_shape, dataset):
 
 
 def build_ssd(backbone, data_shape, classes, dataset="custom", extra_filters=None, binary_extras=False,
-              **backbone_kwargs):
+              pretrained_base=False, ctx=None, root=None, **backbone_kwargs):
     """GluonCV's SSD with a binary ``backbone`` for ``data_shape`` x ``data_shape`` inputs.
 
     Anchor sizes and extra-layer widths are the presets' for 300 and 512; other shapes use the SSD paper's
     scales and SSD512's widths. Anchor steps are ``data_shape / map size`` of each output map (for 512:
-    GluonCV's 16, 32, ..., 512). ``backbone_kwargs`` (``stem``, ``growth``, ...) go to the backbone."""
+    GluonCV's 16, 32, ..., 512). ``backbone_kwargs`` (``stem``, ``growth``, ...) go to the backbone.
+    ``pretrained_base``: load the backbone from ``{root}/{backbone}.params`` (see
+    :meth:`StagedFeatures.load_pretrained_backbone`). The normalisation layers are those of the active
+    :func:`~binary_models.normalization.norm_config`."""
     from gluoncv.model_zoo.ssd import SSD
     extra_filters = tuple(extra_filters or EXTRA_FILTERS.get(data_shape, EXTRA_FILTERS[REFERENCE_SHAPE]))
     steps = _anchor_steps(backbone, data_shape, extra_filters, tuple(sorted(backbone_kwargs.items())))
-    make_features = lambda **_: StagedFeatures(backbone, extra_filters, binary_extras, **backbone_kwargs)
+
+    def make_features(**_gluoncv_defaults):
+        # GluonCV's SSD calls this inside its name scope, passing its own defaults (pretrained=False,
+        # norm_layer=BatchNorm, ...); the model factory's norm_config and these arguments are what apply.
+        features = StagedFeatures(backbone, extra_filters, binary_extras, **backbone_kwargs)
+        if pretrained_base:
+            features.load_pretrained_backbone(root, ctx)
+        return features
     return SSD(None, data_shape, features=make_features, num_filters=None, sizes=anchor_sizes(data_shape, dataset),
                ratios=ASPECT_RATIOS, steps=list(steps), classes=list(classes), pretrained=False)
 
@@ -228,17 +258,51 @@ def _ssd_builder(name):
         raise ValueError("%r is not an SSD name (ssd_{data shape}_{backbone}_{%s})" % (name, "|".join(DATASETS)))
     data_shape, backbone, dataset = int(match.group(1)), match.group(2), match.group(3)
 
-    def build(classes=None, backbone_params=None, **kwargs):
+    def build(classes=None, backbone_params=None, transfer=None, **kwargs):
+        if transfer is not None:
+            if backbone_params:
+                raise ValueError("%s: give transfer= or backbone_params=, not both (transfer loads the whole "
+                                 "detector)" % name)
+            return transferred_ssd(data_shape, backbone, dataset, transfer, classes, **kwargs)
         net = build_ssd(backbone, data_shape, _dataset_classes(dataset, classes), dataset, **kwargs)
         if backbone_params:
-            net.features.load_backbone(backbone_params)
+            net.features.load_backbone(backbone_params, kwargs.get("ctx") or mx.cpu())
         return net
     build.__name__ = build.__qualname__ = name
-    build.__doc__ = ("SSD%d with a %s backbone for %s (BinaryDenseNet section 5.3). ``backbone_params``: "
-                     "a classification checkpoint of the backbone to start from; GluonCV's "
-                     "``pretrained_base`` is ignored (nothing is downloaded)."
-                     % (data_shape, backbone, "custom classes" if dataset == "custom" else dataset.upper()))
+    build.__doc__ = ("SSD%d with a %s backbone for %s (BinaryDenseNet section 5.3). ``pretrained_base=True``: "
+                     "the backbone's weights from ``{root}/%s.params`` (a warning names the path when it is "
+                     "missing; nothing is downloaded); ``backbone_params``: a classification checkpoint of the "
+                     "backbone to start from.%s"
+                     % (data_shape, backbone, "custom classes" if dataset == "custom" else dataset.upper(), backbone,
+                        " ``transfer='voc'`` or ``'coco'``: start from that detector's trained weights "
+                        "(``{root}/%s.params``) with the class predictors reset to ``classes``, reusing the "
+                        "weights of the classes both have (GluonCV's ``transfer``)."
+                        % ssd_name(data_shape, backbone, "{transfer}") if dataset == "custom" else ""))
     return build
+
+
+def transferred_ssd(data_shape, backbone, dataset, transfer, classes, pretrained_base=False, **kwargs):
+    """GluonCV's ``transfer=`` of a ``_custom`` detector: the ``_{transfer}`` detector with its trained weights
+    (``pretrained=True``: ``{root}/ssd_{shape}_{backbone}_{transfer}.params``), then ``reset_class(classes)``
+    reusing the predictor weights of the classes both have. ``pretrained_base`` is moot (all is loaded)."""
+    if dataset != "custom":
+        raise ValueError("transfer= is for the _custom detectors (it resets the classes); %s has the %s classes"
+                         % (ssd_name(data_shape, backbone, dataset), dataset))
+    trained = [d for d in DATASETS if d != "custom"]
+    if transfer not in trained:
+        raise ValueError("transfer must be one of %s (the detector whose weights to start from), got %r"
+                         % (", ".join(map(repr, trained)), transfer))
+    classes = _dataset_classes("custom", classes)
+    trained_name = ssd_name(data_shape, backbone, transfer)
+    path = registry.pretrained_path(trained_name, kwargs.get("root"))
+    if not os.path.isfile(path):
+        raise FileNotFoundError("transfer=%r: no weights for %s at %s. binary_models downloads nothing: train it "
+                                "(detection/train_ssd.py --network %s --data-shape %d --dataset %s) and put its "
+                                ".params there (or pass root=...)"
+                                % (transfer, trained_name, path, backbone, data_shape, transfer))
+    net = get_ssd_model(trained_name, pretrained=True, **kwargs)
+    net.reset_class(classes, reuse_weights=[c for c in classes if c in net.classes])
+    return net
 
 
 for _name in REGISTERED_SSDS:

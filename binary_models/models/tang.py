@@ -10,6 +10,7 @@ from mxnet import init
 from mxnet.gluon import HybridBlock, nn
 
 from ..layers import QConv2D, QDense, Scale
+from ..normalization import make_norm
 from ..registry import register_model
 from .common import make_stem
 
@@ -23,7 +24,7 @@ def prelu(channels):
 def binary_layer(channels, kernel=None, stride=1, pad=0, groups=1):
     """Binary conv (or dense when ``kernel`` is None) -> PReLU -> BatchNorm."""
     layer = QDense(channels) if kernel is None else QConv2D(channels, kernel, stride, pad, groups=groups)
-    return layer, prelu(channels), nn.BatchNorm()
+    return layer, prelu(channels), make_norm(channels)
 
 
 def caffe_pool():
@@ -35,7 +36,7 @@ def first_layer(stem, channels, kernel=11, stride=4):
     """The full-precision first layer: the original conv -> PReLU -> BN, or one of the shared stems."""
     if stem != "original":
         return (make_stem(stem, channels),)
-    return nn.Conv2D(channels, kernel, stride, use_bias=False), prelu(channels), nn.BatchNorm()
+    return nn.Conv2D(channels, kernel, stride, use_bias=False), prelu(channels), make_norm(channels)
 
 
 class TangNIN(HybridBlock):
