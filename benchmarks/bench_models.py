@@ -44,8 +44,10 @@ def build(name, kind):
 
 def operator_times(net, x, passes=5):
     """Milliseconds per forward pass of each operator class, from MXNet's profiler."""
+    import tempfile
     import mxnet as mx
-    mx.profiler.set_config(profile_symbolic=True, profile_imperative=True, aggregate_stats=True)
+    mx.profiler.set_config(profile_symbolic=True, profile_imperative=True, aggregate_stats=True,
+                           filename=os.path.join(tempfile.gettempdir(), "bench_models_profile.json"))
     mx.profiler.set_state("run")
     for _ in range(passes):
         net(x)
