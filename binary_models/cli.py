@@ -1,5 +1,11 @@
 """What every command line of the package shares: bad input becomes one ``error: ...`` line on stderr and
-exit status 2, never a traceback."""
+exit status 2, never a traceback.
+
+:class:`ArgumentParser` is argparse's parser with that rule for its own errors (an unknown flag, a value of
+the wrong type), and the argument types below check numbers up front, naming the flag and what is allowed
+(``error: argument --batch-size: must be an integer >= 1, got -4``)."""
+import argparse
+import math
 import sys
 
 
@@ -8,10 +14,50 @@ class UsageError(Exception):
     scripts print the message and exit with status 2 instead of a traceback."""
 
 
+def fail(message):
+    """Print ``error: message`` on stderr and exit with status 2."""
+    print("error: %s" % message, file=sys.stderr)
+    sys.exit(2)
+
+
 def run_script(main, argv=None):
     """Run ``main(argv)``; a :class:`UsageError` prints ``error: ...`` and exits with status 2."""
     try:
         return main(argv)
     except UsageError as err:
-        print("error: %s" % err, file=sys.stderr)
-        sys.exit(2)
+        fail(err)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one ``error: ...`` line (not the whole usage) and exit status 2."""
+
+    def error(self, message):
+        fail("%s (see %s --help)" % (message, self.prog))
+
+
+def number(kind=int, minimum=None, maximum=None, above=None):
+    """An argparse type: ``kind`` (int or float, finite) with ``minimum <= value <= maximum`` and
+    ``value > above`` where given; otherwise argparse reports the flag and this rule."""
+    bounds = [b for b in ("> %g" % above if above is not None else None,
+                          ">= %g" % minimum if minimum is not None else None,
+                          "<= %g" % maximum if maximum is not None else None) if b]
+    rule = "%s%s" % ("an integer" if kind is int else "a number", (" " + " and ".join(bounds)) if bounds else "")
+
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be %s, got %r" % (rule, text))
+        if (kind is float and not math.isfinite(value)) or (above is not None and not value > above) \
+                or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError("must be %s, got %s" % (rule, text))
+        return value
+
+    convert.__name__ = rule  # argparse names the type in some messages
+    return convert
+
+
+positive_int = number(int, minimum=1)
+non_negative_int = number(int, minimum=0)
+positive_float = number(float, above=0)
+non_negative_float = number(float, minimum=0)
