@@ -72,7 +72,8 @@ def parse_args(argv=None):
     train.add_argument("--dtype", default="float32", choices=("float32", "float16"))
     train.add_argument("--num-gpus", type=int, default=0, help="GPUs to use (0: CPU)")
     train.add_argument("--use-pretrained", action="store_true", help="start from {root}/{model}.params")
-    train.add_argument("--last-gamma", action="store_true", help="zero-init the gamma of the BN that ends each residual branch (ResNet-E, GluonCV ResNets; other models warn)")
+    train.add_argument("--last-gamma", action="store_true",
+                       help="zero-init the gamma of the BN ending each residual branch (ResNet-E, GluonCV ResNets)")
     train.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and mixup")
 
     binary = parser.add_argument_group("binary layers (binary_models models only)")
