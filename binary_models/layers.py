@@ -66,7 +66,8 @@ class QActivation(HybridBlock):
         config = take_layer_options(kwargs)
         super().__init__(**kwargs)
         self.config = config
-        self.quantizer = quantizer or quantization.activation_quantizer(self.config)
+        self.quantizer = (quantization.check_quantizer("quantizer", quantizer) if quantizer is not None
+                          else quantization.activation_quantizer(self.config))
 
     def hybrid_forward(self, F, x):
         return self.quantizer(F, x)
@@ -85,8 +86,10 @@ class QuantizedLayer(HybridBlock):
                  **kwargs):
         super().__init__(**kwargs)
         self.config = options
-        self.input_quantizer = input_quantizer or quantization.activation_quantizer(options)
-        self.weight_quantizer = weight_quantizer or quantization.weight_quantizer(options)
+        self.input_quantizer = (quantization.check_quantizer("input_quantizer", input_quantizer)
+                                if input_quantizer is not None else quantization.activation_quantizer(options))
+        self.weight_quantizer = (quantization.check_quantizer("weight_quantizer", weight_quantizer)
+                                 if weight_quantizer is not None else quantization.weight_quantizer(options))
         with self.name_scope():
             self.weight = self.params.get("weight", shape=weight_shape, init=weight_initializer,
                                           allow_deferred_init=True,

@@ -20,6 +20,8 @@ statistics (``bops_factor``). Layers, statistics, regularization and the convert
 1-bit method is one class with ``@register_activation`` (or ``@register_weight``); its name is then a valid
 ``activation`` (``weight_method``) layer option.
 """
+import numbers
+
 FLOAT32_MAX = 3.4028234663852886e38
 
 
@@ -137,6 +139,26 @@ def register_weight(cls):
     return cls
 
 
+def _check_integer(quantizer, name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ValueError("%s: %s must be an integer in %d..%d, got %r" % (quantizer, name, low, high, value))
+    return int(value)
+
+
+def _check_grad_cancel(quantizer, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError("%s: grad_cancel must be a number > 0, got %r" % (quantizer, value))
+    return value
+
+
+def check_quantizer(name, quantizer):
+    """``quantizer`` if it is a :class:`Quantizer`, else ``TypeError`` naming the argument ``name``."""
+    if not isinstance(quantizer, Quantizer):
+        raise TypeError("%s must be a binary_models.quantization.Quantizer (subclass it to add a method), got %r"
+                        % (name, quantizer))
+    return quantizer
+
+
 class Quantizer:
     """``q(F, x)`` quantizes ``x``. Subclasses set ``name``, ``bits``, ``terms`` and ``packable`` and
     implement ``__call__``; ``from_config`` builds one from a :class:`~binary_models.LayerConfig`."""
@@ -187,7 +209,7 @@ class SteSign(Quantizer):
     name, bits, packable = "sign", 1, True
 
     def __init__(self, grad_cancel=1.3):
-        self.grad_cancel = grad_cancel
+        self.grad_cancel = _check_grad_cancel("SteSign", grad_cancel)
 
     @classmethod
     def from_config(cls, config):
@@ -216,7 +238,8 @@ class MultiSign(Quantizer):
     name, bits = "multi_sign", 1
 
     def __init__(self, terms, grad_cancel=1.3):
-        self.terms, self.grad_cancel = terms, grad_cancel
+        self.terms = _check_integer("MultiSign", "terms", terms, 1, 32)
+        self.grad_cancel = _check_grad_cancel("MultiSign", grad_cancel)
 
     def __call__(self, F, x):
         return multi_binarize(F, x, self.terms, self.grad_cancel)
@@ -231,7 +254,7 @@ class DoReFaActivation(Quantizer):
     name = "dorefa"
 
     def __init__(self, bits):
-        self.bits = bits
+        self.bits = _check_integer(type(self).__name__, "bits", bits, 1, 8)
 
     def __call__(self, F, x):
         return dorefa_activation(F, x, self.bits)

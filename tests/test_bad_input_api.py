@@ -11,9 +11,10 @@ from mxnet import nd
 from mxnet.gluon import nn
 
 import binary_models as bm
-from binary_models import native
+from binary_models import native, quantization as q
 from binary_models.convert import convert
 from binary_models.model_zoo import check_input_size, minimum_input_size
+from binary_models.packed_layers import BinaryConv2D, BinaryDense, NormPool
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -112,6 +113,26 @@ ROWS = [
     ("layer_pad_mode_unknown", qconv(8, 3, pad_mode="reflect"), ValueError, "unsupported pad_mode 'reflect'; allowed: 'minus_one', 'zero'"),
     ("layer_scaling_unknown", qdense(4, scaling="mean"), ValueError, "unsupported scaling 'mean'"),
     ("scale_init_nan", lambda: bm.Scale(math.nan), ValueError, "init must be a finite number"),
+    ("quantizer_not_a_quantizer", lambda: bm.QActivation(quantizer=5), TypeError,
+     "quantizer must be a binary_models.quantization.Quantizer"),
+    ("weight_quantizer_not_a_quantizer", qdense(4, weight_quantizer=abs), TypeError, "weight_quantizer must be a"),
+    ("ste_sign_grad_cancel_negative", lambda: q.SteSign(-1), ValueError, "SteSign: grad_cancel must be a number > 0, got -1"),
+    ("multi_sign_terms_0", lambda: q.MultiSign(0), ValueError, "MultiSign: terms must be an integer in 1..32, got 0"),
+    ("dorefa_bits_0", lambda: q.DoReFaActivation(0), ValueError, "DoReFaActivation: bits must be an integer in 1..8, got 0"),
+    ("dorefa_weight_bits_32", lambda: q.DoReFaWeight(32), ValueError, "DoReFaWeight: bits must be an integer in 1..8"),
+    # ---- packed blocks of the API (packed_layers) ----
+    ("binary_conv2d_block_of_a_multibit_layer", lambda: BinaryConv2D(initialized(bm.QConv2D(8, 3, in_channels=4, bits=2))),
+     ValueError, "BinaryConv2D needs a QConv2D the xnor kernel computes"),
+    ("binary_conv2d_block_of_a_dense_layer", lambda: BinaryConv2D(bm.QDense(4, in_units=3)), TypeError,
+     "BinaryConv2D needs a QConv2D, got QDense"),
+    ("binary_conv2d_block_batchnorm_not_a_batchnorm", lambda: BinaryConv2D(initialized(bm.QConv2D(8, 3, in_channels=4)),
+                                                                           batchnorm=nn.Dense(4)),
+     TypeError, "batchnorm must be a gluon.nn.BatchNorm"),
+    ("binary_dense_block_of_two_binarizations", lambda: BinaryDense(initialized(bm.QDense(4, in_units=8, binarizations=2))),
+     ValueError, "BinaryDense needs a QDense the xnor kernel computes"),
+    ("norm_pool_block_of_a_conv", lambda: NormPool(nn.Conv2D(4, 3)), TypeError, "NormPool: batchnorm must be a gluon.nn.BatchNorm"),
+    ("norm_pool_block_average_pool", lambda: NormPool(nn.BatchNorm(in_channels=4), pool=nn.AvgPool2D()), TypeError,
+     "pool must be a gluon.nn.MaxPool2D or None"),
     # ---- get_model and the input size ----
     ("get_model_none", model(None), TypeError, "the model name must be a string, got None; this package's models: "),
     ("get_model_int", model(5), TypeError, "got 5; this package's models: binary_alexnet"),
