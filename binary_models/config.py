@@ -10,6 +10,10 @@ This keeps BMXNet-v2's ``BinaryLayerConfig`` idea, with a single name per knob.
 """
 import contextlib
 import dataclasses
+import math
+import numbers
+
+import numpy as np
 
 from .quantization import ACTIVATION_QUANTIZERS, WEIGHT_QUANTIZERS
 
@@ -23,9 +27,15 @@ SCALING_METHODS = ("none", "channel", "scalar")
 PAD_MODES = ("minus_one", "zero")
 
 
-def check_choice(name, value, allowed):
-    """Raise ``ValueError`` naming ``name`` and the allowed values when ``value`` is not one of them."""
-    if value not in allowed:
+def is_number(value):
+    """A real number (NumPy's too), not a bool; NaN and inf are numbers here."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_choice(name, value, allowed, integer=False):
+    """Raise ``ValueError`` naming ``name`` and the allowed values when ``value`` is not one of them (with
+    ``integer``, also when it is no integer: True == 1 and 1.0 == 1 in Python)."""
+    if value not in allowed or integer and not (isinstance(value, numbers.Integral) and not isinstance(value, bool)):
         raise ValueError("unsupported %s %r; allowed: %s" % (name, value, ", ".join(map(repr, allowed))))
     return value
 
@@ -59,17 +69,18 @@ class LayerConfig:
     weight_method: str = "sign"
 
     def __post_init__(self):
-        check_choice("bits", self.bits, WEIGHT_BITS)
-        check_choice("bits_a", self.bits_a, ACTIVATION_BITS)
+        check_choice("bits", self.bits, WEIGHT_BITS, integer=True)
+        check_choice("bits_a", self.bits_a, ACTIVATION_BITS, integer=True)
         check_choice("activation", self.activation, tuple(ACTIVATION_QUANTIZERS))
         check_choice("weight_method", self.weight_method, tuple(WEIGHT_QUANTIZERS))
         check_choice("scaling", self.scaling, SCALING_METHODS)
         check_choice("pad_mode", self.pad_mode, PAD_MODES)
-        if not (isinstance(self.wd_mult, (int, float)) and self.wd_mult >= 0):
-            raise ValueError("wd_mult must be a number >= 0, got %r" % (self.wd_mult,))
-        if not self.grad_cancel > 0:
-            raise ValueError("grad_cancel must be > 0, got %r" % (self.grad_cancel,))
-        if not (isinstance(self.binarizations, int) and self.binarizations >= 1):
+        if not (is_number(self.wd_mult) and math.isfinite(self.wd_mult) and self.wd_mult >= 0):
+            raise ValueError("wd_mult must be a finite number >= 0, got %r" % (self.wd_mult,))
+        if not (is_number(self.grad_cancel) and self.grad_cancel > 0):  # inf: no cancelling
+            raise ValueError("grad_cancel must be a number > 0, got %r" % (self.grad_cancel,))
+        if not (isinstance(self.binarizations, numbers.Integral) and not isinstance(self.binarizations, bool)
+                and self.binarizations >= 1):
             raise ValueError("binarizations must be an integer >= 1, got %r" % (self.binarizations,))
         if self.binarizations > 1 and self.bits_a != 1:
             raise ValueError("binarizations > 1 needs bits_a=1, got bits_a=%r" % (self.bits_a,))

@@ -216,7 +216,11 @@ def convert(net):
     BatchNorm -> ReLU/MaxPool (-> ChannelShuffle) becomes one ``norm_pool``. Layers with multi-bit weights or
     activations, or Tang et al.'s multiple binarization (``binarizations > 1``), stay float-emulated: they
     have no xnor kernel. Raises ``ValueError`` when ``net`` has no binary layer, and
-    :class:`binary_models.native.NativeLibraryError` when the native library cannot be built or loaded."""
+    :class:`binary_models.native.NativeLibraryError` when the native library cannot be built or loaded;
+    ``TypeError`` when ``net`` is not a Gluon block."""
+    if not isinstance(net, mx.gluon.Block):
+        raise TypeError("convert needs a Gluon block (a model of binary_models.get_model, trained or loaded), "
+                        "got %r" % (net,))
     packed = copy.deepcopy(net, _outside_references(net))
     root = _packed_form(packed)
     if root is not None:

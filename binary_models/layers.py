@@ -5,6 +5,10 @@ A binary convolution computes, in float, exactly what the packed xnor/popcount k
 with the input padded by -1 so that padding is a value a bit can hold. There is no bias and no offset;
 with ``scaling`` the result is multiplied by mean |W| (per output channel or in total).
 """
+import math
+import numbers
+
+import numpy as np
 from mxnet import initializer
 from mxnet.gluon import HybridBlock
 
@@ -13,8 +17,13 @@ from .config import LAYER_OPTIONS, get_layer_config
 from .quantization import weight_scale
 
 
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+def _pair(layer, name, value, minimum):
+    """``value`` (one integer or a pair) as a pair of ints >= ``minimum``; ``ValueError`` naming ``name``."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(values) != 2:
+        raise ValueError("%s: %s must be an integer or a pair of integers (height, width), got %r"
+                         % (layer, name, value))
+    return tuple(_positive_int(layer, name, v, minimum) for v in values)
 
 
 def take_layer_options(kwargs, aliases=None):
@@ -40,9 +49,10 @@ def _refuse_bias_and_activation(layer, use_bias, activation):
 
 
 def _positive_int(layer, name, value, minimum=1):
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+    """``value`` as an int >= ``minimum`` (NumPy integers too, never bools); else ``ValueError`` naming it."""
+    if not (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= minimum):
         raise ValueError("%s: %s must be an integer >= %d, got %r" % (layer, name, minimum, value))
-    return value
+    return int(value)
 
 
 class QActivation(HybridBlock):
@@ -56,7 +66,8 @@ class QActivation(HybridBlock):
         config = take_layer_options(kwargs)
         super().__init__(**kwargs)
         self.config = config
-        self.quantizer = quantizer or quantization.activation_quantizer(self.config)
+        self.quantizer = (quantization.check_quantizer("quantizer", quantizer) if quantizer is not None
+                          else quantization.activation_quantizer(self.config))
 
     def hybrid_forward(self, F, x):
         return self.quantizer(F, x)
@@ -75,8 +86,10 @@ class QuantizedLayer(HybridBlock):
                  **kwargs):
         super().__init__(**kwargs)
         self.config = options
-        self.input_quantizer = input_quantizer or quantization.activation_quantizer(options)
-        self.weight_quantizer = weight_quantizer or quantization.weight_quantizer(options)
+        self.input_quantizer = (quantization.check_quantizer("input_quantizer", input_quantizer)
+                                if input_quantizer is not None else quantization.activation_quantizer(options))
+        self.weight_quantizer = (quantization.check_quantizer("weight_quantizer", weight_quantizer)
+                                 if weight_quantizer is not None else quantization.weight_quantizer(options))
         with self.name_scope():
             self.weight = self.params.get("weight", shape=weight_shape, init=weight_initializer,
                                           allow_deferred_init=True,
@@ -129,17 +142,15 @@ class QConv2D(QuantizedLayer):
         self.channels = _positive_int("QConv2D", "channels", channels)
         self.groups = _positive_int("QConv2D", "groups", groups)
         self.in_channels = _positive_int("QConv2D", "in_channels", in_channels, 0)
-        self.kernel_size, self.strides = _pair(kernel_size), _pair(strides)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
-        for name, values, minimum in (("kernel_size", self.kernel_size, 1), ("strides", self.strides, 1),
-                                      ("padding", self.padding, 0), ("dilation", self.dilation, 1)):
-            for value in values:
-                _positive_int("QConv2D", name, value, minimum)
-        if in_channels % groups or channels % groups:
+        self.kernel_size = _pair("QConv2D", "kernel_size", kernel_size, 1)
+        self.strides = _pair("QConv2D", "strides", strides, 1)
+        self.padding = _pair("QConv2D", "padding", padding, 0)  # sizes only: the pad value is pad_mode's
+        self.dilation = _pair("QConv2D", "dilation", dilation, 1)
+        if self.in_channels % self.groups or self.channels % self.groups:
             raise ValueError("QConv2D: channels (%d) and in_channels (%d) must be multiples of groups (%d)"
-                             % (channels, in_channels, groups))
-        super().__init__((channels, in_channels // groups) + self.kernel_size, weight_initializer, options,
-                         **kwargs)
+                             % (self.channels, self.in_channels, self.groups))
+        super().__init__((self.channels, self.in_channels // self.groups) + self.kernel_size, weight_initializer,
+                         options, **kwargs)
         self.pad_value = self.input_quantizer.pad_value(self.config.pad_mode)
 
     def _padding_correction(self, F, x, weight):
@@ -190,7 +201,7 @@ class QDense(QuantizedLayer):
         options = take_layer_options(kwargs, {"activation_method": "activation"})
         self.units = _positive_int("QDense", "units", units)
         self.in_units = _positive_int("QDense", "in_units", in_units, 0)
-        super().__init__((units, in_units), weight_initializer, options, **kwargs)
+        super().__init__((self.units, self.in_units), weight_initializer, options, **kwargs)
 
     def hybrid_forward(self, F, x, weight):
         out = F.FullyConnected(self.input_quantizer(F, x), self.weight_quantizer(F, weight),
@@ -208,6 +219,8 @@ class Scale(HybridBlock):
     whose outputs in [-N, N] would saturate the softmax; initialised to 0.001)."""
 
     def __init__(self, init=0.001, **kwargs):
+        if not (isinstance(init, numbers.Real) and not isinstance(init, bool) and math.isfinite(init)):
+            raise ValueError("Scale: init must be a finite number, got %r" % (init,))
         super().__init__(**kwargs)
         with self.name_scope():
             self.scale = self.params.get("scale", shape=(1,), init=initializer.Constant(init))

@@ -20,9 +20,10 @@ mean * a|``): ``tests/test_fused_inference.py`` measures how rare that is.
 """
 import mxnet as mx
 import numpy as np
-from mxnet.gluon import HybridBlock
+from mxnet.gluon import HybridBlock, nn
 
 from . import native
+from .layers import QConv2D, QDense
 from .quantization import weight_scale
 
 
@@ -111,6 +112,20 @@ class Identity(HybridBlock):
         return x
 
 
+def _check_layer(block, layer, kind):
+    """``layer`` must be a packable ``kind`` (QConv2D or QDense): ``TypeError`` / ``ValueError`` saying so."""
+    if not isinstance(layer, kind):
+        raise TypeError("%s needs a %s, got %r" % (block, kind.__name__, layer))
+    if not layer.packable:
+        raise ValueError("%s needs a %s the xnor kernel computes (1-bit sign weights and activations, one "
+                         "binarization), got %r" % (block, kind.__name__, layer))
+
+
+def _check_batchnorm(block, batchnorm):
+    if not isinstance(batchnorm, nn.BatchNorm):
+        raise TypeError("%s: batchnorm must be a gluon.nn.BatchNorm, got %r" % (block, batchnorm))
+
+
 def _packed_weights(layer):
     """``(packed weights, scale or None, context)`` of a binary QConv2D/QDense."""
     native.load()
@@ -130,6 +145,9 @@ class BinaryConv2D(PackedBlock):
     operator = "binary_conv2d"
 
     def __init__(self, layer, batchnorm=None):
+        _check_layer("BinaryConv2D", layer, QConv2D)
+        if batchnorm is not None:
+            _check_batchnorm("BinaryConv2D", batchnorm)
         out_channels, group_in, kh, kw = layer.weight.shape
         packed, scale, ctx = _packed_weights(layer)
         super().__init__(layer.prefix, dict(kernel=(kh, kw), stride=layer.strides, dilate=layer.dilation,
@@ -155,6 +173,7 @@ class BinaryDense(PackedBlock):
     operator = "binary_dense"
 
     def __init__(self, layer):
+        _check_layer("BinaryDense", layer, QDense)
         units, in_units = layer.weight.shape
         packed, scale, ctx = _packed_weights(layer)
         super().__init__(layer.prefix, dict(num_hidden=units, in_units=in_units, scaled=scale is not None))
@@ -218,6 +237,9 @@ class NormPool(PackedBlock):
     constants = ("mean", "scale", "shift")
 
     def __init__(self, batchnorm, relu=True, pool=None, shuffle_groups=1):
+        _check_batchnorm("NormPool", batchnorm)
+        if pool is not None and not isinstance(pool, nn.MaxPool2D):
+            raise TypeError("NormPool: pool must be a gluon.nn.MaxPool2D or None, got %r" % (pool,))
         attrs = dict(relu=relu, shuffle_groups=shuffle_groups)
         if pool is not None:
             attrs.update(kernel=pool._kwargs["kernel"], stride=pool._kwargs["stride"], pad=pool._kwargs["pad"])

@@ -10,7 +10,8 @@ surrogate's. No Python ``CustomOp`` is involved, so training runs at native spee
 
 Non-finite values follow one rule, the packed kernel's: a value is binarized as ``x >= 0`` says, so +inf is
 +1 and -inf and NaN are -1; surrogates are zero wherever the input is not finite, so values and gradients
-stay finite (DoReFa activations map NaN to their lowest level, 0).
+stay finite (DoReFa maps NaN to its lowest level: 0 for activations, -1 for weights; output scales count a
+non-finite weight as 0). ``tests/test_non_finite.py`` checks every quantizer and the native operators.
 
 A quantizer (larq's idea) is a small registered object: its ``name``, ``bits`` per value, ``terms`` (binary
 terms per value, Tang et al.'s m), whether it is binary (one bit, one term), whether the packed xnor kernel
@@ -19,12 +20,20 @@ statistics (``bops_factor``). Layers, statistics, regularization and the convert
 1-bit method is one class with ``@register_activation`` (or ``@register_weight``); its name is then a valid
 ``activation`` (``weight_method``) layer option.
 """
+import numbers
+
 FLOAT32_MAX = 3.4028234663852886e38
 
 
 def finite(F, x):
     """1 where ``x`` is finite, 0 for NaN and +-inf."""
     return F.abs(x) <= FLOAT32_MAX
+
+
+def replace_nan(F, x, value):
+    """``x`` with ``value`` in place of NaN. The added ``zeros_like(x)`` keeps the shape of ``x`` inferable
+    from the result (``where`` infers no input's shape from its output; a deferred weight needs that)."""
+    return F.where(x == x, x, F.ones_like(x) * value) + F.zeros_like(x)
 
 
 def straight_through(F, forward_value, surrogate):
@@ -47,9 +56,10 @@ def ste_sign(F, x, grad_cancel):
 def approx_sign(F, x):
     """Sign with Bi-Real-Net's ApproxSign backward: d/dx = 2 - 2|x| for |x| < 1, else 0.
 
-    The surrogate 2x - x|x| (0 outside (-1, 1)) has exactly that derivative."""
-    inside = F.abs(x) < 1
-    return straight_through(F, sign(F, x), F.where(inside, 2 * x - x * F.abs(x), F.zeros_like(x)))
+    The surrogate 2x - x|x| (0 outside (-1, 1)) has exactly that derivative; it is computed on x set to 0
+    outside (-1, 1), so an infinite or NaN x has the gradient 0, not 0 * inf."""
+    inside = F.where(F.abs(x) < 1, x, F.zeros_like(x))
+    return straight_through(F, sign(F, x), 2 * inside - inside * F.abs(inside))
 
 
 def weight_sign(F, w):
@@ -68,13 +78,14 @@ def _round_to_levels(F, x01, bits):
 
 def dorefa_activation(F, x, bits):
     """DoReFa-Net activation: clip to [0, 1], round to 2^k - 1 levels, straight-through inside [0, 1]."""
-    clipped = F.clip(F.where(x == x, x, F.zeros_like(x)), 0, 1)  # NaN -> 0
+    clipped = F.clip(replace_nan(F, x, 0.0), 0, 1)
     return straight_through(F, _round_to_levels(F, clipped, bits), clipped)
 
 
 def dorefa_weight(F, w, bits):
-    """DoReFa-Net weight: tanh(w) / (2 max|tanh(w)|) + 1/2, rounded to k bits, mapped to [-1, 1]."""
-    t = F.tanh(w)  # no F.where here: the weight's deferred shape is inferred backwards through these ops
+    """DoReFa-Net weight: tanh(w) / (2 max|tanh(w)|) + 1/2, rounded to k bits, mapped to [-1, 1]. A NaN
+    weight counts as -inf (the lowest level; it would make every weight of the layer NaN through the max)."""
+    t = F.tanh(replace_nan(F, w, -FLOAT32_MAX))
     # elementwise against broadcast_like (not broadcast_div) so a deferred weight's shape is inferable
     normalized = t / (2 * F.broadcast_like(F.max(F.abs(t), keepdims=True), t)) + 0.5
     return straight_through(F, 2 * _round_to_levels(F, normalized, bits) - 1, 2 * normalized - 1)
@@ -101,12 +112,13 @@ def multi_binarize(F, x, terms, grad_cancel):
 
 def weight_scale(F, w, scaling):
     """Output scaling from latent weights: None, mean |W| per output channel (shape (O,)), or the mean
-    |W| of the whole weight (shape (1,))."""
+    |W| of the whole weight (shape (1,)). A non-finite weight counts as 0, so the scale stays finite."""
+    if scaling not in ("channel", "scalar"):
+        return None
+    magnitude = F.abs(F.where(finite(F, w), w, F.zeros_like(w)))
     if scaling == "channel":
-        return F.mean(F.abs(w), axis=0, exclude=True)
-    if scaling == "scalar":
-        return F.mean(F.abs(w)).reshape((1,))
-    return None
+        return F.mean(magnitude, axis=0, exclude=True)
+    return F.mean(magnitude).reshape((1,))
 
 
 # ---- quantizer objects -----------------------------------------------------------------------------------
@@ -125,6 +137,26 @@ def register_weight(cls):
     """Class decorator: ``cls.name`` becomes a value of the ``weight_method`` layer option."""
     WEIGHT_QUANTIZERS[cls.name] = cls
     return cls
+
+
+def _check_integer(quantizer, name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ValueError("%s: %s must be an integer in %d..%d, got %r" % (quantizer, name, low, high, value))
+    return int(value)
+
+
+def _check_grad_cancel(quantizer, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError("%s: grad_cancel must be a number > 0, got %r" % (quantizer, value))
+    return value
+
+
+def check_quantizer(name, quantizer):
+    """``quantizer`` if it is a :class:`Quantizer`, else ``TypeError`` naming the argument ``name``."""
+    if not isinstance(quantizer, Quantizer):
+        raise TypeError("%s must be a binary_models.quantization.Quantizer (subclass it to add a method), got %r"
+                        % (name, quantizer))
+    return quantizer
 
 
 class Quantizer:
@@ -177,7 +209,7 @@ class SteSign(Quantizer):
     name, bits, packable = "sign", 1, True
 
     def __init__(self, grad_cancel=1.3):
-        self.grad_cancel = grad_cancel
+        self.grad_cancel = _check_grad_cancel("SteSign", grad_cancel)
 
     @classmethod
     def from_config(cls, config):
@@ -206,7 +238,8 @@ class MultiSign(Quantizer):
     name, bits = "multi_sign", 1
 
     def __init__(self, terms, grad_cancel=1.3):
-        self.terms, self.grad_cancel = terms, grad_cancel
+        self.terms = _check_integer("MultiSign", "terms", terms, 1, 32)
+        self.grad_cancel = _check_grad_cancel("MultiSign", grad_cancel)
 
     def __call__(self, F, x):
         return multi_binarize(F, x, self.terms, self.grad_cancel)
@@ -221,7 +254,7 @@ class DoReFaActivation(Quantizer):
     name = "dorefa"
 
     def __init__(self, bits):
-        self.bits = bits
+        self.bits = _check_integer(type(self).__name__, "bits", bits, 1, 8)
 
     def __call__(self, F, x):
         return dorefa_activation(F, x, self.bits)

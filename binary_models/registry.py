@@ -10,6 +10,7 @@ options of :class:`binary_models.LayerConfig` (``bits``, ``bits_a``, ``grad_canc
 :func:`binary_models.layer_config` the same way.
 """
 import functools
+import numbers
 import os
 import warnings
 
@@ -65,6 +66,13 @@ def take_norm_options(name, kwargs):
     return options
 
 
+def check_classes(name, classes):
+    """A classifier's ``classes`` must be an integer >= 1 (a detector's is a list of names: not checked here)."""
+    if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
+        raise ValueError("%s: classes must be an integer >= 1, got %r (the number of classes)" % (name, classes))
+    return int(classes)
+
+
 def warn_unused_last_gamma(name, residual_ends):
     """``last_gamma=True`` built no zero-gamma normalisation: say so, naming the model."""
     if residual_ends == 0:
@@ -88,9 +96,12 @@ def model_factory(fn, name=None, layer_defaults=None, kind="classification"):
         norm_options = take_norm_options(name, kwargs)
         if kind == "detection":
             kwargs.update(ctx=ctx, root=root, pretrained_base=kwargs.pop("pretrained_base", False) and not pretrained)
-        elif kwargs.pop("pretrained_base", False):
-            warnings.warn("pretrained_base=True has no effect on the classifier %s (it is a detector's argument; "
-                          "pretrained=True loads a classifier's weights)" % name, stacklevel=2)
+        else:
+            if "classes" in kwargs:
+                kwargs["classes"] = check_classes(name, kwargs["classes"])
+            if kwargs.pop("pretrained_base", False):
+                warnings.warn("pretrained_base=True has no effect on the classifier %s (it is a detector's "
+                              "argument; pretrained=True loads a classifier's weights)" % name, stacklevel=2)
         options = dict(layer_defaults or {})
         options.update({k: kwargs.pop(k) for k in list(kwargs) if k in LAYER_OPTIONS})
         residual_ends = residual_ends_built()

@@ -326,9 +326,14 @@ MXReturnValue check_types(const char* op, const std::vector<InputSpec>& specs, s
   return mxnet::ext::MX_SUCCESS;
 }
 
-// Fills in an unknown 1-D input shape of `size` elements, or checks the known one.
-MXReturnValue check_vector(const char* op, const char* name, unsigned size, std::vector<unsigned int>* shape) {
-  const std::vector<unsigned int> expected{size};
+// Fills in an unknown 1-D input shape of `size` elements, or checks the known one. A size beyond what an
+// MXNet dimension holds (unsigned int) is refused, not truncated (a truncated size would pass a too short
+// input to the kernels).
+MXReturnValue check_vector(const char* op, const char* name, int64_t size, std::vector<unsigned int>* shape) {
+  if (size < 0 || size > int64_t(std::numeric_limits<unsigned int>::max()))
+    return fail(op, std::string(name) + " would have " + std::to_string(size) + " elements, more than an MXNet "
+                    "dimension holds (" + std::to_string(std::numeric_limits<unsigned int>::max()) + ")");
+  const std::vector<unsigned int> expected{unsigned(size)};
   if (shape->empty()) *shape = expected;
   if (*shape != expected) return fail(op, std::string(name) + " shape " + shape_text(*shape) + " must be " + shape_text(expected));
   return mxnet::ext::MX_SUCCESS;
@@ -511,10 +516,10 @@ MXReturnValue stage_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
       !problem.empty())
     return fail(kStage, problem);
   const binary_models::DenseStageShape& s = a.shape;
-  if (!check_vector(kStage, "packed weights", unsigned(s.weight_words()), &(*in)[1]) ||
-      !check_vector(kStage, "thresholds", unsigned(s.threshold_count()), &(*in)[2]) ||
-      !check_vector(kStage, "directions", unsigned(s.threshold_count()), &(*in)[3]) ||
-      (a.scaled && !check_vector(kStage, "scales", unsigned(s.growth * s.units.size()), &(*in)[4])))
+  if (!check_vector(kStage, "packed weights", s.weight_words(), &(*in)[1]) ||
+      !check_vector(kStage, "thresholds", s.threshold_count(), &(*in)[2]) ||
+      !check_vector(kStage, "directions", s.threshold_count(), &(*in)[3]) ||
+      (a.scaled && !check_vector(kStage, "scales", int64_t(s.growth) * int64_t(s.units.size()), &(*in)[4])))
     return mxnet::ext::MX_FAIL;
   (*out)[0] = {unsigned(s.batch), unsigned(s.out_channels()), unsigned(s.height), unsigned(s.width)};
   return mxnet::ext::MX_SUCCESS;
@@ -576,9 +581,9 @@ MXReturnValue norm_pool_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
   if (std::string problem = norm_pool_shape(attrs, std::vector<int64_t>((*in)[0].begin(), (*in)[0].end()), &s);
       !problem.empty())
     return fail(kNormPool, problem);
-  if (!check_vector(kNormPool, "mean", unsigned(s.channels), &(*in)[1]) ||
-      !check_vector(kNormPool, "scale", unsigned(s.channels), &(*in)[2]) ||
-      !check_vector(kNormPool, "shift", unsigned(s.channels), &(*in)[3]))
+  if (!check_vector(kNormPool, "mean", s.channels, &(*in)[1]) ||
+      !check_vector(kNormPool, "scale", s.channels, &(*in)[2]) ||
+      !check_vector(kNormPool, "shift", s.channels, &(*in)[3]))
     return mxnet::ext::MX_FAIL;
   (*out)[0] = {unsigned(s.batch), unsigned(s.channels), unsigned(s.out_height()), unsigned(s.out_width())};
   return mxnet::ext::MX_SUCCESS;

@@ -328,5 +328,5 @@ def get_ssd_model(name, **kwargs):
     if not is_ssd_name(key):
         raise ValueError("%r is not an SSD of this package: ssd_{data shape}_{backbone}_{%s} with a backbone of %s"
                          % (name, "|".join(DATASETS), ", ".join(registry.model_names())))
-    factory = registry.factory_of(key) or registry.model_factory(_ssd_builder(key))
+    factory = registry.factory_of(key) or registry.model_factory(_ssd_builder(key), kind="detection")
     return factory(**kwargs)

@@ -43,7 +43,8 @@ std::string DenseStageShape::check() const {
   if (units.empty()) return "units is empty (one letter per unit: D dense, I improvement)";
   for (char unit : units)
     if (unit != 'D' && unit != 'I') return std::string("units '") + units + "': expected only the letters D and I";
-  if (growth < 1 || growth > kMaxChannels) return "growth " + std::to_string(growth) + " is not supported";
+  if (growth < 1 || growth > kMaxChannels)
+    return "growth " + std::to_string(growth) + " is not supported (allowed: 1.." + std::to_string(kMaxChannels) + ")";
   if (in_channels < growth && units[0] == 'I')
     return "an improvement unit needs at least growth (" + std::to_string(growth) + ") input channels";
   if (int64_t(in_channels) + int64_t(growth) * int64_t(units.size()) > kMaxChannels)

@@ -1,11 +1,24 @@
 #include "norm_pool.h"
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "binary_conv.h"
 
 namespace binary_models {
+namespace {
+
+// MXNet's (oneDNN's) max pooling: the maximum starts at the lowest float and a value replaces it only when
+// greater, so NaN never wins, a window of NaN and -inf gives -FLT_MAX, and of equal values (0.0 and -0.0)
+// the first in raster order stays.
+constexpr float kPoolStart = -std::numeric_limits<float>::max();
+inline float pool_max(float best, float value) { return value > best ? value : best; }
+
+// MXNet's (oneDNN's) ReLU: 0 for NaN and for -0.0 (std::max(NaN, 0.0f) would return NaN).
+inline float relu(float value) { return value > 0.0f ? value : 0.0f; }
+
+}  // namespace
 
 int NormPoolShape::out_channel(int c) const {
   const int per_group = channels / shuffle_groups;
@@ -50,24 +63,30 @@ void norm_pool(const NormPoolShape& s, const float* input, const float* mean, co
       float* out = output + (n * s.channels + s.out_channel(c)) * out_plane;
       float* y = pooled ? normalized.data() : out;
       if (s.relu)
-        for (int64_t i = 0; i < plane; ++i) y[i] = std::max((x[i] - m) * a + b, 0.0f);
+        for (int64_t i = 0; i < plane; ++i) y[i] = relu((x[i] - m) * a + b);
       else
         for (int64_t i = 0; i < plane; ++i) y[i] = (x[i] - m) * a + b;
       if (!pooled) continue;
       // Per output row: the maximum over the window's rows, column by column (a vector loop), then over
-      // each window's columns.
+      // each window's columns. Without ReLU a maximum of zeros is taken again in raster order (rare): its
+      // sign is the first zero's there (after ReLU every zero is +0).
       float* row_max = rows.data();
       for (int oy = 0; oy < oh; ++oy) {
         const int y0 = std::max(oy * s.stride_h - s.pad_h, 0), y1 = std::min(oy * s.stride_h - s.pad_h + s.kernel_h, s.height);
-        std::copy(y + int64_t(y0) * s.width, y + int64_t(y0 + 1) * s.width, row_max);
-        for (int yy = y0 + 1; yy < y1; ++yy) {
+        std::fill(row_max, row_max + s.width, kPoolStart);
+        for (int yy = y0; yy < y1; ++yy) {
           const float* line = y + int64_t(yy) * s.width;
-          for (int i = 0; i < s.width; ++i) row_max[i] = std::max(row_max[i], line[i]);
+          for (int i = 0; i < s.width; ++i) row_max[i] = pool_max(row_max[i], line[i]);
         }
         for (int ox = 0; ox < ow; ++ox) {
           const int x0 = std::max(ox * s.stride_w - s.pad_w, 0), x1 = std::min(ox * s.stride_w - s.pad_w + s.kernel_w, s.width);
-          float best = row_max[x0];
-          for (int xx = x0 + 1; xx < x1; ++xx) best = std::max(best, row_max[xx]);
+          float best = kPoolStart;
+          for (int xx = x0; xx < x1; ++xx) best = pool_max(best, row_max[xx]);
+          if (best == 0.0f && !s.relu) {
+            best = kPoolStart;
+            for (int yy = y0; yy < y1; ++yy)
+              for (int xx = x0; xx < x1; ++xx) best = pool_max(best, y[int64_t(yy) * s.width + xx]);
+          }
           out[int64_t(oy) * ow + ox] = best;
         }
       }

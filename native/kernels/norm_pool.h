@@ -25,7 +25,10 @@ struct NormPoolShape {
 };
 
 // output (batch, channels, out_height, out_width): max over each window (padding excluded, as MXNet's
-// max pooling) of (x - mean[c]) * scale[c] + shift[c], then ReLU when asked.
+// max pooling) of (x - mean[c]) * scale[c] + shift[c], then ReLU when asked. Non-finite values as MXNet's
+// (oneDNN's) operators treat them: ReLU gives 0 for NaN and -0.0; the maximum of a window ignores NaN, is
+// at least -FLT_MAX (a window of only NaN and -inf gives -FLT_MAX), and of 0.0 and -0.0 it is the first in
+// raster order. (MXNet without oneDNN, MXNET_MKLDNN_ENABLED=0, pools the same but its relu keeps NaN.)
 void norm_pool(const NormPoolShape& shape, const float* input, const float* mean, const float* scale,
                const float* shift, float* output);
 

@@ -6,12 +6,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "../kernels/binary_conv.h"
 #include "../kernels/isa.h"
+#include "../kernels/norm_pool.h"
 
 using binary_models::ConvShape;
 using binary_models::Isa;
@@ -204,6 +206,33 @@ bool dispatch_is_right() {
   return ok;
 }
 
+// norm_pool treats NaN, -inf and signed zeros as MXNet's (oneDNN's) Pooling and ReLU: NaN never wins a
+// window, a window without a number gives -FLT_MAX, of 0.0 and -0.0 the first in raster order; ReLU gives 0
+// for NaN and -0.0. The BatchNorm part is the identity here (mean 0, scale 1, shift -0.0 keeps -0.0).
+bool norm_pool_treats_non_finite_as_mxnet() {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const float input[8] = {nan, -inf, -1.0f, -0.0f,   // two 2x2 windows side by side
+                          -inf, nan, 0.0f, -1.0f};
+  const float mean = 0.0f, scale = 1.0f, shift = -0.0f;
+  binary_models::NormPoolShape s;
+  s.channels = 1;
+  s.height = 2;
+  s.width = 4;
+  s.kernel_h = s.kernel_w = s.stride_h = s.stride_w = 2;
+  float pooled[2], relu_pooled[2], relu[8];
+  binary_models::norm_pool(s, input, &mean, &scale, &shift, pooled);
+  s.relu = true;
+  binary_models::norm_pool(s, input, &mean, &scale, &shift, relu_pooled);
+  s.kernel_h = s.kernel_w = s.stride_h = s.stride_w = 1;
+  binary_models::norm_pool(s, input, &mean, &scale, &shift, relu);
+  bool ok = check(pooled[0] == -std::numeric_limits<float>::max(), "a window of NaN and -inf pools to -FLT_MAX");
+  ok &= check(pooled[1] == 0.0f && std::signbit(pooled[1]), "-0.0 before 0.0 in raster order pools to -0.0");
+  ok &= check(relu_pooled[0] == 0.0f && relu_pooled[1] == 0.0f && !std::signbit(relu_pooled[1]),
+              "ReLU after pooling gives +0");
+  for (float v : relu) ok &= check(v == 0.0f && !std::signbit(v), "ReLU of NaN, -inf, -1, -0.0 and 0 is +0");
+  return ok;
+}
+
 bool check_refuses(ConvShape s, const char* what) {
   if (!s.check().empty()) return true;
   std::fprintf(stderr, "FAIL: ConvShape::check() accepted %s\n", what);
@@ -223,7 +252,7 @@ int main(int argc, char** argv) {
     if (binary_models::isa_supported(isa)) isas.push_back(isa);
   }
 
-  bool ok = dispatch_is_right();
+  bool ok = dispatch_is_right() && norm_pool_treats_non_finite_as_mxnet();
   ConvShape base;
   base.in_channels = base.out_channels = base.height = base.width = 8;
   base.kernel_h = base.kernel_w = 3;
