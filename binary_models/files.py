@@ -292,8 +292,13 @@ def replace_together(record_path, staged):
     record = {"files": {os.path.basename(t): sha256(s) for t, s in staged.items()},
               "staged": {os.path.basename(t): os.path.relpath(s, directory) for t, s in staged.items()}}
     write_json(record_path, record)  # the commit point
-    for target, source in sorted(staged.items()):
-        _move(source, target)
+    try:
+        for target, source in sorted(staged.items()):
+            _move(source, target)
+    except BaseException:  # interrupted (KeyboardInterrupt): finish before the temporaries are removed
+        with contextlib.suppress(Exception):
+            finish_commit(record_path)
+        raise
 
 
 def check_pair(record_path, paths, what):
