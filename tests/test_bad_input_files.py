@@ -3,13 +3,12 @@ model's symbol and parameters, the run file, pretrained weights), missing, empty
 another model, through each command line that reads it (exit status 2 and one ``error:`` line naming the
 file) and through the API (a ``ValueError`` or ``FileNotFoundError`` naming the file).
 
-One tiny model is trained once for the module; every command line runs in this process."""
+One tiny model's checkpoint is made once for the module; every command line runs in this process."""
 import json
 import os
 import shutil
 import sys
 
-import cv2
 import numpy as np
 import pytest
 import mxnet as mx
@@ -52,6 +51,28 @@ def copy_packed(source, target, damaged=None, how=None):
     return target
 
 
+def one_step(net, shape):
+    """``net`` initialised and its Adam trainer after one step, as after training."""
+    net.initialize(mx.init.Xavier())
+    with mx.autograd.record():
+        loss = (net(mx.nd.ones(shape)) ** 2).sum()
+    loss.backward()
+    trainer = mx.gluon.Trainer(net.collect_params(), "adam")
+    trainer.step(shape[0])
+    return trainer
+
+
+def save_trained_checkpoint(prefix):
+    """What ``train_imagenet.py --model meliusnet22 --stem thumbnail --input-size 16`` writes on three classes:
+    ``{prefix}-0.params/.states`` (a pair), ``{prefix}-best.params`` and the run file."""
+    net = bm.get_model("meliusnet22", stem="thumbnail", classes=3)
+    trainer = one_step(net, (2, 3, 16, 16))
+    files.save_checkpoint(prefix + "-0", net, trainer)
+    files.save_checkpoint(prefix + "-best", net)
+    files.write_run_file(files.run_file(prefix), "meliusnet22", dict(classes=3, stem="thumbnail"), 16, 3,
+                         dataset="imagenet", crop_ratio=1.0)
+
+
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """Paths of good and bad files: ``{name}`` placeholders of the rows."""
@@ -61,8 +82,8 @@ def made(tmp_path_factory):
     write_class_images(os.path.join(images, "train"), 4, rng)
     write_class_images(os.path.join(images, "val"), 2, rng)
     run = os.path.join(root, "run")
-    assert train_imagenet.main(["--data-dir", images, "--num-epochs", "1", "--save-dir", run] + SMALL_RUN) == 0
     prefix = os.path.join(run, MODEL)
+    save_trained_checkpoint(prefix)
     packed = os.path.join(root, "packed", "m")
     assert convert_module.main(["--params", prefix + "-0.params", "--output", packed]) == 0
     paths = dict(root=root, images=images, run=run, params=prefix + "-0.params", states=prefix + "-0.states",
@@ -89,12 +110,7 @@ def made(tmp_path_factory):
 
     # Another model's files: its parameters, its trainer's states, its run file, its packed model.
     other = bm.get_model("resnet_e18", stem="thumbnail", classes=3)
-    other.initialize(mx.init.Xavier())
-    with mx.autograd.record():
-        loss = other(mx.nd.ones((2, 3, 16, 16))).sum()
-    loss.backward()
-    trainer = mx.gluon.Trainer(other.collect_params(), "adam")
-    trainer.step(2)
+    trainer = one_step(other, (2, 3, 16, 16))
     other.save_parameters(os.path.join(bad, "other.params"))
     trainer.save_states(os.path.join(bad, "other.states"))
     with open(paths["run_file"]) as f:
@@ -103,7 +119,7 @@ def made(tmp_path_factory):
     files.write_json(os.path.join(bad, "fieldless-run.json"), {"model": "meliusnet22"})
     files.write_json(os.path.join(bad, "float-run.json"), dict(record, model_kwargs=dict(
         record["model_kwargs"], bits=32, bits_a=32)))
-    pretrained = os.path.join(root, "pretrained-other", "models")
+    pretrained = os.path.join(root, "pretrained-other-model", "models")
     os.makedirs(pretrained)
     shutil.copy(os.path.join(bad, "other.params"), os.path.join(pretrained, "meliusnet22.params"))
     other_packed = os.path.join(root, "other-packed", "m")
@@ -199,7 +215,7 @@ CLI_ROWS = [
     cli("train-pretrained-garbage", "train", TRAIN + "--use-pretrained",
         "{root}/pretrained-garbage/models/meliusnet22.params is not a parameter file"),
     cli("train-pretrained-other-model", "train", TRAIN + "--use-pretrained",
-        "{root}/pretrained-other/models/meliusnet22.params does not match the model: "),
+        "{root}/pretrained-other-model/models/meliusnet22.params does not match the model: "),
     cli("train-save-dir-is-a-file", "train", TRAIN.replace("{root}/t", "{bad}/a-file"),
         "--save-dir {bad}/a-file is a file, not a folder"),
     # predict: --params and --packed
@@ -303,8 +319,8 @@ API_ROWS = [
         "{root}/pretrained-truncated/models/meliusnet22.params is not a parameter file, or it is truncated"),
     api("get_model-pretrained-garbage", lambda m: pretrained(m, "garbage"), ValueError,
         "{root}/pretrained-garbage/models/meliusnet22.params is not a parameter file"),
-    api("get_model-pretrained-other-model", lambda m: pretrained(m, "other"), ValueError,
-        "{root}/pretrained-other/models/meliusnet22.params does not match the model: "),
+    api("get_model-pretrained-other-model", lambda m: pretrained(m, "other-model"), ValueError,
+        "{root}/pretrained-other-model/models/meliusnet22.params does not match the model: "),
     api("load_parameters-missing", lambda m: load_into_meliusnet(m["bad"] + "/missing.params"), FileNotFoundError,
         "parameter file not found: {bad}/missing.params"),
     api("load_parameters-truncated", lambda m: load_into_meliusnet(m["bad"] + "/truncated.params"), ValueError,
