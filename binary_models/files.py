@@ -269,7 +269,8 @@ def finish_commit(record_path):
     for name, staged in sorted(record.get("staged", {}).items()):
         source = os.path.join(directory, staged)
         if os.path.isfile(source):
-            with contextlib.suppress(FileNotFoundError):  # another process finished it
+            # Gone: another process finished it. Not allowed (a read-only folder): check_pair reports the mix.
+            with contextlib.suppress(OSError):
                 _move(source, os.path.join(directory, name))
     return record
 

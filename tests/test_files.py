@@ -299,3 +299,29 @@ def test_second_training_with_the_same_save_dir_exits_2_naming_the_first(tmp_pat
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert "%s (checkpoints imagenet-meliusnet22*) is in use by another training run (process %d" \
         % (os.path.abspath(out), holder) in err, err
+
+
+def test_packed_model_saved_repeatedly_and_sigkilled_loads_one_model_completely(tmp_path):
+    """The real writer (``save_packed``) in a forked child, killed at random points: each time the model
+    loads and computes what one of the two saved models computes."""
+    prefix = str(tmp_path / "conv")
+    x = mx.nd.random.normal(shape=(1, 4, 5, 5))
+    models = [small_packed(seed)[1] for seed in (1, 2)]
+    expected = [model(x).asnumpy() for model in models]
+    save_packed(models[0], prefix, (1, 4, 5, 5))
+    first_record, rng = open(prefix + ".pair.json").read(), random.Random(1)
+
+    def save_forever():
+        for i in range(1, 1000):
+            save_packed(models[i % 2], prefix, (1, 4, 5, 5))
+
+    for round_ in range(8):
+        pid = in_child(save_forever)
+        deadline = time.time() + 60
+        while round_ == 0 and open(prefix + ".pair.json").read() == first_record:  # the child does write
+            assert time.time() < deadline
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.5))
+        kill(pid)
+        output = load_packed(prefix)(x).asnumpy()
+        assert sum(np.array_equal(output, e) for e in expected) == 1
