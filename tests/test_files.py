@@ -4,7 +4,6 @@ the umask, and the run lock refuses a second live run while taking over the lock
 
 Killed writers are forked children of this process (a real process, killed for real, without the seconds of
 a fresh ``import mxnet``)."""
-import json
 import logging
 import os
 import random
