@@ -245,7 +245,7 @@ def main(argv=None):
     ctx = [mx.gpu(i) for i in range(opt.num_gpus)] if opt.num_gpus > 0 else [mx.cpu()]
     seed_everything(opt.seed)
     data = load_data(opt, (rank, num_workers))
-    os.makedirs(opt.save_dir, exist_ok=True)  # only once the data is there: a typo leaves no empty run folder
+    files.make_folder(opt.save_dir, "--save-dir")  # only once the data is there: a typo leaves no empty run folder
     logging_file = opt.logging_file
     if logging_file and not os.path.dirname(logging_file):
         logging_file = os.path.join(opt.save_dir, logging_file)
@@ -278,9 +278,7 @@ def main(argv=None):
 
     trainer = make_trainer(net, opt, kv, hvd, num_batches)
     if opt.resume_states:
-        if not os.path.isfile(opt.resume_states):
-            raise UsageError("--resume-states not found: %s" % opt.resume_states)
-        trainer.load_states(opt.resume_states)
+        files.load_states(trainer, opt.resume_states, "--resume-states", params=opt.resume_params or None)
 
     model_kwargs = dict(classes=data.classes, **layer_options(opt))
     run_files = RunFiles(os.path.join(opt.save_dir, "imagenet-%s" % opt.model), "-",

@@ -21,21 +21,18 @@ the C++ program of ``deploy/``::
     python -m binary_models.convert --model meliusnet22 --params trained.params --output packed/meliusnet22 \\
         [--stem thumbnail] [--classes 10] [--input-size 32]
 """
-import argparse
 import copy
 import json
 import os
-import shutil
 import sys
-import tempfile
 import types
 import warnings
 
 import mxnet as mx
 from mxnet.gluon import HybridBlock, SymbolBlock, nn
 
-from . import native
-from .cli import UsageError, run_script
+from . import files, native
+from .cli import ArgumentParser, UsageError, positive_int, run_script
 from .files import load_parameters, run_file, trained_model, write_run_file
 from .layers import QConv2D, QDense
 from .model_zoo import get_model
@@ -241,43 +238,66 @@ def save_packed(net, prefix, input_shape=(1, 3, 224, 224)):
     """Export a converted ``net`` as ``{prefix}-symbol.json`` and ``{prefix}-0000.params``.
 
     Runs one forward pass on zeros of ``input_shape`` to trace the graph. Both files are written to a
-    temporary directory next to ``prefix`` and moved into place, so no partial file is ever left behind.
-    Returns the two paths."""
+    temporary folder next to ``prefix`` and replaced together (:func:`binary_models.files.replace_together`,
+    recorded in ``{prefix}.pair.json``): killed at any point, the old model or the new one loads, never a
+    mix and never a partial file. Returns the two paths."""
     net.hybridize()
     ctx = next(iter(net.collect_params().values())).list_ctx()[0]
     net(mx.nd.zeros(input_shape, ctx=ctx))
-    directory = os.path.dirname(os.path.abspath(prefix))
-    os.makedirs(directory, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=directory, prefix=".packing-")
-    try:
+    targets = packed_files(prefix)
+    with files.staging_folder(targets[0]) as staging:
         staged = os.path.join(staging, "model")
         net.export(staged)
-        for source, target in zip(packed_files(staged), packed_files(prefix)):
-            os.replace(source, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return packed_files(prefix)
+        files.replace_together(files.pair_record(prefix), dict(zip(targets, packed_files(staged))))
+    return targets
+
+
+def _symbol_operators(symbol_file):
+    """The operator names of a symbol JSON file, or a :class:`~binary_models.files.FileProblem` naming it."""
+    try:
+        with open(symbol_file) as f:
+            graph = json.load(f)
+        return {node["op"] for node in graph["nodes"]}
+    except (ValueError, KeyError, TypeError) as err:
+        raise files.FileProblem("%s is not a model's symbol file, or it is truncated (%s: %s)"
+                                % (symbol_file, type(err).__name__, err))
 
 
 def load_packed(prefix, ctx=None):
     """Load a model saved with :func:`save_packed` as a ``SymbolBlock`` (input name ``data``), loading the
     native library first; a clear :class:`~binary_models.native.NativeLibraryError` says when the model
-    needs the library and it cannot be loaded."""
+    needs the library and it cannot be loaded. A missing file raises :class:`~binary_models.files.MissingFile`;
+    an empty, truncated or garbled file, or two files that are not one model, a
+    :class:`~binary_models.files.FileProblem` (a ``ValueError``) naming the file. A save killed between
+    its two renames is finished first."""
     symbol_file, params_file = packed_files(prefix)
+    record = files.pair_record(prefix)
+    files.finish_commit(record)
     for path in (symbol_file, params_file):
         if not os.path.isfile(path):
-            raise FileNotFoundError("no packed model at %s: %s is missing" % (prefix, path))
-    with open(symbol_file) as f:
-        used = sorted({node["op"] for node in json.load(f)["nodes"]} & set(native.OPERATORS))
+            raise files.MissingFile("no packed model at %s: %s is missing" % (prefix, path))
+        if os.path.getsize(path) == 0:
+            raise files.FileProblem("packed model %s: %s is empty" % (prefix, path))
+    used = sorted(_symbol_operators(symbol_file) & set(native.OPERATORS))
     if used:
         try:
             native.load()
         except native.NativeLibraryError as err:
             raise native.NativeLibraryError("the packed model %s uses the native operators %s, but the native "
                                             "library cannot be loaded: %s" % (prefix, ", ".join(used), err)) from err
+    try:
+        mx.nd.load(params_file)
+    except mx.MXNetError as err:
+        raise files.FileProblem("packed model %s: %s is not a parameter file, or it is truncated (%s)"
+                                % (prefix, params_file, files.error_line(err)))
+    files.check_pair(record, [symbol_file, params_file], "packed model %s" % prefix)
     with warnings.catch_warnings():  # the input's dtype is known only at the first call, as for every import
         warnings.filterwarnings("ignore", message="Cannot decide type")
-        return SymbolBlock.imports(symbol_file, ["data"], params_file, ctx=ctx or mx.cpu())
+        try:
+            return SymbolBlock.imports(symbol_file, ["data"], params_file, ctx=ctx or mx.cpu())
+        except (mx.MXNetError, AssertionError, ValueError, KeyError, TypeError) as err:
+            raise files.FileProblem("packed model %s: %s and %s are not one model (%s)"
+                                    % (prefix, symbol_file, params_file, files.error_line(err)))
 
 
 def main(argv=None):
@@ -286,15 +306,15 @@ def main(argv=None):
 
 
 def _convert_command(argv):
-    parser = argparse.ArgumentParser(prog="python -m binary_models.convert",
+    parser = ArgumentParser(prog="python -m binary_models.convert",
                                      description="Convert a trained model to a packed 1-bit inference model.")
     parser.add_argument("--params", required=True, help="trained parameters (.params of net.save_parameters)")
     parser.add_argument("--output", required=True, help="prefix of the packed model's files")
     parser.add_argument("--run", help="the training's run file (default: the one beside --params)")
     parser.add_argument("--model", help="model name (default: the run file's)")
     parser.add_argument("--stem", help="the model's stem ('grouped', '7x7', 'thumbnail'), as trained")
-    parser.add_argument("--classes", type=int, help="number of classes, as trained")
-    parser.add_argument("--input-size", type=int, help="square input size (default: the run file's, else 224)")
+    parser.add_argument("--classes", type=positive_int, help="number of classes, as trained")
+    parser.add_argument("--input-size", type=positive_int, help="square input size (default: the run file's, else 224)")
     args = parser.parse_args(argv)
     record, model, kwargs, input_size = trained_model(args.params, args.run, args.model, args.input_size,
                                                       stem=args.stem, classes=args.classes)
@@ -303,7 +323,16 @@ def _convert_command(argv):
     except (ValueError, TypeError) as err:
         raise UsageError(str(err))
     load_parameters(net, args.params, "--params")
-    symbol_file, params_file = save_packed(convert(net), args.output, (1, 3, input_size, input_size))
+    try:
+        packed = convert(net)
+    except ValueError as err:
+        raise UsageError("--params %s: %s" % (args.params, err))
+    try:
+        symbol_file, params_file = save_packed(packed, args.output, (1, 3, input_size, input_size))
+    except mx.MXNetError as err:
+        raise UsageError("--input-size %d does not fit %s: %s" % (input_size, model, files.error_line(err)))
+    except OSError as err:
+        raise UsageError("--output %s: cannot write the packed model: %s" % (args.output, err))
     run_path = write_packed_run_file(args.output, dict(record, model=model, model_kwargs=kwargs,
                                                        input_size=input_size), symbol_file)
     float_mb, packed_mb = (os.path.getsize(p) / 2 ** 20 for p in (args.params, params_file))

@@ -38,15 +38,18 @@ def pretrained_path(name, root=None):
 
 
 def load_pretrained(net, name, root, ctx):
-    """Load ``{root}/{name}.params`` into ``net``; nothing is ever downloaded."""
+    """Load ``{root}/{name}.params`` into ``net``; nothing is ever downloaded. A missing, empty, truncated
+    or other model's file raises a :class:`~binary_models.files.FileProblem` (a ``ValueError``;
+    ``FileNotFoundError`` when missing) naming the file."""
+    from .files import MissingFile, load_parameters
     path = pretrained_path(name, root)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFile(
             "pretrained=True: no weights for %r at %s. binary_models downloads nothing; train the model "
             "(train_imagenet.py, detection/train_ssd.py) or obtain its .params file and put it at that path "
             "(or pass root=...)."
             % (name, path))
-    net.load_parameters(path, ctx=ctx)
+    load_parameters(net, path, "pretrained=True: the weights of %r" % name, ctx)
 
 
 def take_norm_options(name, kwargs):

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from .files import run_file, save_checkpoint, write_json, write_run_file
+from .files import FileProblem, lock_run, run_file, save_checkpoint, unlock_run, write_json, write_run_file
 from .plots import plot_curves
 
 
@@ -56,8 +56,11 @@ def load_history(path, start_epoch, keys):
     else empty lists for ``keys``."""
     history = {key: [] for key in keys}
     if start_epoch and os.path.isfile(path):
-        with open(path) as f:
-            history.update({k: v[:start_epoch] for k, v in json.load(f).items()})
+        try:
+            with open(path) as f:
+                history.update({k: v[:start_epoch] for k, v in json.load(f).items()})
+        except (ValueError, AttributeError, TypeError) as err:
+            raise FileProblem("cannot resume the history %s: %s (remove it to start a new one)" % (path, err))
     return history
 
 
@@ -79,6 +82,14 @@ class RunFiles:
     def run(self):
         return run_file(self.checkpoint_prefix, self.separator)
 
+    @property
+    def lock(self):
+        """The lock file a live run holds, so that a second run with the same checkpoint prefix is refused."""
+        return self.checkpoint_prefix + self.separator + "run.lock"
+
+    def folder(self):
+        return os.path.dirname(os.path.abspath(self.checkpoint_prefix))
+
 
 class TrainingRun:
     """One training run's bookkeeping (see the module docstring).
@@ -89,7 +100,10 @@ class TrainingRun:
     curves:         label -> history key of the curves PNG.
     periodic_tag:   ``f(epoch, metrics)``: the tag of the checkpoint written every ``save_frequency`` epochs
                     and at the end (with the trainer's states).
-    is_chief:       only the chief writes files (ranks of a distributed run); ``progress``: tqdm bars."""
+    is_chief:       only the chief writes files (ranks of a distributed run); ``progress``: tqdm bars.
+
+    The chief holds the run's lock (:func:`~binary_models.files.lock_run`) from here to :meth:`finish`: a
+    second run with the same checkpoint prefix is refused, naming the process of this one."""
 
     def __init__(self, files, record, history_keys, best_key, num_epochs, start_epoch=0, seed=0,
                  save_frequency=1, periodic_tag=lambda epoch, metrics: str(epoch), curves=None, title="",
@@ -101,6 +115,7 @@ class TrainingRun:
         self.best = max((v for v in self.history[best_key] if v is not None), default=0.0)
         self.started = time.time()
         if is_chief:
+            lock_run(files.lock, "%s (checkpoints %s*)" % (files.folder(), os.path.basename(files.checkpoint_prefix)))
             write_run_file(files.run, **record)
 
     def epochs(self):
@@ -148,4 +163,5 @@ class TrainingRun:
             summary["final_" + name] = values[-1] if values else None
         if self.is_chief:
             write_json(self.files.summary, summary)
+            unlock_run(self.files.lock)
         return summary

@@ -82,12 +82,7 @@ def build_network(opt, record, ctx):
         net = bm.get_model(opt.network, pretrained_base=False, **kwargs)
     except (ValueError, TypeError) as err:
         raise UsageError(str(err))
-    if not os.path.isfile(opt.params):
-        raise UsageError("--params not found: %s" % opt.params)
-    try:
-        net.load_parameters(opt.params, ctx=ctx)
-    except (mx.MXNetError, AssertionError, AttributeError, ValueError) as err:
-        raise UsageError("--params %s does not match %s: %s" % (opt.params, opt.network, str(err).splitlines()[0]))
+    files.load_parameters(net, opt.params, "--params", ctx)
     return net
 
 

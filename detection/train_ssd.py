@@ -245,7 +245,7 @@ def make_trainer(net, opt, num_batches):
     trainer = gluon.Trainer(net.collect_params(), optimizer, params, kvstore=opt.kvstore)
     states = os.path.splitext(opt.resume)[0] + ".states" if opt.resume else ""
     if states and os.path.isfile(states):
-        trainer.load_states(states)
+        files.load_states(trainer, states, "--resume's states", params=opt.resume)
     elif opt.start_epoch:
         # No optimizer state to resume: restart it, but continue the schedule where it was.
         trainer.optimizer.begin_num_update = trainer.optimizer.num_update = opt.start_epoch * num_batches

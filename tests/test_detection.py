@@ -351,7 +351,8 @@ def test_training_writes_atomic_checkpoints_curves_and_logs(trained):
     for suffix in ("_best.params", "_curves.png", "_train.log", "_best_map.log", "_history.json"):
         assert os.path.isfile(prefix + suffix), suffix
     final = [f for f in os.listdir(out) if f.startswith(os.path.basename(prefix) + "_%04d_" % (EPOCHS - 1))]
-    assert sorted(os.path.splitext(f)[1] for f in final) == [".params", ".states"]
+    stem = next(f for f in final if f.endswith(".params"))[:-len(".params")]
+    assert sorted(final) == [stem + ".pair.json", stem + ".params", stem + ".states"]  # a pair and its record
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
     with open(prefix + "_train.log") as f:
         log = f.read()
