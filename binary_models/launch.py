@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from . import cli
@@ -148,10 +149,11 @@ def plan(num_workers, num_servers, hosts=None, port=None, root=None):
     return processes
 
 
-def ssh_command(host, env, command, cwd, grace=10.0):
-    """ssh to ``host`` running ``command`` in ``cwd`` with ``env`` under :data:`REMOTE_WATCHER`."""
+def ssh_command(host, env, command, cwd, grace=10.0, watcher=REMOTE_WATCHER):
+    """ssh to ``host`` running ``command`` in ``cwd`` with ``env`` under the ``watcher`` source
+    (:data:`REMOTE_WATCHER`; ``--dry-run`` shows its name instead)."""
     exports = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in sorted(env.items()))
-    watched = [sys.executable, "-c", REMOTE_WATCHER, "%g" % grace] + list(command)
+    watched = [sys.executable, "-c", watcher, "%g" % grace] + list(command)
     remote = "cd %s && exec env %s %s" % (shlex.quote(cwd), exports, " ".join(shlex.quote(c) for c in watched))
     return ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "BatchMode=yes", host, remote]
 
@@ -192,6 +194,8 @@ class Job:
         returns the previous handlers, for :meth:`restore_signals`."""
         def record(signum, frame):
             self.signals.append(signum)
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # only the main thread may handle signals
         return {s: signal.signal(s, record) for s in FORWARDED_SIGNALS}
 
     @staticmethod
@@ -330,7 +334,8 @@ def main(argv=None):
                         "and exit with status 124")
     parser.add_argument("--grace", type=cli.non_negative_float, default=10.0,
                         help="seconds between forwarding a signal (or stopping the job) and killing what is left")
-    parser.add_argument("--dry-run", action="store_true", help="print the processes instead of starting them")
+    parser.add_argument("--dry-run", action="store_true", help="print the processes instead of starting them "
+                        "(the source of the watcher that runs each remote command is shown as REMOTE_WATCHER)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the command every process runs")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -344,7 +349,7 @@ def main(argv=None):
     processes = plan(args.num_workers, args.num_servers or args.num_workers, hosts, args.port)
     if args.dry_run:
         for role, host, env in processes:
-            line = ssh_command(host, env, command, os.getcwd(), args.grace) if host else (
+            line = ssh_command(host, env, command, os.getcwd(), args.grace, "REMOTE_WATCHER") if host else (
                 ["env"] + ["%s=%s" % kv for kv in sorted(env.items())] + command)
             print("%-9s %s" % (role, " ".join(shlex.quote(c) for c in line)))
         return 0
