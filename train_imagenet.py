@@ -324,4 +324,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_script(main)
+    distributed.run_worker(main)  # run_script that, in a distributed job, exits at once after an error
