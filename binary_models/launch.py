@@ -158,6 +158,14 @@ def ssh_command(host, env, command, cwd, grace=10.0, watcher=REMOTE_WATCHER):
     return ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "BatchMode=yes", host, remote]
 
 
+def _end_with_launcher():
+    """In a local child before it runs its command (Linux): SIGTERM when the launcher dies, even of a
+    SIGKILL that leaves it no chance to stop the job (prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def exit_status(returncode):
     """A shell's status for a Popen return code: a process killed by signal N is 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
@@ -186,7 +194,7 @@ class Job:
                                          start_new_session=True)
             else:
                 popen = subprocess.Popen(command, env=dict(os.environ, **env), cwd=cwd, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_end_with_launcher)
             self.processes.append((name, popen, bool(host)))
 
     def handle_signals(self):

@@ -170,6 +170,24 @@ def test_over_ssh_the_remote_commands_end_when_the_launcher_is_killed(role, fake
     assert_all_gone(folder, timeout=5)
 
 
+def test_local_roles_end_when_the_launcher_is_killed(role):
+    """SIGKILL of the launcher: each local role gets SIGTERM from the kernel (its parent-death signal)."""
+    command, folder = role("sleep")
+    process = launch_process(["-n", "2", "-s", "1", "--"] + command)
+    wait_for_files(folder, 8)
+    process.kill()
+    process.wait()
+    roles = [pid for name, pid in zip(os.listdir(str(folder)), pids(folder)) if not name.startswith("grandchild")]
+    deadline = time.time() + 3
+    while any(alive(pid) for pid in roles) and time.time() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in roles if alive(pid)]
+    for pid in pids(folder):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert len(roles) == 4 and not left
+
+
 def test_scheduler_that_cannot_bind_its_port_ends_the_job(tmp_path):
     """ps-lite's scheduler fails on a port in use (the command line refuses such a --port before starting:
     this is the race where it was taken in between); the workers, which would wait for it forever, are
