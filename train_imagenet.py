@@ -104,11 +104,11 @@ def parse_args(argv=None):
         opt.input_size = datasets.DIGITS_SIZE if opt.dataset == "digits" else 224
     if opt.stem is None and opt.dataset == "digits":
         opt.stem = "thumbnail"
-    validate(opt)
+    check_arguments(opt)
     return opt
 
 
-def validate(opt):
+def check_arguments(opt):
     """The rules between flags, and between flags and this machine, checked before any data is read or
     model built: each broken one is a :class:`UsageError` naming the flags."""
     if opt.resume_epoch >= opt.num_epochs:
