@@ -130,6 +130,10 @@ def check_arguments(opt):
         raise UsageError("--dtype float16 needs GPUs (--num-gpus); on the CPU use float32")
     if os.path.exists(opt.save_dir) and not os.path.isdir(opt.save_dir):
         raise UsageError("--save-dir %s is a file, not a folder" % opt.save_dir)
+    for flag, name in (("--model", opt.model), ("--teacher", opt.teacher)):
+        if name and name.lower() not in bm.get_model_list() and name.lower() not in gluoncv_model_list():
+            raise UsageError("%s %s: unknown model; binary_models.get_model_list() and GluonCV's get_model_list() "
+                             "name the models" % (flag, name))
     if opt.model.lower() in bm.get_model_list():
         try:
             net = bm.get_model(opt.model, classes=opt.classes, **layer_options(opt))

@@ -176,7 +176,8 @@ def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, nu
     from mxnet.gluon.data.vision import transforms
     root = _require(data_dir, "--data-dir")
     for split in ("train", "val"):
-        _require(os.path.join(root, split), "--data-dir %s folder" % split)
+        if not os.path.isdir(os.path.join(root, split)):
+            raise UsageError("--data-dir %s folder not found: %s" % (split, os.path.join(root, split)))
     train_transform = transforms.Compose([
         transforms.RandomResizedCrop(input_size), transforms.RandomFlipLeftRight(),
         transforms.RandomColorJitter(brightness=JITTER, contrast=JITTER, saturation=JITTER),
