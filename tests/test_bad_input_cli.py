@@ -305,19 +305,73 @@ def test_smallest_synthetic_size_writes_valid_boxes(tmp_path):
 
 # ---- non-finite losses -------------------------------------------------------------------------------------
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    """A run resumed from a good checkpoint with a learning rate that blows the weights up."""
+    import binary_models as bm
     save_dir = str(tmp_path / "run")
-    flags = ["--model", "meliusnet22", "--dataset", "digits", "--input-size", "8", "--batch-size", "128",
-             "--log-interval", "0", "--no-progress", "--save-dir", save_dir]
-    status, _, err = run_command(train_imagenet.main, flags + ["--num-epochs", "1"], capsys)
-    assert status == 0, err
+    os.makedirs(save_dir)
     best = os.path.join(save_dir, "imagenet-meliusnet22-best.params")
+    net = bm.get_model("meliusnet22", stem="thumbnail", classes=10)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 8, 8)))
+    net.save_parameters(best)
     with open(best, "rb") as f:
         good = f.read()
-    status, _, err = run_command(train_imagenet.main, flags + ["--num-epochs", "2", "--resume-epoch", "1",
-                                                               "--resume-params", best, "--lr", "1e30"], capsys)
-    expect_one_error_line(status, err, "the training loss is ")
-    assert re.search(r"loss is (nan|inf|-inf) at epoch 1 batch \d+;", err), err
-    assert "the last good checkpoint is %s" % best in err
+    flags = ["--model", "meliusnet22", "--dataset", "digits", "--input-size", "8", "--batch-size", "256",
+             "--log-interval", "1", "--no-progress", "--save-dir", save_dir, "--num-epochs", "2", "--resume-epoch", "1",
+             "--resume-params", best, "--lr", "1e30"]
+    status, _, err = run_command(train_imagenet.main, flags, capsys)
+    expect_one_error_line(status, err, "the last good checkpoint is %s" % best)
+    assert re.search(r"error: the training loss is (nan|inf|-inf) at epoch 1 batch \d+;", err), err
     with open(best, "rb") as f:
         assert f.read() == good, "the best checkpoint is kept"
-    assert not os.path.exists(os.path.join(save_dir, "imagenet-meliusnet22-1.params"))
+    assert sorted(os.listdir(save_dir)) == ["imagenet-meliusnet22-best.params", "imagenet-meliusnet22-run.json",
+                                            "train_imagenet.log"], "no checkpoint of the diverged weights"
+
+
+def test_nan_loss_stops_ssd_training(tmp_path, capsys):
+    root = voc.make_synthetic_voc(str(tmp_path / "voc"), num_train=4, num_val=2, size=64)
+    flags = ["--network", "binary_densenet28", "--data-shape", "64", "--dataset", root, "--batch-size", "2",
+             "--num-workers", "0", "--save-prefix", str(tmp_path / "run_"), "--no-progress", "--growth", "16",
+             "--init-channels", "16", "--stem", "7x7", "--extra-filters", "32,32,16,16", "--epochs", "2",
+             "--lr", "1e30"]
+    status, _, err = run_command(train_ssd.main, flags, capsys)
+    expect_one_error_line(status, err, "no checkpoint was written yet")
+    assert re.search(r"error: the training loss is (nan|inf|-inf) at epoch 0 batch \d+;", err), err
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".params")]
+
+
+class Run:
+    """A TrainingRun over a small dense net, writing into ``folder``."""
+
+    def __init__(self, folder, save_frequency=1):
+        from binary_models.training import RunFiles, TrainingRun
+        prefix = os.path.join(folder, "net")
+        self.files = RunFiles(prefix, "-", history=prefix + "-history.json", curves=prefix + "-curves.png",
+                              summary=prefix + "-summary.json", log=prefix + ".log")
+        self.run = TrainingRun(self.files, dict(model="dense", model_kwargs={}, input_size=1, classes=2),
+                               ("loss", "score"), "score", num_epochs=3, save_frequency=save_frequency,
+                               progress=False)
+        self.net = mx.gluon.nn.Dense(2, in_units=3)
+        self.net.initialize()
+
+
+def test_training_run_names_the_newest_checkpoint_when_the_loss_turns_nan(tmp_path):
+    from binary_models.training import TrainingDiverged
+    run = Run(str(tmp_path))
+    run.run.end_epoch(0, {"loss": 1.0, "score": 0.5}, run.net)
+    run.run.check_loss(0.7, 1, 0)
+    with pytest.raises(TrainingDiverged, match="loss is inf at epoch 1 batch 3; the last good checkpoint is %s"
+                       % re.escape(run.files.checkpoint("0") + ".params")):
+        run.run.check_loss(float("inf"), 1, 3)
+
+
+def test_training_run_never_saves_non_finite_weights(tmp_path):
+    from binary_models.training import TrainingDiverged
+    run = Run(str(tmp_path))
+    run.run.end_epoch(0, {"loss": 1.0, "score": 0.5}, run.net)
+    saved = sorted(os.listdir(tmp_path))
+    run.net.weight.set_data(run.net.weight.data() * float("nan"))
+    with pytest.raises(TrainingDiverged, match="parameter .*weight is not finite at the end of epoch 1; the last "
+                                               "good checkpoint is"):
+        run.run.end_epoch(1, {"loss": 0.5, "score": 0.9}, run.net)
+    assert sorted(os.listdir(tmp_path)) == saved
