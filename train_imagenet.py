@@ -132,8 +132,10 @@ def check_arguments(opt):
         raise UsageError("--save-dir %s is a file, not a folder" % opt.save_dir)
     for flag, name in (("--model", opt.model), ("--teacher", opt.teacher)):
         if name and name.lower() not in bm.get_model_list() and name.lower() not in gluoncv_model_list():
-            raise UsageError("%s %s: unknown model; binary_models.get_model_list() and GluonCV's get_model_list() "
-                             "name the models" % (flag, name))
+            try:
+                bm.get_model(name)  # raises naming the closest known models
+            except ValueError as err:
+                raise UsageError("%s: %s" % (flag, err))
     if opt.model.lower() in bm.get_model_list():
         try:
             net = bm.get_model(opt.model, classes=opt.classes, **layer_options(opt))
