@@ -46,8 +46,10 @@ def parse_args(argv=None):
                       "(image folders and digits know their own)")
     data.add_argument("--input-size", type=cli.positive_int, default=None,
                       help="input image size (default 224; 32 for digits); at least the model's minimum")
-    data.add_argument("--crop-ratio", type=cli.number(float, above=0, maximum=1), default=0.875, help="centre-crop ratio of validation images")
-    data.add_argument("-j", "--num-data-workers", "--num-workers", dest="num_workers", type=cli.non_negative_int, default=4,
+    data.add_argument("--crop-ratio", type=cli.number(float, above=0, maximum=1), default=0.875,
+                      help="centre-crop ratio of validation images")
+    data.add_argument("-j", "--num-data-workers", "--num-workers", dest="num_workers", type=cli.non_negative_int,
+                      default=4,
                       help="number of data-loading worker processes")
 
     train = parser.add_argument_group("training")
@@ -62,12 +64,14 @@ def parse_args(argv=None):
     train.add_argument("--label-smoothing", action="store_true", help="label smoothing with eta=0.1")
     train.add_argument("--mixup", action="store_true", help="train with mixup")
     train.add_argument("--mixup-alpha", type=cli.positive_float, default=0.2, help="mixup's Beta(alpha, alpha)")
-    train.add_argument("--mixup-off-epoch", type=cli.non_negative_int, default=0, help="no mixup from this epoch on (0: never off)")
+    train.add_argument("--mixup-off-epoch", type=cli.non_negative_int, default=0,
+                       help="no mixup from this epoch on (0: never off)")
     train.add_argument("--teacher", default=None, help="teacher model name for knowledge distillation")
     train.add_argument("--teacher-params", default=None, help="teacher weights (.params); default: "
                        "the pretrained file of GluonCV's model store, if present (nothing is downloaded)")
     train.add_argument("--temperature", type=cli.positive_float, default=20, help="distillation temperature")
-    train.add_argument("--hard-weight", type=cli.number(float, minimum=0, maximum=1), default=0.5, help="weight of the label loss in distillation")
+    train.add_argument("--hard-weight", type=cli.number(float, minimum=0, maximum=1), default=0.5,
+                       help="weight of the label loss in distillation")
     train.add_argument("--mode", default="hybrid", choices=("hybrid", "imperative"))
     train.add_argument("--dtype", default="float32", choices=("float32", "float16"))
     train.add_argument("--num-gpus", type=cli.non_negative_int, default=0, help="GPUs to use (0: CPU)")
@@ -78,8 +82,10 @@ def parse_args(argv=None):
     binary = parser.add_argument_group("binary layers (binary_models models only)")
     binary.add_argument("--bits", type=int, choices=WEIGHT_BITS, help="weight bits (default 1)")
     binary.add_argument("--bits-a", type=int, choices=WEIGHT_BITS, help="activation bits (default 1)")
-    binary.add_argument("--clip-threshold", type=cli.positive_float, help="t_clip of the straight-through estimator (default 1.3)")
-    binary.add_argument("--activation-method", choices=tuple(ACTIVATION_QUANTIZERS), help="backward of 1-bit activations")
+    binary.add_argument("--clip-threshold", type=cli.positive_float,
+                        help="t_clip of the straight-through estimator (default 1.3)")
+    binary.add_argument("--activation-method", choices=tuple(ACTIVATION_QUANTIZERS),
+                        help="backward of 1-bit activations")
     binary.add_argument("--binarizations", type=cli.positive_int, help="Tang et al.'s m activation binarizations")
     binary.add_argument("--scaling", choices=SCALING_METHODS, help="output scaling of binary layers")
     binary.add_argument("--stem", choices=STEMS, help="first layers (default: the model's; thumbnail for digits)")
@@ -88,13 +94,16 @@ def parse_args(argv=None):
                              "(paper: 5e-7; 0: off)")
 
     output = parser.add_argument_group("output")
-    output.add_argument("--log-interval", type=cli.non_negative_int, default=50, help="batches between log lines (0: none)")
-    output.add_argument("--save-frequency", type=cli.non_negative_int, default=10, help="checkpoint every N epochs (0: only the end)")
+    output.add_argument("--log-interval", type=cli.non_negative_int, default=50,
+                        help="batches between log lines (0: none)")
+    output.add_argument("--save-frequency", type=cli.non_negative_int, default=10,
+                        help="checkpoint every N epochs (0: only the end)")
     output.add_argument("--save-dir", default="params", help="checkpoints, training curve and summary.json")
     output.add_argument("--logging-file", default="train_imagenet.log", help="log file, inside --save-dir "
                         "unless a path is given")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
-    output.add_argument("--resume-epoch", type=cli.non_negative_int, default=0, help="epoch to resume from (the next to train)")
+    output.add_argument("--resume-epoch", type=cli.non_negative_int, default=0,
+                        help="epoch to resume from (the next to train)")
     output.add_argument("--resume-params", default="", help="parameters to resume from")
     output.add_argument("--resume-states", default="", help="trainer states to resume from")
     output.add_argument("--kvstore", default="device", choices=KVSTORES,

@@ -39,9 +39,12 @@ def parse_args(argv=None):
     parser.add_argument("--model", help="model name (default: the run file's)")
     parser.add_argument("--run", help="run file (default: the one beside --params or --packed)")
     parser.add_argument("--stem", help="the model's stem, as trained (default: the run file's)")
-    parser.add_argument("--classes", type=cli.positive_int, help="number of classes, as trained (default: the run file's)")
-    parser.add_argument("--input-size", type=cli.positive_int, help="square input size (default: the run file's, else 224)")
-    parser.add_argument("--crop-ratio", type=cli.number(float, above=0, maximum=1), help="validation crop ratio (default: the run file's, else "
+    parser.add_argument("--classes", type=cli.positive_int,
+                        help="number of classes, as trained (default: the run file's)")
+    parser.add_argument("--input-size", type=cli.positive_int,
+                        help="square input size (default: the run file's, else 224)")
+    parser.add_argument("--crop-ratio", type=cli.number(float, above=0, maximum=1),
+                        help="validation crop ratio (default: the run file's, else "
                         "0.875)")
     parser.add_argument("--classes-file", help="class names, one per line (default: ImageNet's for 1,000 "
                         "classes, the digits', else indices)")

@@ -143,7 +143,8 @@ def check_voc_split(root, split, classes=None):
             problems.append("%s: %s" % (image, err))
             continue
         if real != (width, height):
-            problems.append("%s: <size> is %gx%g, but the image %s is %dx%d" % ((annotation, width, height, image) + real))
+            problems.append("%s: <size> is %gx%g, but the image %s is %dx%d"
+                            % ((annotation, width, height, image) + real))
     if problems:
         listed = problems[:MAX_LISTED_PROBLEMS]
         more = len(problems) - len(listed)

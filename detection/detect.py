@@ -39,7 +39,8 @@ def parse_args(argv=None):
     parser.add_argument("--classes", default=None, help="comma-separated class names (for _custom networks)")
     parser.add_argument("--data-shape", type=cli.number(int, minimum=32), default=None,
                         help="side the images are resized to (default: the network's)")
-    parser.add_argument("--thresh", type=cli.number(float, minimum=0, maximum=1), default=0.5, help="lowest score reported and drawn")
+    parser.add_argument("--thresh", type=cli.number(float, minimum=0, maximum=1), default=0.5,
+                        help="lowest score reported and drawn")
     parser.add_argument("--output-dir", default="detections", help="folder of the PNG files")
     parser.add_argument("--gpus", type=cli.gpu_list, default="", help="GPU to use, e.g. 0 (empty: CPU)")
     opt = parser.parse_args(argv)

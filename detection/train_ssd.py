@@ -60,13 +60,15 @@ def parse_args(argv=None):
     parser.add_argument("--gpus", type=cli.gpu_list, default="", help="GPUs to train on, e.g. 0,1 (empty: CPU)")
     parser.add_argument("--epochs", type=cli.positive_int, default=240, help="training epochs")
     parser.add_argument("--resume", default="", help="resume from these parameters (and their .states)")
-    parser.add_argument("--start-epoch", type=cli.non_negative_int, default=0, help="first epoch to train when resuming")
+    parser.add_argument("--start-epoch", type=cli.non_negative_int, default=0,
+                        help="first epoch to train when resuming")
     parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                         help="default: adam for a binary backbone, sgd for a full-precision one")
     schedules.add_schedule_arguments(parser, lr=0.001, lr_mode="step", lr_decay_epoch="160,200")
     parser.add_argument("--wd", type=cli.non_negative_float, default=0.0005,
                         help="weight decay (binary weights never decay: their wd_mult is 0)")
-    parser.add_argument("--log-interval", type=cli.non_negative_int, default=100, help="batches between log lines (0: none)")
+    parser.add_argument("--log-interval", type=cli.non_negative_int, default=100,
+                        help="batches between log lines (0: none)")
     parser.add_argument("--save-prefix", default="", help="prefix of every output file; the network name is "
                         "appended (e.g. runs/voc/ gives runs/voc/ssd_512_binary_densenet37_voc_best.params)")
     parser.add_argument("--save-interval", type=cli.non_negative_int, default=10,
@@ -81,9 +83,11 @@ def parse_args(argv=None):
                        help="classification checkpoint of the backbone (train_imagenet.py's .params) to start from")
     model.add_argument("--binary-extras", action="store_true",
                        help="binary 3x3 convolutions in SSD's extra layers (default: full precision)")
-    model.add_argument("--extra-filters", type=channel_list, default=None, help="channels of the four extra layers, e.g. "
+    model.add_argument("--extra-filters", type=channel_list, default=None,
+                       help="channels of the four extra layers, e.g. "
                        "128,128,64,64 (default: the preset's, 512,512,256,256 for SSD512)")
-    model.add_argument("--growth", type=cli.positive_int, default=None, help="channels each dense block adds (papers: 64); "
+    model.add_argument("--growth", type=cli.positive_int, default=None,
+                       help="channels each dense block adds (papers: 64); "
                        "smaller values give thin networks for quick experiments")
     model.add_argument("--init-channels", type=cli.positive_int, default=None, help="stem output channels (papers: 64)")
     model.add_argument("--stem", default=None, choices=STEMS, help="first layers (default: the backbone's, "

@@ -236,7 +236,8 @@ def write_folder(root, classes, per_class, size=16):
 
 
 @pytest.mark.parametrize("make, fragment", [
-    (lambda d: [os.makedirs(os.path.join(d, s)) for s in ("train", "val")], "--data-dir {d}/train has no class folders"),
+    (lambda d: [os.makedirs(os.path.join(d, s)) for s in ("train", "val")],
+     "--data-dir {d}/train has no class folders"),
     (lambda d: open(os.path.join(d, "train"), "w").close() or write_folder(os.path.join(d, "val"), "ab", 1),
      "--data-dir train folder not found: {d}/train"),
     (lambda d: [write_folder(os.path.join(d, s), "ab", 0) for s in ("train", "val")],
