@@ -61,3 +61,24 @@ positive_int = number(int, minimum=1)
 non_negative_int = number(int, minimum=0)
 positive_float = number(float, above=0)
 non_negative_float = number(float, minimum=0)
+
+
+def gpu_list(text):
+    """An argparse type: comma-separated GPU numbers (``0,1``; empty: none, the CPU) as a list of ints."""
+    try:
+        gpus = [int(g) for g in text.split(",") if g.strip()]
+    except ValueError:
+        gpus = [-1]
+    if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise argparse.ArgumentTypeError("must be distinct GPU numbers separated by commas, e.g. 0,1 (empty: the "
+                                         "CPU), got %r" % text)
+    return gpus
+
+
+def check_gpus(flag, gpus):
+    """Raise :class:`UsageError` naming ``flag`` when GPU numbers ``gpus`` are not all on this machine."""
+    import mxnet as mx
+    available = mx.context.num_gpus()
+    if gpus and max(gpus) >= available:
+        raise UsageError("%s %s: %s" % (flag, ",".join(map(str, gpus)), "no GPU is available (this MXNet sees none)"
+                                        if not available else "this machine has GPUs 0-%d" % (available - 1)))

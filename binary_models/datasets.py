@@ -11,13 +11,16 @@ seed 0), upscaled (default 32x32), replicated to 3 channels so that every ImageN
 normalised with the training set's mean and standard deviation. Used with ``stem='thumbnail'``.
 """
 import collections
+import logging
+import mmap
 import os
+import struct
 
 import cv2
 import numpy as np
 import mxnet as mx
 from mxnet import gluon
-from mxnet.gluon.data import ArrayDataset, DataLoader
+from mxnet.gluon.data import ArrayDataset, DataLoader, Dataset
 from mxnet.gluon.data.sampler import Sampler
 
 from .cli import UsageError
@@ -120,6 +123,50 @@ def _require(path, what):
     return path
 
 
+def _error_line(err):
+    """The line of an exception's message that says what went wrong (MXNet's start with a traceback)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+class SkipUnreadable(Dataset):
+    """An image folder dataset (``items`` of ``(path, label)``) whose unreadable images (not an image, empty,
+    cut short before the image data) are logged with their path and replaced by the next readable one, so
+    that one bad file never stops an epoch. ``logger``: where the skip is reported (from a loader's worker
+    process, which has no handler of its own, it reaches stderr)."""
+
+    def __init__(self, dataset, logger="binary_models"):
+        self._dataset, self._logger = dataset, logger
+
+    def __len__(self):
+        return len(self._dataset)
+
+    def __getitem__(self, idx):
+        for index in (idx + offset for offset in range(len(self))):
+            index %= len(self)
+            try:
+                return self._dataset[index]
+            except (mx.MXNetError, OSError, ValueError) as err:
+                logging.getLogger(self._logger).warning("skipping unreadable image %s (%s); using the next one"
+                                                        % (self._dataset.items[index][0], _error_line(err)))
+        raise UsageError("no image of %d can be read" % len(self))
+
+
+def check_class_folders(dataset, folder, flag):
+    """Raise :class:`UsageError` naming ``folder`` when ``dataset`` (an ``ImageFolderDataset`` of it) has no
+    class folders, no images, or a class folder without images."""
+    if not dataset.synsets:
+        raise UsageError("%s %s has no class folders (it needs one sub-folder of images per class)" % (flag, folder))
+    counts = collections.Counter(label for _, label in dataset.items)
+    empty = [name for label, name in enumerate(dataset.synsets) if not counts[label]]
+    if len(empty) == len(dataset.synsets):
+        raise UsageError("%s %s: its class folders hold no images (.jpg, .jpeg or .png)" % (flag, folder))
+    if empty:
+        raise UsageError("%s %s: class folder%s %s hold%s no images (.jpg, .jpeg or .png)" % (
+            flag, folder, "s" if len(empty) > 1 else "", ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""),
+            "" if len(empty) > 1 else "s"))
+
+
 def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, num_workers=4, shard=(0, 1),
                       seed=0):
     """ImageNet laid out as ``data_dir/{train,val}/<class>/<image>`` (GluonCV's ``ImageNet`` dataset), with
@@ -129,24 +176,75 @@ def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, nu
     from mxnet.gluon.data.vision import transforms
     root = _require(data_dir, "--data-dir")
     for split in ("train", "val"):
-        _require(os.path.join(root, split), "--data-dir %s folder" % split)
+        if not os.path.isdir(os.path.join(root, split)):
+            raise UsageError("--data-dir %s folder not found: %s" % (split, os.path.join(root, split)))
     train_transform = transforms.Compose([
         transforms.RandomResizedCrop(input_size), transforms.RandomFlipLeftRight(),
         transforms.RandomColorJitter(brightness=JITTER, contrast=JITTER, saturation=JITTER),
         transforms.RandomLighting(LIGHTING), transforms.ToTensor(), transforms.Normalize(MEAN_RGB, STD_RGB)])
     val_transform = validation_transform(imagenet_preprocessing(input_size, crop_ratio))
     train_set, val_set = ImageNet(root, train=True), ImageNet(root, train=False)
-    if not len(train_set.synsets) or not len(train_set):
-        raise UsageError("--data-dir %s/train holds no class folders with images" % root)
+    for dataset, split in ((train_set, "train"), (val_set, "val")):
+        check_class_folders(dataset, os.path.join(root, split), "--data-dir")
     if train_set.synsets != val_set.synsets:
         raise UsageError("--data-dir: train/ and val/ have different class folders")
-    return _loader_data(train_set.transform_first(train_transform), val_set.transform_first(val_transform),
+    return _loader_data(SkipUnreadable(train_set).transform_first(train_transform),
+                        SkipUnreadable(val_set).transform_first(val_transform),
                         batch_size, num_workers, shard, seed, len(train_set.synsets), input_size)
 
 
-def _count_records(idx_path):
-    with open(idx_path) as f:
-        return sum(1 for line in f if line.strip())
+RECORD_MAGIC = 0xced7230a  # dmlc-core's RecordIO: every record starts with it and (flag << 29 | length)
+RECORD_LENGTH_BITS = 29
+
+
+def _read_index(idx, idx_flag):
+    """The offsets of an ``MXIndexedRecordIO`` index (lines ``key<TAB>offset``)."""
+    if not os.path.isfile(idx):
+        raise UsageError("%s %s is not a file" % (idx_flag, idx))
+    offsets = []
+    with open(idx, "rb") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                key, offset = (int(field) for field in fields)
+            except ValueError:
+                key = offset = -1
+            if offset < 0:
+                raise UsageError("%s %s: line %d is %r, not 'index<TAB>offset' (a RecordIO index written by im2rec "
+                                 "or MXIndexedRecordIO)" % (idx_flag, idx, number, line.decode("latin-1").strip()[:60]))
+            offsets.append(offset)
+    if not offsets:
+        raise UsageError("%s %s lists no records" % (idx_flag, idx))
+    return offsets
+
+
+def check_record_file(rec, idx, rec_flag="--rec", idx_flag="--rec-idx"):
+    """Check a RecordIO file against its index before MXNet opens them (a cut-off ``.rec`` crashes
+    ``ImageRecordIter``, at worst with a segmentation fault): every indexed record starts with RecordIO's
+    magic number and ends inside the file. Raises :class:`UsageError` naming the file; returns the number
+    of records."""
+    offsets = _read_index(idx, idx_flag)
+    if not os.path.isfile(rec):
+        raise UsageError("%s %s is not a file" % (rec_flag, rec))
+    size = os.path.getsize(rec)
+    if size == 0:
+        raise UsageError("%s %s is empty; %s lists %d records" % (rec_flag, rec, idx, len(offsets)))
+    with open(rec, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for offset in offsets:
+            if offset + 8 > size:
+                raise UsageError("%s %s is cut short: %s lists a record at byte %d, the file has %d bytes"
+                                 % (rec_flag, rec, idx, offset, size))
+            magic, header = struct.unpack_from("<II", data, offset)
+            if magic != RECORD_MAGIC:
+                raise UsageError("%s %s has no record at byte %d, where %s lists one (a corrupt file, or the "
+                                 "index of another file)" % (rec_flag, rec, offset, idx))
+            end = offset + 8 + (header & ((1 << RECORD_LENGTH_BITS) - 1))
+            if end > size:
+                raise UsageError("%s %s is cut short: its record at byte %d ends at byte %d, the file has %d bytes"
+                                 % (rec_flag, rec, offset, end, size))
+    return len(offsets)
 
 
 def record_data(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_size, classes, input_size=224,
@@ -156,6 +254,12 @@ def record_data(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_size, clas
     into ``shard[1]`` parts."""
     paths = [_require(p, flag) for p, flag in ((rec_train, "--rec-train"), (rec_train_idx, "--rec-train-idx"),
                                                 (rec_val, "--rec-val"), (rec_val_idx, "--rec-val-idx"))]
+    num_records = check_record_file(paths[0], paths[1], "--rec-train", "--rec-train-idx")
+    check_record_file(paths[2], paths[3], "--rec-val", "--rec-val-idx")
+    num_train = num_records // shard[1]
+    if num_train < batch_size:
+        raise UsageError("the training set has %d records for this worker, fewer than one batch of %d"
+                         % (num_train, batch_size))
     mean = dict(mean_r=MEAN_RGB[0] * 255, mean_g=MEAN_RGB[1] * 255, mean_b=MEAN_RGB[2] * 255,
                 std_r=STD_RGB[0] * 255, std_g=STD_RGB[1] * 255, std_b=STD_RGB[2] * 255)
     shape = (3, input_size, input_size)
@@ -168,6 +272,5 @@ def record_data(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_size, clas
     val = mx.io.ImageRecordIter(
         path_imgrec=paths[2], path_imgidx=paths[3], preprocess_threads=max(num_workers, 1), shuffle=False,
         batch_size=batch_size, resize=int(round(input_size / crop_ratio)), data_shape=shape, **mean)
-    num_train = _count_records(paths[1]) // shard[1]
     return ClassificationData(train, val, lambda batch, ctx: _split_batch(batch.data[0], batch.label[0], ctx),
                               num_train, classes, input_size, lambda epoch: train.reset())

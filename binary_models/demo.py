@@ -10,7 +10,6 @@
 
 Everything goes into one folder (``demo_output/``). ``python -m binary_models.demo --help`` lists the knobs.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -164,13 +163,19 @@ def summarize(out_dir, check, training):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m binary_models.demo", description=__doc__.split("\n")[0])
+    from . import cli
+    from .model_zoo import get_model
+    from .stats import check_input_size
+    parser = cli.ArgumentParser(prog="python -m binary_models.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--output", default="demo_output", help="folder for everything the demo writes")
-    parser.add_argument("--epochs", type=int, default=DEMO_TRAINING["epochs"])
-    parser.add_argument("--input-size", type=int, default=DEMO_TRAINING["input_size"])
-    parser.add_argument("--batch-size", type=int, default=DEMO_TRAINING["batch_size"])
-    parser.add_argument("--lr", type=float, default=DEMO_TRAINING["lr"])
+    parser.add_argument("--epochs", type=cli.positive_int, default=DEMO_TRAINING["epochs"])
+    parser.add_argument("--input-size", type=cli.positive_int, default=DEMO_TRAINING["input_size"])
+    parser.add_argument("--batch-size", type=cli.positive_int, default=DEMO_TRAINING["batch_size"])
+    parser.add_argument("--lr", type=cli.positive_float, default=DEMO_TRAINING["lr"])
     args = parser.parse_args(argv)
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise cli.UsageError("--output %s is a file, not a folder" % args.output)
+    check_input_size(get_model(MODEL, stem="thumbnail", classes=10), args.input_size, name=MODEL)
     started = time.time()
     os.makedirs(args.output, exist_ok=True)
     show_statistics(args.input_size)
@@ -186,4 +191,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import run_script
+    sys.exit(run_script(main))

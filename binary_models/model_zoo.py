@@ -59,15 +59,15 @@ def get_model(name, **kwargs):
 _minimum_sizes = {}  # (name, model arguments) -> minimum_input_size
 
 
-def minimum_input_size(model, **kwargs):
-    """The least side ``s`` of a square ``(N, 3, s, s)`` input that ``model`` (a name of :func:`get_model`,
+def minimum_input_size(model, in_channels=3, **kwargs):
+    """The least side ``s`` of a square ``(N, in_channels, s, s)`` input that ``model`` (a name of :func:`get_model`,
     built with ``kwargs``, or a Gluon HybridBlock) accepts: every convolution and pooling window fits its
     input; larger inputs all fit (sizes only grow with the input). Found by shape inference of the model's
     symbol (no weights, no computation), e.g. 29 for meliusnet22 (stride 32), 8 with ``stem='thumbnail'``."""
     key = None
     if isinstance(model, str):
         try:
-            key = (model.lower(), tuple(sorted(kwargs.items())))
+            key = (model.lower(), in_channels, tuple(sorted(kwargs.items())))
             hash(key)
         except TypeError:
             key = None
@@ -83,7 +83,7 @@ def minimum_input_size(model, **kwargs):
     def fits(side):
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # MXNet prints the arguments of a failed inference
-                symbol.infer_shape(data=(1, 3, side, side))
+                symbol.infer_shape(data=(1, in_channels, side, side))
             return True
         except mx.MXNetError:
             return False

@@ -14,7 +14,6 @@ classes, the digits', ``--classes-file``, else indices) and the latency per imag
 as JSON (the schema of ``deploy/``'s C++ program); ``--output-dir`` writes a PNG of each image with its labels.
 Bad input exits with status 2 and one ``error: ...`` line.
 """
-import argparse
 import json
 import os
 import sys
@@ -24,13 +23,13 @@ import binary_models  # noqa: F401  (first: it gives MXNet every core before mxn
 import numpy as np
 import mxnet as mx
 
-from . import files, labels, transforms
+from . import cli, files, labels, transforms
 from .cli import UsageError, run_script
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m binary_models.predict",
-                                     description="Classify images with a trained (--params) or packed (--packed) "
+    parser = cli.ArgumentParser(prog="python -m binary_models.predict",
+                                description="Classify images with a trained (--params) or packed (--packed) "
                                                  "model; prints the top classes and the latency.")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -40,23 +39,20 @@ def parse_args(argv=None):
     parser.add_argument("--model", help="model name (default: the run file's)")
     parser.add_argument("--run", help="run file (default: the one beside --params or --packed)")
     parser.add_argument("--stem", help="the model's stem, as trained (default: the run file's)")
-    parser.add_argument("--classes", type=int, help="number of classes, as trained (default: the run file's)")
-    parser.add_argument("--input-size", type=int, help="square input size (default: the run file's, else 224)")
-    parser.add_argument("--crop-ratio", type=float, help="validation crop ratio (default: the run file's, else "
+    parser.add_argument("--classes", type=cli.positive_int,
+                        help="number of classes, as trained (default: the run file's)")
+    parser.add_argument("--input-size", type=cli.positive_int,
+                        help="square input size (default: the run file's, else 224)")
+    parser.add_argument("--crop-ratio", type=cli.number(float, above=0, maximum=1),
+                        help="validation crop ratio (default: the run file's, else "
                         "0.875)")
     parser.add_argument("--classes-file", help="class names, one per line (default: ImageNet's for 1,000 "
                         "classes, the digits', else indices)")
-    parser.add_argument("--top", type=int, default=5, help="classes shown per image")
-    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    parser.add_argument("--top", type=cli.positive_int, default=5, help="classes shown per image")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=1, help="images per forward pass")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--output-dir", help="write IMAGE_prediction.png (the image and its top classes) here")
-    opt = parser.parse_args(argv)
-    for flag in ("top", "batch_size", "input_size", "classes"):
-        if getattr(opt, flag) is not None and getattr(opt, flag) < 1:
-            raise UsageError("--%s must be at least 1" % flag.replace("_", "-"))
-    if opt.crop_ratio is not None and opt.crop_ratio <= 0:
-        raise UsageError("--crop-ratio must be positive")
-    return opt
+    return parser.parse_args(argv)
 
 
 def load_model(opt):

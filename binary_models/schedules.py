@@ -1,5 +1,8 @@
 """Learning-rate schedules and optimizer parameters of both training scripts (GluonCV's flags and
 ``LRSequential``)."""
+import argparse
+
+from . import cli
 from .cli import UsageError
 
 LR_MODES = ("step", "cosine", "poly", "linear")
@@ -11,6 +14,24 @@ def parse_epochs(text):
         return [int(e) for e in str(text).split(",") if e.strip()]
     except ValueError:
         raise UsageError("epochs must be comma-separated integers, got %r" % (text,))
+
+
+def epoch_list(text):
+    """argparse type of ``--lr-decay-epoch``: :func:`parse_epochs`, each epoch at least 1."""
+    try:
+        epochs = parse_epochs(text)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err))
+    if any(e < 1 for e in epochs):
+        raise argparse.ArgumentTypeError("epochs must be at least 1, got %r" % (text,))
+    return text
+
+
+def check_schedule(opt, num_epochs, epochs_flag):
+    """The rules between the schedule's flags and the run's length (``epochs_flag``): the warm-up ends
+    before the last epoch."""
+    if opt.warmup_epochs and opt.warmup_epochs >= num_epochs:
+        raise UsageError("--warmup-epochs %d must be below %s %d" % (opt.warmup_epochs, epochs_flag, num_epochs))
 
 
 def lr_schedule(mode, base_lr, num_epochs, iters_per_epoch, warmup_epochs=0, warmup_lr=0.0,
@@ -35,14 +56,17 @@ def lr_schedule(mode, base_lr, num_epochs, iters_per_epoch, warmup_epochs=0, war
 
 def add_schedule_arguments(group, lr, lr_mode, lr_decay_epoch):
     """The learning-rate flags both training scripts share (GluonCV's names), with per-script defaults."""
-    group.add_argument("--lr", type=float, default=lr, help="base learning rate")
+    group.add_argument("--lr", type=cli.positive_float, default=lr, help="base learning rate")
     group.add_argument("--lr-mode", default=lr_mode, choices=LR_MODES)
-    group.add_argument("--lr-decay", type=float, default=0.1, help="factor of each step decay")
-    group.add_argument("--lr-decay-period", type=int, default=0, help="decay every N epochs (0: use --lr-decay-epoch)")
-    group.add_argument("--lr-decay-epoch", default=lr_decay_epoch, help="epochs of the step decays")
-    group.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate at the start of the warm-up")
-    group.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear warm-up")
-    group.add_argument("--momentum", type=float, default=0.9, help="momentum of sgd and nag")
+    group.add_argument("--lr-decay", type=cli.positive_float, default=0.1, help="factor of each step decay")
+    group.add_argument("--lr-decay-period", type=cli.non_negative_int, default=0,
+                       help="decay every N epochs (0: use --lr-decay-epoch)")
+    group.add_argument("--lr-decay-epoch", type=epoch_list, default=lr_decay_epoch, help="epochs of the step decays")
+    group.add_argument("--warmup-lr", type=cli.non_negative_float, default=0.0,
+                       help="learning rate at the start of the warm-up")
+    group.add_argument("--warmup-epochs", type=cli.non_negative_int, default=0, help="epochs of linear warm-up")
+    group.add_argument("--momentum", type=cli.number(float, minimum=0, maximum=1), default=0.9,
+                       help="momentum of sgd and nag")
 
 
 def optimizer_params(opt, optimizer, num_epochs, iters_per_epoch):

@@ -15,13 +15,15 @@ well under a second.
 
 Command line: ``python -m binary_models.stats NAME [--input-size 224] [--json]`` or ``--all``.
 """
-import argparse
+import contextlib
+import io
 import json
 import sys
 
 import mxnet as mx
 from mxnet.gluon import nn
 
+from . import cli
 from .layers import QConv2D, QDense, QuantizedLayer
 
 BINARY_SPEEDUP = 64  # MeliusNet: OPs = BOPs / 64 + FLOPs (BinaryDenseNet writes /32, but counts 64x)
@@ -126,7 +128,11 @@ def model_statistics(net, input_size=224, name=None, in_channels=3):
             hook.detach()
     data_shape = (1, in_channels, input_size, input_size)
     group = mx.sym.Group([s for _, _, inp, out in traced for s in (inp, out)])
-    arg_shapes, out_shapes, aux_shapes = group.infer_shape(data=data_shape)
+    if _infer_shapes(group, data_shape) is None:
+        from .model_zoo import minimum_input_size
+        raise ValueError("input_size %s is too small for %s: the smallest is %d"
+                         % (input_size, name, minimum_input_size(net, in_channels)))
+    arg_shapes, out_shapes, aux_shapes = _infer_shapes(group, data_shape)
     shapes = dict(zip(group.list_arguments(), arg_shapes))
     shapes.update(zip(group.list_auxiliary_states(), aux_shapes))
     layers = []
@@ -141,6 +147,16 @@ def model_statistics(net, input_size=224, name=None, in_channels=3):
         layers.append(dict(layer=path, kind=_layer_kind(block), bits=bits, output_shape=tuple(out_shape),
                            params=sum(counts.values()), bops=bops, flops=flops, size_bits=size_bits))
     return ModelStats(name, input_size, layers)
+
+
+def _infer_shapes(symbol, data_shape):
+    """``symbol.infer_shape(data=data_shape)``, or None where the shapes do not fit (MXNet's own message
+    about it, printed on stdout, is kept out of the output)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            return symbol.infer_shape(data=data_shape)
+        except mx.MXNetError:
+            return None
 
 
 # Published OPs (1e8, default stem) and sizes (MB) of the models outside MeliusNet Table 1.
@@ -184,25 +200,40 @@ def comparison_table(names, input_size=224, reference=None):
     return "\n".join(lines)
 
 
+def check_input_size(net, input_size, flag="--input-size", name=None):
+    """Raise :class:`~binary_models.cli.UsageError` naming ``flag`` when ``input_size`` is below what
+    ``net`` (a block or a model name) accepts (:func:`~binary_models.model_zoo.minimum_input_size`)."""
+    from .model_zoo import minimum_input_size
+    smallest = minimum_input_size(net)
+    if input_size < smallest:
+        raise cli.UsageError("%s %d is too small for %s: it needs at least %d pixels"
+                             % (flag, input_size, name or net, smallest))
+
+
 def main(argv=None):
-    from .model_zoo import get_model_list
-    parser = argparse.ArgumentParser(prog="python -m binary_models.stats", description=__doc__.split("\n")[0])
+    from .model_zoo import get_model, get_model_list
+    from .models.common import STEMS
+    parser = cli.ArgumentParser(prog="python -m binary_models.stats", description=__doc__.split("\n")[0])
     parser.add_argument("model", nargs="?", help="model name (see binary_models.get_model_list())")
-    parser.add_argument("--input-size", type=int, default=224, help="square input size (default 224)")
-    parser.add_argument("--stem", help="override the model's stem ('grouped', '7x7', 'thumbnail')")
+    parser.add_argument("--input-size", type=cli.positive_int, default=224, help="square input size (default 224)")
+    parser.add_argument("--stem", choices=STEMS, help="override the model's stem")
     parser.add_argument("--json", action="store_true", help="print the totals as JSON")
     parser.add_argument("--all", action="store_true", help="one row per model, like MeliusNet Table 1")
     args = parser.parse_args(argv)
     if args.all:
+        if args.model or args.stem:
+            parser.error("--all lists every model with its own stem: give no model name or --stem")
+        for name in get_model_list():
+            check_input_size(name, args.input_size, name=name)
         print(comparison_table(get_model_list(), args.input_size, paper_numbers() if args.input_size == 224 else None))
         return 0
     if not args.model:
         parser.error("give a model name or --all")
-    from .model_zoo import get_model
     try:
         net = get_model(args.model, **({"stem": args.stem} if args.stem else {}))
     except ValueError as err:
-        parser.exit(2, "error: %s\n" % err)
+        raise cli.UsageError(err)
+    check_input_size(net, args.input_size, name=args.model)
     stats = model_statistics(net, args.input_size, name=args.model)
     print(json.dumps(dict(model=args.model, input_size=args.input_size, **stats.totals))
           if args.json else stats.table())
@@ -210,4 +241,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run_script(main))

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 
+from .cli import UsageError, number
 from .files import FileProblem, lock_run, run_file, save_checkpoint, unlock_run, write_json, write_run_file
 from .plots import plot_curves
 
@@ -49,6 +50,15 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     mx.random.seed(seed)
+
+
+# The ``--seed`` flag's type: what NumPy's generator accepts.
+seed_type = number(int, minimum=0, maximum=2 ** 32 - 1)
+
+
+class TrainingDiverged(UsageError):
+    """The loss or the weights became NaN or infinite: the run stops (``error: ...``, exit status 2) and
+    keeps its last good checkpoint."""
 
 
 def load_history(path, start_epoch, keys):
@@ -105,6 +115,8 @@ class TrainingRun:
     The chief holds the run's lock (:func:`~binary_models.files.lock_run`) from here to :meth:`finish`: a
     second run with the same checkpoint prefix is refused, naming the process of this one."""
 
+    last_checkpoint = None  # the newest checkpoint this run wrote (its .params file)
+
     def __init__(self, files, record, history_keys, best_key, num_epochs, start_epoch=0, seed=0,
                  save_frequency=1, periodic_tag=lambda epoch, metrics: str(epoch), curves=None, title="",
                  is_chief=True, progress=True):
@@ -134,6 +146,7 @@ class TrainingRun:
         """Record ``metrics`` (history key -> value, None when not measured), save the best checkpoint
         (``{prefix}{sep}best.params``) when ``metrics[best_key]`` improved and the periodic one, rewrite
         history and curves. Returns True when this epoch is the best so far."""
+        self.check_weights(net, epoch)
         for key, values in self.history.items():
             values.append(metrics.get(key))
         if not self.is_chief:
@@ -143,13 +156,48 @@ class TrainingRun:
         if improved:
             self.best = score
             save_checkpoint(self.files.checkpoint("best"), net)
+            self.last_checkpoint = self.files.checkpoint("best") + ".params"
         last = epoch + 1 == self.num_epochs
         if (self.save_frequency and (epoch + 1) % self.save_frequency == 0) or last:
-            save_checkpoint(self.files.checkpoint(self.periodic_tag(epoch, metrics)), net, trainer)
+            periodic = self.files.checkpoint(self.periodic_tag(epoch, metrics))
+            save_checkpoint(periodic, net, trainer)
+            self.last_checkpoint = periodic + ".params"
         write_json(self.files.history, self.history)
         plot_curves(self.files.curves, {label: [math.nan if v is None else v for v in self.history[key]]
                                         for label, key in self.curves.items()}, title=self.title)
         return improved
+
+    def check_loss(self, loss, epoch, batch):
+        """Stop the run with :class:`TrainingDiverged` when ``loss`` (of batch ``batch`` of ``epoch``) is NaN
+        or infinite, before anything is saved with the weights it came from; the message names the last good
+        checkpoint."""
+        if not math.isfinite(loss):
+            raise self._diverged("the training loss is %s at epoch %d batch %d" % (loss, epoch, batch))
+
+    def check_weights(self, net, epoch):
+        """Stop the run with :class:`TrainingDiverged` when a parameter of ``net`` holds a NaN or an infinity
+        at the end of ``epoch`` (an update after the last finite loss): it is never saved."""
+        import mxnet as mx
+        params = [(name, p.list_data()[0]) for name, p in net.collect_params().items() if p._data is not None]
+        if not params:
+            return
+        finite = mx.nd.concat(*[mx.nd.contrib.isfinite(d).min().reshape((1,)) for _, d in params], dim=0)
+        bad = [name for (name, _), ok in zip(params, finite.asnumpy()) if not ok]
+        if bad:
+            raise self._diverged("parameter %s is not finite at the end of epoch %d" % (bad[0], epoch))
+
+    def _diverged(self, what):
+        """The :class:`TrainingDiverged` of ``what``, naming the last good checkpoint; the run ends here, so
+        its lock is released (the run did end, without a summary)."""
+        path = self.last_checkpoint
+        if path is None and os.path.isfile(self.files.checkpoint("best") + ".params"):
+            path = self.files.checkpoint("best") + ".params"  # of the run this one resumes
+        if self.is_chief:
+            unlock_run(self.files.lock)
+        if path is None:
+            return TrainingDiverged("%s; no checkpoint was written yet (a lower --lr may help)" % what)
+        return TrainingDiverged("%s; the last good checkpoint is %s (nothing was saved after it; a lower --lr "
+                                "may help)" % (what, path))
 
     def finish(self, reported, **fields):
         """Write the summary: ``fields``, the epochs, wall time, the best epoch and, for each ``name: key``

@@ -15,12 +15,13 @@ backgrounds, written as JPEG images, VOC XML annotations and ``ImageSets/Main/{t
 ``VOC2012`` folders and VOC class names, which GluonCV's ``VOCDetection`` and its unchanged
 ``train_ssd.py --dataset voc`` read as they read the real VOCdevkit.
 """
-import argparse
+import math
 import os
 import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from . import cli
 from .cli import UsageError
 
 MAX_LISTED_PROBLEMS = 10
@@ -49,9 +50,23 @@ def _number(element, tag):
     if child is None or child.text is None:
         raise ValueError("has no <%s>" % tag)
     try:
-        return float(child.text)
+        value = float(child.text)
     except ValueError:
-        raise ValueError("<%s> is %r, not a number" % (tag, child.text))
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError("<%s> is %r, not a finite number" % (tag, child.text.strip()))
+    return value
+
+
+def image_size(path):
+    """``(width, height)`` of an image file, read from its header; raises ``ValueError`` when the file is
+    not an image (GluonCV would fail on it mid-epoch)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError) as err:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError("is not a readable image (%s)" % err)
 
 
 def parse_annotation(path, classes=None):
@@ -103,7 +118,9 @@ def parse_annotation(path, classes=None):
 
 def check_voc_split(root, split, classes=None):
     """Check every image and annotation of ``<root>`` split ``split``; return the class names found.
-    Raises :class:`UsageError` listing each bad file and its problem (nothing is skipped)."""
+    Each image's header is read: it must be an image of the size its annotation's ``<size>`` states
+    (GluonCV checks the boxes against ``<size>`` only). Raises :class:`UsageError` listing each bad file
+    and its problem (nothing is skipped)."""
     problems, names = [], set()
     for image_id in read_split(root, split):
         annotation = os.path.join(root, "Annotations", image_id + ".xml")
@@ -111,12 +128,23 @@ def check_voc_split(root, split, classes=None):
         if not os.path.isfile(annotation):
             problems.append("%s: missing (listed in %s)" % (annotation, split_file(root, split)))
             continue
-        if not os.path.isfile(image):
-            problems.append("%s: missing (annotated in %s)" % (image, annotation))
         try:
-            names.update(name for name, _, _ in parse_annotation(annotation, classes)[2])
+            width, height, objects = parse_annotation(annotation, classes)
+            names.update(name for name, _, _ in objects)
         except ValueError as err:
             problems.append("%s: %s" % (annotation, err))
+            continue
+        if not os.path.isfile(image):
+            problems.append("%s: missing (annotated in %s)" % (image, annotation))
+            continue
+        try:
+            real = image_size(image)
+        except ValueError as err:
+            problems.append("%s: %s" % (image, err))
+            continue
+        if real != (width, height):
+            problems.append("%s: <size> is %gx%g, but the image %s is %dx%d"
+                            % ((annotation, width, height, image) + real))
     if problems:
         listed = problems[:MAX_LISTED_PROBLEMS]
         more = len(problems) - len(listed)
@@ -233,9 +261,26 @@ def _write_split(folder, split, count, rng, size, first_index, shapes, names=Non
     return first_index + count
 
 
+# The smallest shape side in pixels: a triangle of side 3 still has a box with xmin < xmax, and the
+# default shapes (min_size 0.15) reach it at images of 20 pixels.
+MIN_SHAPE_SIDE = 3
+SYNTHETIC_MIN_SIZE = 20
+
+
+def check_synthetic_arguments(num_train, num_val, size, min_size=0.15, **shapes):
+    """Raise ``ValueError`` naming the argument when a synthetic set cannot be written as asked."""
+    for name, count in (("num_train", num_train), ("num_val", num_val)):
+        if not (isinstance(count, int) and count >= 1):
+            raise ValueError("%s must be an integer >= 1, got %r" % (name, count))
+    if not (isinstance(size, int) and int(min_size * size) >= MIN_SHAPE_SIDE):
+        raise ValueError("size %r is too small: the smallest shapes (min_size %g x size) need %d pixels for "
+                         "valid boxes" % (size, min_size, MIN_SHAPE_SIDE))
+
+
 def make_synthetic_voc(root, num_train=64, num_val=32, size=128, seed=0, **shapes):
     """Write a synthetic VOC-format data set to ``root`` (splits ``train`` and ``val``); returns ``root``.
     ``shapes``: :func:`synthetic_image`'s ``max_objects``, ``min_size``, ``max_size``."""
+    check_synthetic_arguments(num_train, num_val, size, **shapes)
     rng = np.random.RandomState(seed)
     index = 0
     for split, count in (("train", num_train), ("val", num_val)):
@@ -253,6 +298,7 @@ def make_synthetic_pascal_voc(root, num_train=64, num_val=32, size=128, seed=0, 
     ``train_ssd.py --dataset voc`` read it: training images split over ``VOC2007`` and ``VOC2012``
     ``trainval`` (GluonCV's 07+12), validation images in ``VOC2007`` ``test``; objects are named with
     :data:`VOC_NAMES` (aeroplane, bicycle, bird). Returns ``root``."""
+    check_synthetic_arguments(num_train, num_val, size, **shapes)
     rng = np.random.RandomState(seed)
     index = 0
     for year, split, count in ((2007, "trainval", num_train - num_train // 2), (2012, "trainval", num_train // 2),
@@ -263,17 +309,22 @@ def make_synthetic_pascal_voc(root, num_train=64, num_val=32, size=128, seed=0, 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Write a synthetic VOC-format detection data set.")
+    from .training import seed_type
+    parser = cli.ArgumentParser(prog="python -m binary_models.voc",
+                                description="Write a synthetic VOC-format detection data set.")
     parser.add_argument("root", help="output folder")
-    parser.add_argument("--train", type=int, default=64, help="training images")
-    parser.add_argument("--val", type=int, default=32, help="validation images")
-    parser.add_argument("--size", type=int, default=128, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train", type=cli.positive_int, default=64, help="training images")
+    parser.add_argument("--val", type=cli.positive_int, default=32, help="validation images")
+    parser.add_argument("--size", type=cli.number(int, minimum=SYNTHETIC_MIN_SIZE), default=128,
+                        help="image side in pixels")
+    parser.add_argument("--seed", type=seed_type, default=0)
     parser.add_argument("--voc-classes", action="store_true",
                         help="write Pascal VOC's layout and class names instead (VOC2007/VOC2012 trainval, VOC2007 "
                              "test; %s), which GluonCV's VOCDetection and train_ssd.py --dataset voc read as is"
                              % ", ".join("%s as %s" % item for item in sorted(VOC_NAMES.items())))
     args = parser.parse_args(argv)
+    if os.path.exists(args.root) and not os.path.isdir(args.root):
+        raise UsageError("%s is a file, not a folder" % args.root)
     if args.voc_classes:
         make_synthetic_pascal_voc(args.root, args.train, args.val, args.size, args.seed)
         print("wrote %d + %d images of %s as Pascal VOC (VOC2007, VOC2012) to %s"
@@ -284,4 +335,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_script(main)

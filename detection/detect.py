@@ -18,7 +18,7 @@ import binary_models as bm  # first: it gives MXNet every core before mxnet is i
 import numpy as np
 import mxnet as mx
 
-from binary_models import files
+from binary_models import cli, files
 from binary_models.cli import UsageError, run_script
 from binary_models.models import ssd
 from binary_models.plots import save_png
@@ -28,8 +28,8 @@ STD_RGB = (0.229, 0.224, 0.225)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Detect objects with a trained SSD; writes PNGs, prints JSON.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.ArgumentParser(description="Detect objects with a trained SSD; writes PNGs, prints JSON.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument("--network", default=None, help="SSD name, e.g. ssd_512_binary_densenet37_voc (default: "
                         "the run file's)")
@@ -37,12 +37,17 @@ def parse_args(argv=None):
     parser.add_argument("--run", default=None, help="train_ssd.py's *_run.json (default: the one beside --params)")
     parser.add_argument("--summary", default=None, help="train_ssd.py's *_summary.json, for runs without a run file")
     parser.add_argument("--classes", default=None, help="comma-separated class names (for _custom networks)")
-    parser.add_argument("--data-shape", type=int, default=None,
+    parser.add_argument("--data-shape", type=cli.number(int, minimum=32), default=None,
                         help="side the images are resized to (default: the network's)")
-    parser.add_argument("--thresh", type=float, default=0.5, help="lowest score reported and drawn")
+    parser.add_argument("--thresh", type=cli.number(float, minimum=0, maximum=1), default=0.5,
+                        help="lowest score reported and drawn")
     parser.add_argument("--output-dir", default="detections", help="folder of the PNG files")
-    parser.add_argument("--gpus", default="", help="GPU to use, e.g. 0 (empty: CPU)")
-    return parser.parse_args(argv)
+    parser.add_argument("--gpus", type=cli.gpu_list, default="", help="GPU to use, e.g. 0 (empty: CPU)")
+    opt = parser.parse_args(argv)
+    if len(opt.gpus) > 1:
+        raise UsageError("--gpus %s: detect.py uses one GPU" % ",".join(map(str, opt.gpus)))
+    cli.check_gpus("--gpus", opt.gpus)
+    return opt
 
 
 def training_record(opt):
@@ -139,7 +144,7 @@ def draw(path, image, detections, classes):
 
 def main(argv=None):
     opt = parse_args(argv)
-    ctx = mx.gpu(int(opt.gpus)) if opt.gpus.strip() else mx.cpu()
+    ctx = mx.gpu(opt.gpus[0]) if opt.gpus else mx.cpu()
     for path in opt.images:
         if not os.path.isfile(path):
             raise UsageError("image not found: %s" % path)

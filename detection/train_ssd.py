@@ -20,12 +20,12 @@ import binary_models as bm  # first: it gives MXNet every core before mxnet is i
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from binary_models import files, schedules, voc
+from binary_models import cli, files, schedules, voc
 from binary_models.cli import UsageError, run_script
 from binary_models.datasets import ShardSampler
 from binary_models.models import ssd
 from binary_models.models.common import STEMS
-from binary_models.training import RunFiles, TrainingRun, setup_logger, seed_everything
+from binary_models.training import RunFiles, TrainingRun, seed_everything, seed_type, setup_logger
 import binary_models.optimizers  # noqa: F401  (registers 'radam')
 
 OPTIMIZERS = ("adam", "radam", "sgd", "nag")
@@ -38,39 +38,43 @@ VOC_VAL_SPLITS = ((2007, "test"),)
 FOLDER_TRAIN_SPLITS = ("trainval", "train")
 FOLDER_VAL_SPLITS = ("test", "val")
 NMS_THRESH, NMS_TOPK = 0.45, 400  # GluonCV's validation settings
+# SSD reads the backbone's stride-32 map and four smaller ones: the smallest input that leaves them a pixel.
+DATA_SHAPE = cli.number(int, minimum=32)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Train an SSD detector with a binary backbone.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.ArgumentParser(description="Train an SSD detector with a binary backbone.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--network", default="binary_densenet37",
                         help="base network: %s, or a GluonCV SSD base (vgg16_atrous, resnet50_v1, ...)"
                              % ", ".join(ssd.REGISTERED_BACKBONES))
-    parser.add_argument("--data-shape", type=int, default=512, help="input size: 300 or 512 (the presets); "
+    parser.add_argument("--data-shape", type=DATA_SHAPE, default=512, help="input size: 300 or 512 (the presets); "
                         "other sizes use the SSD paper's anchor scales")
     parser.add_argument("--dataset", default="voc", help="'voc', 'coco', or the path of a VOC-format folder "
                         "(JPEGImages/, Annotations/, ImageSets/Main/{trainval|train,test|val}.txt)")
     parser.add_argument("--dataset-root", default=None, help="root of voc or coco (default: GluonCV's "
                         "~/.mxnet/datasets/voc or ~/.mxnet/datasets/coco)")
-    parser.add_argument("--batch-size", type=int, default=32, help="training mini-batch size")
-    parser.add_argument("--num-workers", "-j", dest="num_workers", type=int, default=4,
+    parser.add_argument("--batch-size", type=cli.positive_int, default=32, help="training mini-batch size")
+    parser.add_argument("--num-workers", "-j", dest="num_workers", type=cli.non_negative_int, default=4,
                         help="number of data-loading worker processes")
-    parser.add_argument("--gpus", default="", help="GPUs to train on, e.g. 0,1 (empty: CPU)")
-    parser.add_argument("--epochs", type=int, default=240, help="training epochs")
+    parser.add_argument("--gpus", type=cli.gpu_list, default="", help="GPUs to train on, e.g. 0,1 (empty: CPU)")
+    parser.add_argument("--epochs", type=cli.positive_int, default=240, help="training epochs")
     parser.add_argument("--resume", default="", help="resume from these parameters (and their .states)")
-    parser.add_argument("--start-epoch", type=int, default=0, help="first epoch to train when resuming")
+    parser.add_argument("--start-epoch", type=cli.non_negative_int, default=0,
+                        help="first epoch to train when resuming")
     parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                         help="default: adam for a binary backbone, sgd for a full-precision one")
     schedules.add_schedule_arguments(parser, lr=0.001, lr_mode="step", lr_decay_epoch="160,200")
-    parser.add_argument("--wd", type=float, default=0.0005,
+    parser.add_argument("--wd", type=cli.non_negative_float, default=0.0005,
                         help="weight decay (binary weights never decay: their wd_mult is 0)")
-    parser.add_argument("--log-interval", type=int, default=100, help="batches between log lines (0: none)")
+    parser.add_argument("--log-interval", type=cli.non_negative_int, default=100,
+                        help="batches between log lines (0: none)")
     parser.add_argument("--save-prefix", default="", help="prefix of every output file; the network name is "
                         "appended (e.g. runs/voc/ gives runs/voc/ssd_512_binary_densenet37_voc_best.params)")
-    parser.add_argument("--save-interval", type=int, default=10,
-                        help="checkpoint every N epochs (and at the end); the best model is always saved")
-    parser.add_argument("--val-interval", type=int, default=1, help="validate every N epochs")
-    parser.add_argument("--seed", type=int, default=233, help="random seed")
+    parser.add_argument("--save-interval", type=cli.non_negative_int, default=10,
+                        help="checkpoint every N epochs (0: only at the end); the best model is always saved")
+    parser.add_argument("--val-interval", type=cli.positive_int, default=1, help="validate every N epochs")
+    parser.add_argument("--seed", type=seed_type, default=233, help="random seed")
     parser.add_argument("--kvstore", default="device", choices=KVSTORES, help="MXNet kvstore of the devices")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -79,28 +83,52 @@ def parse_args(argv=None):
                        help="classification checkpoint of the backbone (train_imagenet.py's .params) to start from")
     model.add_argument("--binary-extras", action="store_true",
                        help="binary 3x3 convolutions in SSD's extra layers (default: full precision)")
-    model.add_argument("--extra-filters", default=None, help="channels of the four extra layers, e.g. "
+    model.add_argument("--extra-filters", type=channel_list, default=None,
+                       help="channels of the four extra layers, e.g. "
                        "128,128,64,64 (default: the preset's, 512,512,256,256 for SSD512)")
-    model.add_argument("--growth", type=int, default=None, help="channels each dense block adds (papers: 64); "
+    model.add_argument("--growth", type=cli.positive_int, default=None,
+                       help="channels each dense block adds (papers: 64); "
                        "smaller values give thin networks for quick experiments")
-    model.add_argument("--init-channels", type=int, default=None, help="stem output channels (papers: 64)")
+    model.add_argument("--init-channels", type=cli.positive_int, default=None, help="stem output channels (papers: 64)")
     model.add_argument("--stem", default=None, choices=STEMS, help="first layers (default: the backbone's, "
                        "'grouped'); '7x7' is cheaper to train on CPU")
     opt = parser.parse_args(argv)
-    if opt.data_shape < 32:
-        raise UsageError("--data-shape %d is too small; SSD uses the backbone's stride-32 map" % opt.data_shape)
+    check_arguments(opt)
     return opt
 
 
+def check_arguments(opt):
+    """The rules between flags, and between flags and this machine, checked before any data is read or
+    network built: each broken one is a :class:`UsageError` naming the flags."""
+    if opt.start_epoch >= opt.epochs:
+        raise UsageError("--start-epoch %d must be below --epochs %d (it is the next epoch to train)"
+                         % (opt.start_epoch, opt.epochs))
+    schedules.check_schedule(opt, opt.epochs, "--epochs")
+    cli.check_gpus("--gpus", opt.gpus)
+    folder = os.path.dirname(opt.save_prefix)
+    if folder and os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError("--save-prefix %s: %s is a file, not a folder" % (opt.save_prefix, folder))
+
+
 def parse_channels(text):
+    """``'128,128,64,64'`` -> the channels of SSD's extra layers; raises ``ValueError`` describing the rule."""
     try:
         channels = [int(c) for c in text.split(",")]
     except ValueError:
         channels = []
     if len(channels) != len(ssd.ASPECT_RATIOS) - 2 or min(channels) < 1:
-        raise UsageError("--extra-filters needs %d positive channel counts, e.g. 128,128,64,64; got %r"
+        raise ValueError("needs %d positive channel counts, e.g. 128,128,64,64; got %r"
                          % (len(ssd.ASPECT_RATIOS) - 2, text))
     return channels
+
+
+def channel_list(text):
+    """argparse type of ``--extra-filters``: the text, once :func:`parse_channels` accepts it."""
+    try:
+        parse_channels(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+    return text
 
 
 def network_options(opt):
@@ -274,8 +302,9 @@ def validate(net, val_data, ctx, metric):
     return metric.get()
 
 
-def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger, num_batches):
-    """One epoch of GluonCV's SSD training; returns the mean (CrossEntropy, SmoothL1) losses."""
+def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger, num_batches, run):
+    """One epoch of GluonCV's SSD training; returns the mean (CrossEntropy, SmoothL1) losses. A NaN or
+    infinite loss stops the run (``run.check_loss``): the weights it updated are never saved."""
     ce_metric, smoothl1_metric = mx.metric.Loss("CrossEntropy"), mx.metric.Loss("SmoothL1")
     net.hybridize(static_alloc=True)  # a fresh graph: the validation one returns detections
     btic = time.time()
@@ -292,6 +321,7 @@ def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger,
         ce_metric.update(0, [l * batch_size for l in cls_loss])
         smoothl1_metric.update(0, [l * batch_size for l in box_loss])
         (_, ce), (_, smoothl1) = ce_metric.get(), smoothl1_metric.get()
+        run.check_loss(ce + smoothl1, epoch, i)  # running means: a non-finite batch makes them non-finite
         bar.update(1)
         bar.set_postfix(CrossEntropy="%.3f" % ce, SmoothL1="%.3f" % smoothl1, lr="%.2g" % trainer.learning_rate)
         if opt.log_interval and (i + 1) % opt.log_interval == 0:
@@ -304,7 +334,7 @@ def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger,
 
 def main(argv=None):
     opt = parse_args(argv)
-    ctx = [mx.gpu(int(i)) for i in opt.gpus.split(",") if i.strip()] or [mx.cpu()]
+    ctx = [mx.gpu(i) for i in opt.gpus] or [mx.cpu()]
     seed_everything(opt.seed)
     kind, train_dataset, val_dataset, classes = get_dataset(opt)
     name = ssd.ssd_name(opt.data_shape, opt.network.lower(), kind)
@@ -340,7 +370,8 @@ def main(argv=None):
         sampler.set_epoch(epoch)
         tic = time.time()
         with run.progress(epoch, num_batches) as bar:
-            ce, smoothl1 = train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger, num_batches)
+            ce, smoothl1 = train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger, num_batches,
+                                       run)
         logger.info("[Epoch %d] Training cost: %.3f, CrossEntropy=%.3f, SmoothL1=%.3f"
                     % (epoch, time.time() - tic, ce, smoothl1))
         current_map, per_class = None, None

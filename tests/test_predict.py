@@ -221,7 +221,7 @@ def bad_inputs(trained, tmp_path_factory):
                                                                                 "{root}/names.txt has 2 names, the "
                                                                                 "model predicts 10 classes"),
     (["--params", "{params}", "--run", "{root}/none.json", "{image}"], "error: --run not found: {root}/none.json"),
-    (["--params", "{params}", "--top", "0", "{image}"], "error: --top must be at least 1"),
+    (["--params", "{params}", "--top", "0", "{image}"], "error: argument --top: must be an integer >= 1, got 0"),
 ])
 def test_bad_input_exits_2_with_one_line(trained, bad_inputs, args, message, capsys):
     fill = dict(params=trained["params"], root=bad_inputs, image=trained["images"][0],
