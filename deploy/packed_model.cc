@@ -71,6 +71,26 @@ ModelFiles model_files(const std::string& prefix) {
   return {prefix + "-symbol.json", prefix + "-0000.params", prefix + "-run.json"};
 }
 
+void finish_interrupted_save(const std::string& prefix) {
+  const std::string record_path = prefix + ".pair.json";
+  if (!is_file(record_path)) return;
+  Value record;
+  try {
+    record = parse_json(read_file(record_path, "pair record"));
+  } catch (const std::exception&) {
+    return;  // not a record (binary_models ignores it too)
+  }
+  const Value* staged = record.find("staged");
+  if (!staged || !staged->is(Value::Type::Object)) return;
+  const size_t slash = prefix.rfind('/');
+  const std::string folder = slash == std::string::npos ? "" : prefix.substr(0, slash + 1);
+  for (const auto& entry : staged->object) {
+    if (!entry.second.is(Value::Type::String) || entry.first.find('/') != std::string::npos) continue;
+    const std::string source = folder + entry.second.string;
+    if (is_file(source)) std::rename(source.c_str(), (folder + entry.first).c_str());
+  }
+}
+
 std::set<std::string> operators_of(const Value& symbol) {
   const Value* nodes = symbol.find("nodes");
   if (!nodes || !nodes->is(Value::Type::Array)) throw Error("it has no \"nodes\" list");
@@ -84,6 +104,7 @@ std::set<std::string> operators_of(const Value& symbol) {
 }
 
 PackedModel::PackedModel(const std::string& prefix, int input_size, const std::string& library_problem) {
+  finish_interrupted_save(prefix);
   ModelFiles files = model_files(prefix);
   std::string symbol_json = read_file(files.symbol, "model file");
   std::string params = read_file(files.params, "model file");

@@ -21,6 +21,12 @@ struct ModelFiles {
 };
 ModelFiles model_files(const std::string& prefix);
 
+// Finishes a save_packed that was killed after its commit point: PREFIX.pair.json lists the temporaries
+// (its "staged" object: file name -> temporary, both in the prefix's folder) still to be renamed onto the
+// model's files, as binary_models.files.finish_commit does. Without a record, or with nothing left to
+// rename, it does nothing; a rename it may not do (a read-only folder) is left to the reader's errors.
+void finish_interrupted_save(const std::string& prefix);
+
 // The operators a symbol file's graph calls (its nodes' "op", without the "null" of inputs).
 std::set<std::string> operators_of(const Value& symbol);
 

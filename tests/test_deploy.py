@@ -4,6 +4,7 @@ native operators runs without the library; bad input exits 2 with one line."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -13,10 +14,11 @@ import pytest
 import mxnet as mx
 from mxnet.gluon import nn
 
-from binary_models import convert, native, transforms
+from binary_models import convert, files, native, transforms
 from binary_models.convert import load_packed
 from binary_models.files import run_file, write_json
 
+from test_files import in_child
 from test_predict import save_trained, tiny_classifier, write_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,6 +96,29 @@ def test_digits_preprocessing_from_the_run_file(program, packed, tmp_path):
     assert result.returncode == 0, result.stderr
     results = assert_same_as_python(result.stdout, load_packed(prefix), digits)
     assert all(e["name"] == "digit %d" % e["class"] for r in results for e in r["top"])
+
+
+def test_a_save_killed_after_its_commit_point_is_finished_by_the_program(program, packed, tmp_path):
+    """save_packed killed before its first rename (after its pair record, the commit point): the old files
+    are still in place, and the program finishes the renames as Python's readers do (files.finish_commit),
+    so it runs the new model, not the old one."""
+    prefix = str(tmp_path / "tiny")
+    for suffix in ("-symbol.json", "-0000.params", "-run.json"):
+        shutil.copy(packed["prefix"] + suffix, prefix + suffix)
+    new = load_packed(prefix)
+    bias = [p for name, p in new.collect_params().items() if name.endswith("bias")][-1]
+    bias.set_data(bias.data() + mx.nd.arange(bias.data().shape[0]) * 0.5)  # another ranking than the old one
+
+    def save_killed_at_its_first_rename():
+        def die(source, target):
+            os.kill(os.getpid(), signal.SIGKILL)
+        files._move = die
+        convert.save_packed(new, prefix, (1, 3, 16, 16))
+
+    os.waitpid(in_child(save_killed_at_its_first_rename), 0)
+    result = run(program, "--json", prefix, *packed["images"])
+    assert result.returncode == 0, result.stderr
+    assert_same_as_python(result.stdout, new, transforms.imagenet_preprocessing(16))
 
 
 def test_text_output_names_the_library_and_the_latency(program, packed):
