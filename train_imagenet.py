@@ -121,10 +121,7 @@ def parse_args(argv=None):
 def check_arguments(opt):
     """The rules between flags, and between flags and this machine, checked before any data is read or
     model built: each broken one is a :class:`UsageError` naming the flags."""
-    if opt.resume_epoch >= opt.num_epochs:
-        raise UsageError("--resume-epoch %d must be below --num-epochs %d (it is the next epoch to train)"
-                         % (opt.resume_epoch, opt.num_epochs))
-    schedules.check_schedule(opt, opt.num_epochs, "--num-epochs")
+    schedules.check_schedule(opt, opt.num_epochs, "--num-epochs", opt.resume_epoch, "--resume-epoch")
     if opt.mixup_off_epoch > opt.num_epochs:
         raise UsageError("--mixup-off-epoch %d is after the last epoch (--num-epochs %d)"
                          % (opt.mixup_off_epoch, opt.num_epochs))

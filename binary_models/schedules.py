@@ -27,9 +27,12 @@ def epoch_list(text):
     return text
 
 
-def check_schedule(opt, num_epochs, epochs_flag):
-    """The rules between the schedule's flags and the run's length (``epochs_flag``): the warm-up ends
-    before the last epoch."""
+def check_schedule(opt, num_epochs, epochs_flag, start_epoch, start_flag):
+    """The rules between the schedule's flags and the run's length (``epochs_flag``): the epoch it starts at
+    (``start_flag``: resumed runs) and the warm-up end before the last epoch."""
+    if start_epoch >= num_epochs:
+        raise UsageError("%s %d must be below %s %d (it is the next epoch to train)"
+                         % (start_flag, start_epoch, epochs_flag, num_epochs))
     if opt.warmup_epochs and opt.warmup_epochs >= num_epochs:
         raise UsageError("--warmup-epochs %d must be below %s %d" % (opt.warmup_epochs, epochs_flag, num_epochs))
 

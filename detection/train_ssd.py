@@ -100,10 +100,7 @@ def parse_args(argv=None):
 def check_arguments(opt):
     """The rules between flags, and between flags and this machine, checked before any data is read or
     network built: each broken one is a :class:`UsageError` naming the flags."""
-    if opt.start_epoch >= opt.epochs:
-        raise UsageError("--start-epoch %d must be below --epochs %d (it is the next epoch to train)"
-                         % (opt.start_epoch, opt.epochs))
-    schedules.check_schedule(opt, opt.epochs, "--epochs")
+    schedules.check_schedule(opt, opt.epochs, "--epochs", opt.start_epoch, "--start-epoch")
     cli.check_gpus("--gpus", opt.gpus)
     folder = os.path.dirname(opt.save_prefix)
     if folder and os.path.exists(folder) and not os.path.isdir(folder):
