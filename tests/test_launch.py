@@ -215,7 +215,7 @@ def test_worker_with_a_bad_model_ends_the_distributed_job_with_status_2(tmp_path
                             capture_output=True, text=True, cwd=str(tmp_path), timeout=120,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 2, result.stderr[-3000:]
-    assert "error: unknown model 'no_such_model'" in result.stderr
+    assert "error: --model: unknown model 'no_such_model'" in result.stderr
     assert "Traceback" not in result.stderr
     assert "worker" in result.stderr and "exited with status 2" in result.stderr
     print("job ended in %.1f s" % (time.time() - tic))
