@@ -22,9 +22,10 @@ ConvPlan::ConvPlan(const ConvShape& s, int max_threads, const ConvOptions& optio
   output_image_floats = options.output_image_stride ? options.output_image_stride : int64_t(s.out_channels) * pixels;
   zero_padding = s.pad_mode == PadMode::kZero && (s.pad_h > 0 || s.pad_w > 0);
 
-  // A thread per kMacsPerThread binary MACs at most: starting and synchronizing a team costs tens of
-  // microseconds, the kernels' time for some 2e7 MACs (measured on Zen 4: the 14x14 and 7x7 dense-stage
-  // convolutions of MeliusNet22, 2-5e7 MACs, ran slower on two threads than on one).
+  // A thread per kMacsPerThread binary MACs at most: starting and synchronizing a team costs a few
+  // microseconds. Measured on an idle Zen 4 (2 threads, batch 1): 1e6 gave meliusnet22 12.1 ms,
+  // binary_densenet28 10.6 ms and resnet_e18 8.1 ms, against 13.9 / 13.3 / 12.5 ms with 2e7 (a value that
+  // looked better on a loaded machine, where a team waits for a busy core).
   const double macs = double(s.batch) * pixels * s.out_channels * s.group_in_channels() * taps;
   threads = int(std::max(1.0, std::min(double(max_threads), macs / kMacsPerThread)));
   parallel = threads > 1;

@@ -10,7 +10,7 @@
 
 namespace binary_models {
 
-constexpr double kMacsPerThread = 2e7;  // the least work (binary MACs) worth another thread
+constexpr double kMacsPerThread = 1e6;  // the least work (binary MACs) worth another thread
 
 struct ConvPlan {
   ConvPlan(const ConvShape& shape, int max_threads, const ConvOptions& options = ConvOptions());
