@@ -295,6 +295,12 @@ def main(argv=None):
     logging_file = opt.logging_file
     if logging_file and not os.path.dirname(logging_file):
         logging_file = os.path.join(opt.save_dir, logging_file)
+    run_files = RunFiles(os.path.join(opt.save_dir, "imagenet-%s" % opt.model), "-",
+                         history=os.path.join(opt.save_dir, "history.json"),
+                         curves=os.path.join(opt.save_dir, "training_curve.png"),
+                         summary=os.path.join(opt.save_dir, "summary.json"), log=logging_file)
+    if is_chief:
+        run_files.claim()  # before the first log line: a refused second run writes nothing into this run's log
     logger = setup_logger(logging_file, enabled=is_chief)
     logger.info(opt)
     batch_size = opt.batch_size * len(ctx)
@@ -327,10 +333,6 @@ def main(argv=None):
         files.load_states(trainer, opt.resume_states, "--resume-states", params=opt.resume_params or None)
 
     model_kwargs = dict(classes=data.classes, **layer_options(opt))
-    run_files = RunFiles(os.path.join(opt.save_dir, "imagenet-%s" % opt.model), "-",
-                         history=os.path.join(opt.save_dir, "history.json"),
-                         curves=os.path.join(opt.save_dir, "training_curve.png"),
-                         summary=os.path.join(opt.save_dir, "summary.json"), log=logging_file)
     run = TrainingRun(run_files, dict(model=opt.model, model_kwargs=model_kwargs, input_size=opt.input_size,
                                       classes=data.classes, dataset=opt.dataset, crop_ratio=opt.crop_ratio),
                       ("train_loss", "train_accuracy", "val_top1", "val_top5"), "val_top1", opt.num_epochs,

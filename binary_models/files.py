@@ -17,6 +17,7 @@ The run file (``{checkpoint prefix}-run.json``, ``_run.json`` for detectors) rec
 is: its name, the keyword arguments that build it, its input size and classes. ``convert``, ``detect.py``
 and ``predict`` find it beside a checkpoint (:func:`find_run_file`) instead of asking again.
 """
+import atexit
 import contextlib
 import datetime
 import fcntl
@@ -426,13 +427,22 @@ def load_states(trainer, path, what="trainer states", params=None):
 _held_locks = {}  # real path -> fd of the run locks this process holds
 
 
+@atexit.register
+def _release_run_locks():
+    """A process that exits, also after an error, ends its runs cleanly; only a killed one leaves its line
+    in the lock file for the next run's warning."""
+    for path in list(_held_locks):
+        unlock_run(path)
+
+
 def lock_run(path, what):
     """Take the lock file ``path`` for this process's training run (held until :func:`unlock_run` or the
     process ends; a lock of a dead process is taken over). A :class:`UsageError` naming ``what`` (the run's
     folder) and the process that holds it when another live run does."""
     key = os.path.realpath(path)
+    if key in _held_locks:  # this process holds it already (a script claims it before its TrainingRun does)
+        return path
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    unlock_run(path)  # a run of this same process ends when a new one starts
     fd = os.open(path, os.O_RDWR | os.O_CREAT, _output_mode())
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

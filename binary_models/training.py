@@ -100,6 +100,11 @@ class RunFiles:
     def folder(self):
         return os.path.dirname(os.path.abspath(self.checkpoint_prefix))
 
+    def claim(self):
+        """Take the run's lock (:func:`~binary_models.files.lock_run`; again in the same process: nothing
+        happens). The scripts claim it before they write their first log line."""
+        lock_run(self.lock, "%s (checkpoints %s*)" % (self.folder(), os.path.basename(self.checkpoint_prefix)))
+
 
 class TrainingRun:
     """One training run's bookkeeping (see the module docstring).
@@ -127,7 +132,7 @@ class TrainingRun:
         self.best = max((v for v in self.history[best_key] if v is not None), default=0.0)
         self.started = time.time()
         if is_chief:
-            lock_run(files.lock, "%s (checkpoints %s*)" % (files.folder(), os.path.basename(files.checkpoint_prefix)))
+            files.claim()
             write_run_file(files.run, **record)
 
     def epochs(self):

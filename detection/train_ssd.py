@@ -336,7 +336,10 @@ def main(argv=None):
     kind, train_dataset, val_dataset, classes = get_dataset(opt)
     name = ssd.ssd_name(opt.data_shape, opt.network.lower(), kind)
     prefix = opt.save_prefix + name
-    logger = setup_logger(prefix + "_train.log")
+    run_files = RunFiles(prefix, "_", history=prefix + "_history.json", curves=prefix + "_curves.png",
+                         summary=prefix + "_summary.json", log=prefix + "_train.log")
+    run_files.claim()  # before the first log line: a refused second run writes nothing into this run's log
+    logger = setup_logger(run_files.log)
     logger.info(opt)
     logger.info("network %s, %d classes, %d training and %d validation images"
                 % (name, len(classes), len(train_dataset), len(val_dataset)))
@@ -353,8 +356,6 @@ def main(argv=None):
                 % (optimizer, len(bm.binary_weights(net)), opt.start_epoch))
 
     model_kwargs = dict(network_options(opt), **({"classes": list(classes)} if kind == "custom" else {}))
-    run_files = RunFiles(prefix, "_", history=prefix + "_history.json", curves=prefix + "_curves.png",
-                         summary=prefix + "_summary.json", log=prefix + "_train.log")
     run = TrainingRun(run_files, dict(model=name, model_kwargs=model_kwargs, input_size=opt.data_shape,
                                       classes=list(classes), kind="detection", dataset=opt.dataset),
                       ("train_crossentropy_loss", "train_smoothl1_loss", "val_map", "val_ap"), "val_map",

@@ -298,6 +298,7 @@ def test_second_training_with_the_same_save_dir_exits_2_naming_the_first(tmp_pat
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert "%s (checkpoints imagenet-meliusnet22*) is in use by another training run (process %d" \
         % (os.path.abspath(out), holder) in err, err
+    assert sorted(os.listdir(out)) == ["imagenet-meliusnet22-run.lock"], "the refused run wrote no log line"
 
 
 def test_packed_model_saved_repeatedly_and_sigkilled_loads_one_model_completely(tmp_path):
