@@ -42,3 +42,10 @@ def dorefa_weight(w, bits):
     normalized = t / (2 * np.abs(t).max()) + 0.5
     n = 2 ** bits - 1
     return 2 * (np.round(normalized * n) / n) - 1
+
+
+def blocks(block):
+    """``block`` and every block below it, depth first (Gluon's children)."""
+    yield block
+    for child in block._children.values():
+        yield from blocks(child)

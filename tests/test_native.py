@@ -184,19 +184,13 @@ def test_native_dense_equals_float_emulated_qdense(rng, kernels_isa, in_shape, u
 def binary_layer_inputs(net, x):
     """(layer, input) of every binary QConv2D of ``net`` on input ``x``."""
     seen, hooks = [], []
-    for block in _blocks(net):
+    for block in reference.blocks(net):
         if isinstance(block, bm.QConv2D) and block.is_binary:
             hooks.append(block.register_forward_hook(lambda b, inputs, out: seen.append((b, inputs[0]))))
     net(x)
     for hook in hooks:
         hook.detach()
     return seen
-
-
-def _blocks(block):
-    yield block
-    for child in block._children.values():
-        yield from _blocks(child)
 
 
 @pytest.mark.parametrize("name", ["meliusnet22", "binary_densenet28"])

@@ -14,6 +14,7 @@ from binary_models import native, quantization as q
 from binary_models.convert import convert
 from binary_models.packed_layers import BinaryConv2D, BinaryDense, BinaryDenseStage
 from test_fused_inference import convert_float_sequence, dense_units, random_batchnorm, thin, trained_like
+import reference
 
 NAN, INF = np.float32(np.nan), np.float32(np.inf)
 # the special values, values near the cancelling thresholds, and the tiny values that multiple binarization
@@ -227,18 +228,12 @@ def pixel(value):
 
 def binary_weight(value):
     def spoil(x, net):
-        conv = next(b for b in walk(net) if isinstance(b, bm.QConv2D) and b.packable)
+        conv = next(b for b in reference.blocks(net) if isinstance(b, bm.QConv2D) and b.packable)
         weight = conv.weight.data().asnumpy()
         weight[0, 0, 1, 1] = value
         weight[-1, :, 0, :] = value
         conv.weight.set_data(nd.array(weight))
     return spoil
-
-
-def walk(block):
-    yield block
-    for child in block._children.values():
-        yield from walk(child)
 
 
 @pytest.mark.parametrize("name", ["meliusnet22", "resnet_e18"])
