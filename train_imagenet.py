@@ -180,7 +180,7 @@ def build_model(name, classes, options, ctx, pretrained=False, last_gamma=False)
         raise UsageError(str(err))
 
 
-def load_data(opt, shard):
+def load_data(opt, shard, log_file=None):
     common = dict(num_workers=opt.num_workers, shard=shard, seed=opt.seed)
     batch_size = opt.batch_size * max(1, opt.num_gpus)
     if opt.dataset == "digits":
@@ -188,7 +188,8 @@ def load_data(opt, shard):
     if opt.use_rec:
         return datasets.record_data(opt.rec_train, opt.rec_train_idx, opt.rec_val, opt.rec_val_idx, batch_size,
                                     opt.classes, opt.input_size, opt.crop_ratio, **common)
-    return datasets.image_folder_data(opt.data_dir, batch_size, opt.input_size, opt.crop_ratio, **common)
+    return datasets.image_folder_data(opt.data_dir, batch_size, opt.input_size, opt.crop_ratio, log_file=log_file,
+                                      **common)
 
 
 def build_teacher(opt, classes, ctx):
@@ -290,11 +291,11 @@ def main(argv=None):
     is_chief = rank == 0
     ctx = [mx.gpu(i) for i in range(opt.num_gpus)] if opt.num_gpus > 0 else [mx.cpu()]
     seed_everything(opt.seed)
-    data = load_data(opt, (rank, num_workers))
-    files.make_folder(opt.save_dir, "--save-dir")  # only once the data is there: a typo leaves no empty run folder
     logging_file = opt.logging_file
     if logging_file and not os.path.dirname(logging_file):
         logging_file = os.path.join(opt.save_dir, logging_file)
+    data = load_data(opt, (rank, num_workers), logging_file if is_chief else None)
+    files.make_folder(opt.save_dir, "--save-dir")  # only once the data is there: a typo leaves no empty run folder
     run_files = RunFiles(os.path.join(opt.save_dir, "imagenet-%s" % opt.model), "-",
                          history=os.path.join(opt.save_dir, "history.json"),
                          curves=os.path.join(opt.save_dir, "training_curve.png"),

@@ -11,10 +11,13 @@ seed 0), upscaled (default 32x32), replicated to 3 channels so that every ImageN
 normalised with the training set's mean and standard deviation. Used with ``stem='thumbnail'``.
 """
 import collections
+import contextlib
 import logging
 import mmap
 import os
 import struct
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -132,11 +135,22 @@ def _error_line(err):
 class SkipUnreadable(Dataset):
     """An image folder dataset (``items`` of ``(path, label)``) whose unreadable images (not an image, empty,
     cut short before the image data) are logged with their path and replaced by the next readable one, so
-    that one bad file never stops an epoch. ``logger``: where the skip is reported (from a loader's worker
-    process, which has no handler of its own, it reaches stderr)."""
+    that one bad file never stops an epoch. ``logger``: where the skip is reported. A loader's worker process
+    was forked before the training set its logger up: there the line goes to stderr and is appended to
+    ``log_file``, the training's log."""
 
-    def __init__(self, dataset, logger="binary_models"):
-        self._dataset, self._logger = dataset, logger
+    def __init__(self, dataset, logger="binary_models", log_file=None):
+        self._dataset, self._logger, self._log_file = dataset, logger, log_file
+        self._pid = os.getpid()
+
+    def _report(self, message):
+        if os.getpid() == self._pid or not self._log_file:
+            logging.getLogger(self._logger).warning(message)
+            return
+        line = "%s %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), message)  # as training.setup_logger formats
+        sys.stderr.write(line)
+        with contextlib.suppress(OSError), open(self._log_file, "a") as f:
+            f.write(line)
 
     def __len__(self):
         return len(self._dataset)
@@ -147,8 +161,8 @@ class SkipUnreadable(Dataset):
             try:
                 return self._dataset[index]
             except (mx.MXNetError, OSError, ValueError) as err:
-                logging.getLogger(self._logger).warning("skipping unreadable image %s (%s); using the next one"
-                                                        % (self._dataset.items[index][0], _error_line(err)))
+                self._report("skipping unreadable image %s (%s); using the next one"
+                             % (self._dataset.items[index][0], _error_line(err)))
         raise UsageError("no image of %d can be read" % len(self))
 
 
@@ -168,10 +182,11 @@ def check_class_folders(dataset, folder, flag):
 
 
 def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, num_workers=4, shard=(0, 1),
-                      seed=0):
+                      seed=0, log_file=None):
     """ImageNet laid out as ``data_dir/{train,val}/<class>/<image>`` (GluonCV's ``ImageNet`` dataset), with
     GluonCV's augmentation: random resized crop, flip, colour jitter, lighting, mean/std normalisation;
-    resize to ``input_size / crop_ratio`` and centre crop for validation."""
+    resize to ``input_size / crop_ratio`` and centre crop for validation. Unreadable images are skipped and
+    reported in ``log_file`` too (:class:`SkipUnreadable`)."""
     from gluoncv.data import ImageNet
     from mxnet.gluon.data.vision import transforms
     root = _require(data_dir, "--data-dir")
@@ -188,8 +203,8 @@ def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, nu
         check_class_folders(dataset, os.path.join(root, split), "--data-dir")
     if train_set.synsets != val_set.synsets:
         raise UsageError("--data-dir: train/ and val/ have different class folders")
-    return _loader_data(SkipUnreadable(train_set).transform_first(train_transform),
-                        SkipUnreadable(val_set).transform_first(val_transform),
+    return _loader_data(SkipUnreadable(train_set, log_file=log_file).transform_first(train_transform),
+                        SkipUnreadable(val_set, log_file=log_file).transform_first(val_transform),
                         batch_size, num_workers, shard, seed, len(train_set.synsets), input_size)
 
 

@@ -54,10 +54,12 @@ def test_folder_of_only_unreadable_images_is_an_error(tmp_path):
         datasets.SkipUnreadable(ImageNet(str(tmp_path), train=True))[0]
 
 
-def test_training_on_a_folder_with_unreadable_images_finishes_and_logs_them(folder, tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["0", "1"], ids=["in_process", "loader_worker"])
+def test_training_on_a_folder_with_unreadable_images_finishes_and_logs_them(folder, tmp_path, capsys, workers):
+    """Also from a loader's worker process, forked before the training's log file was opened."""
     save_dir = str(tmp_path / "run")
     argv = ["--model", "meliusnet22", "--stem", "thumbnail", "--input-size", "16", "--crop-ratio", "1",
-            "--data-dir", folder, "--batch-size", "4", "-j", "0", "--num-epochs", "1", "--log-interval", "0",
+            "--data-dir", folder, "--batch-size", "4", "-j", workers, "--num-epochs", "1", "--log-interval", "0",
             "--no-progress", "--save-dir", save_dir]
     try:
         status = cli.run_script(train_imagenet.main, argv)
