@@ -24,16 +24,6 @@ def library():
     return native.load()
 
 
-@pytest.fixture
-def kernels_isa(request):
-    """Runs the kernels on instruction set ``request.param`` for one test, or skips where it is missing."""
-    if not native.isa_supported(request.param):
-        pytest.skip("%s is not supported by this CPU or OS (best here: %s)" % (request.param, native.best_isa()))
-    before = native.set_isa(request.param)
-    yield request.param
-    native.set_isa(before)
-
-
 def equals_scalar_kernels(isa, run, result):
     """Asserts that ``run()`` (a NumPy result) gives ``result`` on the scalar kernels too."""
     if isa != "scalar":

@@ -130,16 +130,6 @@ PACKABLE_OPTIONS = [dict(), dict(activation_method="approx_sign"), dict(scaling=
                     dict(pad_mode="zero")]
 
 
-@pytest.fixture(params=native.ISAS)
-def kernels_isa(request):
-    """Runs the kernels on each instruction set this machine supports (their compares of NaN differ)."""
-    if not native.isa_supported(request.param):
-        pytest.skip("%s is not supported here (best: %s)" % (request.param, native.best_isa()))
-    before = native.set_isa(request.param)
-    yield request.param
-    native.set_isa(before)
-
-
 @pytest.mark.parametrize("options", PACKABLE_OPTIONS, ids=option_id)
 def test_binary_conv2d_equals_qconv2d_with_non_finite_inputs_and_weights(options, kernels_isa):
     rng = np.random.RandomState(1)
