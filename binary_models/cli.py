@@ -6,6 +6,7 @@ the wrong type), and the argument types below check numbers up front, naming the
 (``error: argument --batch-size: must be an integer >= 1, got -4``)."""
 import argparse
 import math
+import re
 import sys
 
 
@@ -18,6 +19,15 @@ def fail(message):
     """Print ``error: message`` on stderr and exit with status 2."""
     print("error: %s" % message, file=sys.stderr)
     sys.exit(2)
+
+
+def error_line(err):
+    """The meaningful line of an exception's message: MXNet's start with a traceback header and file lines,
+    and a ``Check failed: ...:`` prefix."""
+    lines = [line.strip() for line in str(err).splitlines()
+             if line.strip() and not line.startswith(("Traceback", "  File", "Stack trace"))]
+    line = lines[0] if lines else type(err).__name__
+    return re.sub(r"^(MXNetError: )?(Check failed: [^:]+: )?", "", line)
 
 
 def run_script(main, argv=None):

@@ -32,7 +32,7 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock, SymbolBlock, nn
 
 from . import files, native
-from .cli import ArgumentParser, UsageError, positive_int, run_script
+from .cli import ArgumentParser, UsageError, error_line, positive_int, run_script
 from .files import load_parameters, run_file, trained_model, write_run_file
 from .layers import QConv2D, QDense
 from .model_zoo import get_model
@@ -289,7 +289,7 @@ def load_packed(prefix, ctx=None):
         mx.nd.load(params_file)
     except mx.MXNetError as err:
         raise files.FileProblem("packed model %s: %s is not a parameter file, or it is truncated (%s)"
-                                % (prefix, params_file, files.error_line(err)))
+                                % (prefix, params_file, error_line(err)))
     files.check_pair(record, [symbol_file, params_file], "packed model %s" % prefix)
     with warnings.catch_warnings():  # the input's dtype is known only at the first call, as for every import
         warnings.filterwarnings("ignore", message="Cannot decide type")
@@ -297,7 +297,7 @@ def load_packed(prefix, ctx=None):
             return SymbolBlock.imports(symbol_file, ["data"], params_file, ctx=ctx or mx.cpu())
         except (mx.MXNetError, AssertionError, ValueError, KeyError, TypeError) as err:
             raise files.FileProblem("packed model %s: %s and %s are not one model (%s)"
-                                    % (prefix, symbol_file, params_file, files.error_line(err)))
+                                    % (prefix, symbol_file, params_file, error_line(err)))
 
 
 def main(argv=None):
@@ -330,7 +330,7 @@ def _convert_command(argv):
     try:
         symbol_file, params_file = save_packed(packed, args.output, (1, 3, input_size, input_size))
     except mx.MXNetError as err:
-        raise UsageError("--input-size %d does not fit %s: %s" % (input_size, model, files.error_line(err)))
+        raise UsageError("--input-size %d does not fit %s: %s" % (input_size, model, error_line(err)))
     except OSError as err:
         raise UsageError("--output %s: cannot write the packed model: %s" % (args.output, err))
     run_path = write_packed_run_file(args.output, dict(record, model=model, model_kwargs=kwargs,

@@ -26,7 +26,7 @@ from mxnet import gluon
 from mxnet.gluon.data import ArrayDataset, DataLoader, Dataset
 from mxnet.gluon.data.sampler import Sampler
 
-from .cli import UsageError
+from .cli import UsageError, error_line
 from .transforms import MEAN_RGB, STD_RGB, imagenet_preprocessing, validation_transform
 
 DIGITS_CLASSES = 10
@@ -126,12 +126,6 @@ def _require(path, what):
     return path
 
 
-def _error_line(err):
-    """The line of an exception's message that says what went wrong (MXNet's start with a traceback)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
-
-
 class SkipUnreadable(Dataset):
     """An image folder dataset (``items`` of ``(path, label)``) whose unreadable images (not an image, empty,
     cut short before the image data) are logged with their path and replaced by the next readable one, so
@@ -162,7 +156,7 @@ class SkipUnreadable(Dataset):
                 return self._dataset[index]
             except (mx.MXNetError, OSError, ValueError) as err:
                 self._report("skipping unreadable image %s (%s); using the next one"
-                             % (self._dataset.items[index][0], _error_line(err)))
+                             % (self._dataset.items[index][0], error_line(err)))
         raise UsageError("no image of %d can be read" % len(self))
 
 

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from .cli import UsageError
+from .cli import UsageError, error_line
 
 RUN_FILE_SUFFIX = "run.json"
 PAIR_RECORD_SUFFIX = ".pair.json"
@@ -55,14 +55,6 @@ class FileProblem(UsageError, ValueError):
 
 class MissingFile(FileProblem, FileNotFoundError):
     """A file that does not exist (a :class:`FileProblem` and a ``FileNotFoundError``)."""
-
-
-def error_line(err):
-    """The meaningful line of an exception's message: MXNet's start with a traceback header and file lines."""
-    lines = [line.strip() for line in str(err).splitlines()
-             if line.strip() and not line.startswith(("Traceback", "  File", "Stack trace"))]
-    line = lines[0] if lines else type(err).__name__
-    return re.sub(r"^(MXNetError: )?(Check failed: [^:]+: )?", "", line)
 
 
 def make_folder(path, what):

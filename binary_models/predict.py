@@ -24,7 +24,7 @@ import numpy as np
 import mxnet as mx
 
 from . import cli, files, labels, transforms
-from .cli import UsageError, run_script
+from .cli import UsageError, error_line, run_script
 
 
 def parse_args(argv=None):
@@ -86,15 +86,10 @@ def load_packed_model(opt):
     except (FileNotFoundError, NativeLibraryError) as err:
         raise UsageError("--packed: %s" % err)
     except mx.MXNetError as err:
-        raise UsageError("--packed %s is not a readable packed model: %s" % (opt.packed, _first_line(err)))
+        raise UsageError("--packed %s is not a readable packed model: %s" % (opt.packed, error_line(err)))
     if opt.input_size:
         record = dict(record, input_size=opt.input_size)
     return net, record, record.get("model") or opt.model or os.path.basename(opt.packed)
-
-
-def _first_line(err):
-    lines = [line for line in str(err).splitlines() if line.strip() and not line.startswith(("Traceback", "  File"))]
-    return lines[0] if lines else type(err).__name__
 
 
 def read_inputs(paths, preprocessing):
@@ -112,7 +107,7 @@ def _read_input(path, preprocessing, transform):
         x = transform(image)
         x.wait_to_read()
     except (mx.MXNetError, OSError) as err:
-        raise UsageError("cannot read image %s: %s" % (path, _first_line(err)))
+        raise UsageError("cannot read image %s: %s" % (path, error_line(err)))
     return image, x, (time.perf_counter() - tic) * 1e3
 
 
@@ -202,7 +197,7 @@ def main(argv=None):
         logits, latencies = forward_batches(net, inputs, opt.batch_size)
     except mx.MXNetError as err:
         raise UsageError("the model cannot run on %dx%d inputs: %s" % (preprocessing.input_size,
-                                                                       preprocessing.input_size, _first_line(err)))
+                                                                       preprocessing.input_size, error_line(err)))
     num_classes = len(logits[0])
     names = (labels.read_names(opt.classes_file, num_classes) if opt.classes_file
              else labels.class_names(num_classes, record))
