@@ -59,6 +59,7 @@ setup(
         "tqdm",
     ],
     extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["bm = binary_models.commands.main:main"]},
     cmdclass={"build_py": BuildPyWithNative},
     distclass=NativeDistribution,
 )

@@ -40,7 +40,7 @@ def copies_block(op):
 
 def worker(repeat):
     import mxnet as mx
-    from binary_models import native
+    from binary_models.inference import native
     native.load()
     for size, cin, cout in SHAPES:
         inputs = [mx.nd.random.normal(shape=(1, cin, size, size)) for _ in range(COPIES)]

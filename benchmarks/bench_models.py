@@ -29,7 +29,7 @@ def build(name, kind):
     """The model to time, initialized with random weights (speed does not depend on them)."""
     import mxnet as mx
     import binary_models
-    from binary_models.convert import convert
+    from binary_models.inference.convert import convert
     if kind == "float (GluonCV)":
         from gluoncv.model_zoo import get_model
         net = get_model(name, pretrained=False, **({"pretrained_base": False} if name.startswith("ssd") else {}))

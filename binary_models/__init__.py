@@ -1,6 +1,16 @@
-"""binary-models: binary neural networks (1-bit weights and activations) for MXNet Gluon and GluonCV."""
+"""binary-models: binary neural networks (1-bit weights and activations) for MXNet Gluon and GluonCV.
+
+The package is layered (docs/architecture.md): ``nn`` (quantizers, layers, normalization) <- ``models`` (one
+family per file) <- ``model_zoo`` (``get_model``); ``data``, ``train`` and ``inference`` (convert, the native
+library, predict) build on them; ``storage`` writes and reads files safely; ``commands`` are the ``bm`` command
+lines. The names below are the public API.
+"""
+import importlib
+import importlib.abc
+import importlib.util
 import os
 import sys
+import warnings
 
 
 def use_all_cores():
@@ -12,20 +22,73 @@ def use_all_cores():
 
 
 use_all_cores()  # before the first import of mxnet, which fixes its thread count
-from .config import LayerConfig, layer_config, get_layer_config, set_layer_config
-from .layers import QActivation, QConv2D, QDense, Scale
-from .regularization import bipolar_regularization, clip_binary_weights, binary_weights
-from .model_zoo import get_model, get_model_list, register_model, register_with_gluoncv
+from .errors import BinaryModelsError, FileProblem, MissingFile, NativeLibraryError, UsageError  # noqa: E402
+from .nn.config import LayerConfig, layer_config, get_layer_config, set_layer_config  # noqa: E402
+from .nn.layers import QActivation, QConv2D, QDense, Scale  # noqa: E402
+from .train.regularization import bipolar_regularization, clip_binary_weights, binary_weights  # noqa: E402
+from .model_zoo import get_model, get_model_list, register_model, register_with_gluoncv  # noqa: E402
 
 __version__ = "0.1.0"
 
 register_with_gluoncv()
 
+# Modules imported on first use: ``bm.convert`` is the converter module, which is callable
+# (``bm.convert(net)``), ``bm.native`` the native library's loader.
+_LAZY = {"convert": "inference.convert", "native": "inference.native"}
+# Module paths of version 0.1 (a flat package), still importable with a DeprecationWarning.
+MOVED_MODULES = {
+    "config": "nn.config", "quantization": "nn.quantization", "layers": "nn.layers",
+    "normalization": "nn.normalization", "regularization": "train.regularization", "training": "train.loop",
+    "schedules": "train.schedules", "optimizers": "train.optimizers", "losses": "train.losses",
+    "distributed": "train.distributed", "launch": "commands.launch", "datasets": "data.datasets",
+    "transforms": "data.transforms", "voc": "data.voc", "labels": "data.labels", "convert": "inference.convert",
+    "packed_layers": "inference.packed_layers", "native": "inference.native", "predict": "commands.predict",
+    "cli": "commands.cli", "run": "commands.run", "demo": "commands.demo", "files": "storage",
+}
+COMMAND_OF = {"convert": "commands.convert", "voc": "commands.synthetic_voc"}  # python -m of the old paths
+RUN_COMMAND = "import sys\nfrom binary_models.commands.cli import run_script\nfrom %s import main\nsys.exit(run_script(main))\n"
+
 
 def __getattr__(name):
-    """``binary_models.convert``, imported on first use (the module is callable: ``binary_models.convert(net)``
-    is :func:`binary_models.convert.convert`), so that ``python -m binary_models.convert`` runs cleanly."""
-    if name == "convert":
-        import importlib
-        return importlib.import_module(__name__ + ".convert")
+    if name in _LAZY:
+        return importlib.import_module(__name__ + "." + _LAZY[name])
+    if name in MOVED_MODULES:
+        warnings.warn("binary_models.%s is now binary_models.%s" % (name, MOVED_MODULES[name]), DeprecationWarning,
+                      stacklevel=2)
+        return importlib.import_module(__name__ + "." + MOVED_MODULES[name])
     raise AttributeError("module 'binary_models' has no attribute %r" % name)
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``binary_models.OLD`` (a 0.1 module path) as the module that replaced it, the same module
+    object, so ``python -m binary_models.convert`` and ``from binary_models.files import ...`` keep working."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        prefix, _, old = fullname.partition(".")
+        if prefix != __name__ or old not in MOVED_MODULES:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    @staticmethod
+    def _target(fullname):
+        return __name__ + "." + MOVED_MODULES[fullname.partition(".")[2]]
+
+    def create_module(self, spec):
+        target = self._target(spec.name)
+        if spec.name != "__main__":
+            warnings.warn("%s is now %s" % (spec.name, target), DeprecationWarning, stacklevel=3)
+        return importlib.import_module(target)
+
+    def exec_module(self, module):
+        pass  # the target module is already executed
+
+    def get_code(self, fullname):  # python -m binary_models.OLD runs the command that replaced it
+        old = fullname.partition(".")[2]
+        target = __name__ + "." + COMMAND_OF.get(old, MOVED_MODULES[old])
+        if not target.startswith(__name__ + ".commands."):
+            return importlib.util.find_spec(target).loader.get_code(target)
+        return compile(RUN_COMMAND % target, "<%s>" % target, "exec")
+
+
+if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModuleFinder())

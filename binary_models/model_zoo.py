@@ -12,6 +12,7 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock
 
 from . import registry
+from .errors import InputSizeError, UnknownModel
 from .models import meliusnet, densenet, resnet_e, tang, ssd  # noqa: F401  (each registers its factories)
 from .registry import register_model, model_factory, default_root, load_pretrained  # noqa: F401  (public API)
 
@@ -34,7 +35,8 @@ def get_model(name, **kwargs):
     with one of this package's backbones, or any model of GluonCV's zoo.
 
     Keyword arguments go to the factory (``classes``, ``stem``, layer options, ``pretrained``...).
-    An unknown name raises ``ValueError`` naming the closest known models."""
+    An unknown name raises :class:`~binary_models.errors.UnknownModel` (a ``ValueError``) naming the closest
+    known models."""
     if not isinstance(name, str):
         raise TypeError("the model name must be a string, got %r; this package's models: %s (and every GluonCV "
                         "model name)" % (name, ", ".join(registry.model_names())))
@@ -51,9 +53,9 @@ def get_model(name, **kwargs):
         return gluoncv_models[key](**kwargs)
     ours = registry.model_names(None)
     close = difflib.get_close_matches(key, sorted(set(ours) | set(gluoncv_models)), n=5, cutoff=0.5)
-    raise ValueError("unknown model %r. Closest known: %s. binary_models.get_model_list() lists this "
-                     "package's %d models; every GluonCV model name works too."
-                     % (name, ", ".join(close) if close else "(none)", len(ours)))
+    raise UnknownModel("unknown model %r. Closest known: %s. binary_models.get_model_list() lists this "
+                       "package's %d models; every GluonCV model name works too."
+                       % (name, ", ".join(close) if close else "(none)", len(ours)), "model")
 
 
 _minimum_sizes = {}  # (name, model arguments) -> minimum_input_size
@@ -100,15 +102,17 @@ def minimum_input_size(model, in_channels=3, **kwargs):
     return low
 
 
-def check_input_size(model, height, width=None, **kwargs):
-    """Raise ``ValueError`` naming the model and its :func:`minimum_input_size` when a ``height`` x ``width``
-    (default: square) input is too small for ``model``; returns the minimum."""
+def check_input_size(model, height, width=None, name=None, **kwargs):
+    """Raise :class:`~binary_models.errors.InputSizeError` (argument ``input_size``) naming the model (``name``,
+    else its own) and its :func:`minimum_input_size` when a ``height`` x ``width`` (default: square) input is
+    too small for ``model``; returns the minimum."""
     minimum = minimum_input_size(model, **kwargs)
-    width = height if width is None else width
-    if min(height, width) < minimum:
-        name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
-        raise ValueError("input size %dx%d is too small for %s: it needs at least %dx%d (its convolutions and "
-                         "poolings downsample the input)" % (height, width, name, minimum, minimum))
+    if min(height, width or height) < minimum:
+        name = name or (model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__))
+        size, needed = ("%d" % height, "%d" % minimum) if width in (None, height) else \
+            ("%dx%d" % (height, width), "%dx%d" % (minimum, minimum))
+        raise InputSizeError("input_size %s is too small for %s: it needs at least %s (its convolutions and "
+                             "poolings downsample the input)" % (size, name, needed), "input_size")
     return minimum
 
 

@@ -1,5 +1,5 @@
 """Plots people would rather look at than read: training curves (matplotlib PNG, written atomically)."""
-from .files import atomic_path
+from .storage import atomic_path
 
 
 def save_png(fig, path, **savefig_options):
@@ -11,9 +11,11 @@ def save_png(fig, path, **savefig_options):
     plt.close(fig)
 
 
-def plot_curves(path, history, title=""):
+def plot_curves(path, history, title="", batch_losses=None):
     """Rewrite the training-curve PNG: one panel per metric group of ``history`` (a dict name -> list of
-    per-epoch values; names containing 'loss' share the left panel, the rest the right one)."""
+    per-epoch values; names containing 'loss' share the left panel, the rest the right one). Epochs are
+    numbered from 0, as in the logs and checkpoint names; ``batch_losses`` (``[(x, loss), ...]``, ``x`` the
+    epoch plus the fraction of it done) adds the training loss of every batch, centred on its epoch."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -23,9 +25,12 @@ def plot_curves(path, history, title=""):
     panels = [(p, label) for p, label in ((losses, "loss"), (scores, "score")) if p]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.5 * max(len(panels), 1), 4), squeeze=False)
     for ax, (series, label) in zip(axes[0], panels):
+        if label == "loss" and batch_losses:
+            x, y = zip(*batch_losses)
+            ax.plot([v - 0.5 for v in x], y, linewidth=0.8, alpha=0.5, label="training loss per batch")
         for name, values in sorted(series.items()):
-            ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
-        ax.set_xlabel("epoch")
+            ax.plot(range(len(values)), values, marker="o", label=name)
+        ax.set_xlabel("epoch (from 0, as in the log)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -14,8 +14,9 @@ import numbers
 import os
 import warnings
 
-from .config import LAYER_OPTIONS, layer_config
-from .normalization import norm_config, residual_ends_built, sync_batch_norm
+from .nn.config import LAYER_OPTIONS, layer_config
+from .nn.normalization import norm_config, residual_ends_built, sync_batch_norm
+from .errors import UsageError
 
 KINDS = ("classification", "detection")
 # GluonCV's normalisation arguments (binary_models.normalization.norm_config's).
@@ -41,7 +42,7 @@ def load_pretrained(net, name, root, ctx):
     """Load ``{root}/{name}.params`` into ``net``; nothing is ever downloaded. A missing, empty, truncated
     or other model's file raises a :class:`~binary_models.files.FileProblem` (a ``ValueError``;
     ``FileNotFoundError`` when missing) naming the file."""
-    from .files import MissingFile, load_parameters
+    from .storage import MissingFile, load_parameters
     path = pretrained_path(name, root)
     if not os.path.isfile(path):
         raise MissingFile(
@@ -60,11 +61,11 @@ def take_norm_options(name, kwargs):
     devices = kwargs.pop("num_sync_bn_devices", None)
     if devices is not None and devices > 1:
         if options.get("norm_layer") is not None:
-            raise ValueError("%s: give norm_layer or num_sync_bn_devices, not both" % name)
+            raise UsageError("%s: give norm_layer or num_sync_bn_devices, not both" % name)
         options["norm_layer"], sync_kwargs = sync_batch_norm(devices)
         options["norm_kwargs"] = dict(options.get("norm_kwargs") or {}, **sync_kwargs)
     if kwargs.pop("use_se", False):
-        raise ValueError("use_se=True: %s has no squeeze-and-excitation blocks (GluonCV's option of ResNeXt and "
+        raise UsageError("use_se=True: %s has no squeeze-and-excitation blocks (GluonCV's option of ResNeXt and "
                          "SE-ResNet)" % name)
     return options
 
@@ -72,7 +73,7 @@ def take_norm_options(name, kwargs):
 def check_classes(name, classes):
     """A classifier's ``classes`` must be an integer >= 1 (a detector's is a list of names: not checked here)."""
     if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
-        raise ValueError("%s: classes must be an integer >= 1, got %r (the number of classes)" % (name, classes))
+        raise UsageError("%s: classes must be an integer >= 1, got %r (the number of classes)" % (name, classes))
     return int(classes)
 
 
@@ -128,7 +129,7 @@ def register_model(fn=None, *, name=None, layer_defaults=None, kind="classificat
     if fn is None:
         return functools.partial(register_model, name=name, layer_defaults=layer_defaults, kind=kind)
     if kind not in KINDS:
-        raise ValueError("unknown model kind %r; allowed: %s" % (kind, ", ".join(KINDS)))
+        raise UsageError("unknown model kind %r; allowed: %s" % (kind, ", ".join(KINDS)))
     factory = model_factory(fn, name, layer_defaults, kind)
     _factories[factory.__name__] = factory
     _kinds[factory.__name__] = kind

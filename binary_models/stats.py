@@ -17,14 +17,12 @@ Command line: ``python -m binary_models.stats NAME [--input-size 224] [--json]``
 """
 import contextlib
 import io
-import json
 import sys
 
 import mxnet as mx
 from mxnet.gluon import nn
 
-from . import cli
-from .layers import QConv2D, QDense, QuantizedLayer
+from .nn.layers import QConv2D, QDense, QuantizedLayer
 
 BINARY_SPEEDUP = 64  # MeliusNet: OPs = BOPs / 64 + FLOPs (BinaryDenseNet writes /32, but counts 64x)
 MB = 2 ** 20
@@ -200,45 +198,7 @@ def comparison_table(names, input_size=224, reference=None):
     return "\n".join(lines)
 
 
-def check_input_size(net, input_size, flag="--input-size", name=None):
-    """Raise :class:`~binary_models.cli.UsageError` naming ``flag`` when ``input_size`` is below what
-    ``net`` (a block or a model name) accepts (:func:`~binary_models.model_zoo.minimum_input_size`)."""
-    from .model_zoo import minimum_input_size
-    smallest = minimum_input_size(net)
-    if input_size < smallest:
-        raise cli.UsageError("%s %d is too small for %s: it needs at least %d pixels"
-                             % (flag, input_size, name or net, smallest))
-
-
-def main(argv=None):
-    from .model_zoo import get_model, get_model_list
-    from .models.common import STEMS
-    parser = cli.ArgumentParser(prog="python -m binary_models.stats", description=__doc__.split("\n")[0])
-    parser.add_argument("model", nargs="?", help="model name (see binary_models.get_model_list())")
-    parser.add_argument("--input-size", type=cli.positive_int, default=224, help="square input size (default 224)")
-    parser.add_argument("--stem", choices=STEMS, help="override the model's stem")
-    parser.add_argument("--json", action="store_true", help="print the totals as JSON")
-    parser.add_argument("--all", action="store_true", help="one row per model, like MeliusNet Table 1")
-    args = parser.parse_args(argv)
-    if args.all:
-        if args.model or args.stem:
-            parser.error("--all lists every model with its own stem: give no model name or --stem")
-        for name in get_model_list():
-            check_input_size(name, args.input_size, name=name)
-        print(comparison_table(get_model_list(), args.input_size, paper_numbers() if args.input_size == 224 else None))
-        return 0
-    if not args.model:
-        parser.error("give a model name or --all")
-    try:
-        net = get_model(args.model, **({"stem": args.stem} if args.stem else {}))
-    except ValueError as err:
-        raise cli.UsageError(err)
-    check_input_size(net, args.input_size, name=args.model)
-    stats = model_statistics(net, args.input_size, name=args.model)
-    print(json.dumps(dict(model=args.model, input_size=args.input_size, **stats.totals))
-          if args.json else stats.table())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli.run_script(main))
+if __name__ == "__main__":  # python -m binary_models.stats: the command bm stats
+    from .commands.stats import main
+    from .commands.cli import run_script
+    sys.exit(run_script(main))

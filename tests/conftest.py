@@ -14,7 +14,7 @@ def rng():
 
 
 def _every_isa():
-    from binary_models import native
+    from binary_models.inference import native
     return native.ISAS
 
 
@@ -22,7 +22,7 @@ def _every_isa():
 def kernels_isa(request):
     """Runs the kernels on each instruction set (or the one of an indirect parametrization) for one test;
     skips where this CPU or OS lacks it."""
-    from binary_models import native
+    from binary_models.inference import native
     if not native.isa_supported(request.param):
         pytest.skip("%s is not supported by this CPU or OS (best here: %s)" % (request.param, native.best_isa()))
     before = native.set_isa(request.param)

@@ -2,7 +2,6 @@
 objects that every consumer asks, the pad modes shared by Python and the native operator, and the run file
 that lets convert rebuild a trained model without being told what it is."""
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -11,31 +10,97 @@ import mxnet as mx
 from mxnet import nd
 
 import binary_models as bm
-from binary_models import native, quantization
-from binary_models.config import PAD_MODES
-from binary_models.files import run_file, write_run_file
+from binary_models.inference import native
+from binary_models.nn import quantization
+from binary_models.nn.config import PAD_MODES
+from binary_models.storage import run_file, write_run_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_the_registry_imports_no_model_family_and_no_gluoncv():
-    """The families import the registry, never the other way round (the import loop issue 15 removed):
-    registry.py and what it imports (config.py, quantization.py, normalization.py) name no model module, no
-    model_zoo, no layer and no GluonCV."""
+# What each part of the package may import from the others (docs/architecture.md): a part never imports one
+# above it, so that e.g. a layer never depends on training, and library code never on the command lines.
+LAYERS = ("errors", "storage", "nn", "registry", "models", "model_zoo", "stats", "plots", "data", "train",
+          "inference", "commands")
+MAY_IMPORT = {
+    "errors": set(),
+    "storage": {"errors"},
+    "nn": {"errors"},
+    "registry": {"errors", "nn", "storage"},
+    "models": {"errors", "nn", "registry"},
+    "model_zoo": {"errors", "nn", "registry", "models"},
+    "stats": {"errors", "nn", "models", "model_zoo"},
+    "plots": {"errors", "storage"},
+    "data": {"errors", "storage"},
+    "train": {"errors", "storage", "nn", "registry", "models", "model_zoo", "stats", "plots", "data"},
+    "inference": {"errors", "storage", "nn", "registry", "models", "model_zoo", "stats", "plots", "data"},
+    "commands": set(LAYERS) | {""},
+}
+
+
+def package_imports(depth=1):
+    """``{(importing part, imported part)}`` over every module of the package: parts are the first ``depth``
+    names below ``binary_models`` (``""``: the package itself); imports under ``if __name__ == "__main__":`` are
+    left out."""
     import ast
-    for module in ("registry", "config", "quantization", "normalization"):
-        with open(os.path.join(REPO, "binary_models", module + ".py")) as f:
-            tree = ast.parse(f.read())
-        imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-        imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
-        assert not [m for m in imported if m.startswith(("models", "model_zoo", "gluoncv", "binary_models", "layers"))
-                    or m in ("", "models")], (module, imported)
-        allowed = lambda m: m.split(".")[0] in sys.stdlib_module_names | {"mxnet", "numpy"} \
-            or m in ("config", "quantization", "normalization", "files")
-        assert all(allowed(m) for m in imported), (module, imported)
-    with open(os.path.join(REPO, "binary_models", "files.py")) as f:  # the registry reads pretrained weights with it
-        tree = ast.parse(f.read())
-    assert [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level] == ["cli"]
+    found = set()
+    root = os.path.join(REPO, "binary_models")
+    for top, _, names in os.walk(root):
+        for name in (n for n in names if n.endswith(".py")):
+            parts = os.path.relpath(os.path.join(top, name), REPO)[:-3].split(os.sep)
+            package = parts if name == "__init__.py" else parts[:-1]
+            package = package[:-1] if name == "__init__.py" else package
+            tree = ast.parse(open(os.path.join(top, name)).read())
+            main_blocks = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
+            skipped = {id(n) for block in main_blocks for n in ast.walk(block)}
+            for node in ast.walk(tree):
+                if id(node) in skipped:
+                    continue
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    base = package[:len(package) - node.level + 1]
+                    targets = [base + node.module.split(".")] if node.module else [base + [a.name] for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    targets = [node.module.split(".")]
+                elif isinstance(node, ast.Import):
+                    targets = [a.name.split(".") for a in node.names]
+                else:
+                    continue
+                for target in targets:
+                    if target[0] == "binary_models":
+                        found.add((".".join(parts[1:1 + depth]), ".".join(target[1:1 + depth])))
+    return found
+
+
+def test_each_part_of_the_package_imports_only_the_parts_below_it():
+    broken = sorted((a, b) for a, b in package_imports() if a != b and a in MAY_IMPORT and b not in MAY_IMPORT[a])
+    assert not broken, "imports against docs/architecture.md: %s" % broken
+    assert ("inference", "nn") in package_imports() and ("train", "data") in package_imports()  # the walk sees them
+
+
+def test_no_two_modules_import_each_other():
+    """No import circle between two modules (data/datasets.py and data/transforms.py had one)."""
+    imports = {(a, b) for a, b in package_imports(depth=2) if a != b and "." in a and "." in b}
+    circles = sorted((a, b) for a, b in imports if (b, a) in imports and a < b)
+    assert not circles, circles
+
+
+def test_no_module_imports_gluoncv_at_import_time_below_the_models():
+    """GluonCV is imported only where it is used (inside functions), and never by nn/ or storage/."""
+    import ast
+    for part in ("nn", "storage", "errors.py", "registry.py"):
+        path = os.path.join(REPO, "binary_models", part)
+        paths = [os.path.join(top, n) for top, _, names in os.walk(path) for n in names if n.endswith(".py")] \
+            if os.path.isdir(path) else [path]
+        for source in paths:
+            tree = ast.parse(open(source).read())
+            imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+            imported += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
+            assert not [m for m in imported if m.startswith("gluoncv")], source
+
+
+def test_the_top_level_holds_at_most_eight_modules():
+    names = [n for n in os.listdir(os.path.join(REPO, "binary_models")) if n.endswith(".py")]
+    assert len(names) <= 8, names
 
 
 def test_a_registered_activation_quantizer_becomes_an_option_that_layers_stats_and_convert_ask():
@@ -89,7 +154,8 @@ def test_convert_rebuilds_the_model_from_the_run_file_beside_the_parameters(tmp_
     params = str(tmp_path / "imagenet-meliusnet22-best.params")
     net.save_parameters(params)
     write_run_file(str(tmp_path / "imagenet-meliusnet22-run.json"), "meliusnet22", kwargs, 16, 10)
-    from binary_models.convert import load_packed, main
+    from binary_models.commands.convert import main
+    from binary_models.inference.convert import load_packed
     assert main(["--params", params, "--output", str(tmp_path / "packed")]) == 0  # no --model, --stem, ...
     assert os.path.isfile(run_file(str(tmp_path / "packed")))
     out = load_packed(str(tmp_path / "packed"))(x).asnumpy()

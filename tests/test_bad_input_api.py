@@ -11,10 +11,11 @@ from mxnet import nd
 from mxnet.gluon import nn
 
 import binary_models as bm
-from binary_models import native, quantization as q
-from binary_models.convert import convert
+from binary_models.inference import native
+from binary_models.nn import quantization as q
+from binary_models.inference.convert import convert
 from binary_models.model_zoo import check_input_size, minimum_input_size
-from binary_models.packed_layers import BinaryConv2D, BinaryDense, NormPool
+from binary_models.inference.packed_layers import BinaryConv2D, BinaryDense, NormPool
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -145,9 +146,9 @@ ROWS = [
     ("get_model_growth_0", model("meliusnet22", growth=0), ValueError, "growth must be an integer >= 1, got 0"),
     ("get_model_unknown_stem", model("meliusnet22", stem="huge"), ValueError, "unknown stem 'huge'; allowed: "),
     ("input_too_small_for_meliusnet22", lambda: check_input_size("meliusnet22", 16), ValueError,
-     "input size 16x16 is too small for meliusnet22: it needs at least 29x29"),
+     "input_size 16 is too small for meliusnet22: it needs at least 29"),
     ("input_too_small_for_thumbnail_stem", lambda: check_input_size("resnet_e18", 8, 4, stem="thumbnail"), ValueError,
-     "input size 8x4 is too small for resnet_e18: it needs at least 5x5"),
+     "input_size 8x4 is too small for resnet_e18: it needs at least 5x5"),
     ("minimum_input_size_of_a_number", lambda: minimum_input_size(5), TypeError, "needs a model name or a Gluon HybridBlock"),
     # ---- convert() ----
     ("convert_int", lambda: convert(5), TypeError, "convert needs a Gluon block"),

@@ -14,15 +14,14 @@ import pytest
 import mxnet as mx
 
 import binary_models as bm
-from binary_models import files, predict
-from binary_models import convert as convert_module
-from binary_models.cli import run_script
+from binary_models import storage as files
+from binary_models.commands import predict
+from binary_models.commands import convert as convert_command
+from binary_models.inference import convert as convert_module
+from binary_models.commands.cli import run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "detection"))
-import train_imagenet  # noqa: E402
-import detect  # noqa: E402
+from binary_models.commands import detect, train_imagenet  # noqa: E402
 from test_train_imagenet import SMALL_RUN, write_class_images  # noqa: E402
 
 MODEL = "imagenet-meliusnet22"
@@ -85,7 +84,7 @@ def made(tmp_path_factory):
     prefix = os.path.join(run, MODEL)
     save_trained_checkpoint(prefix)
     packed = os.path.join(root, "packed", "m")
-    assert convert_module.main(["--params", prefix + "-0.params", "--output", packed]) == 0
+    assert convert_command.main(["--params", prefix + "-0.params", "--output", packed]) == 0
     paths = dict(root=root, images=images, run=run, params=prefix + "-0.params", states=prefix + "-0.states",
                  best=prefix + "-best.params", run_file=prefix + "-run.json", packed=packed,
                  image=os.path.join(images, "val", "red", "000.jpg"))
@@ -138,7 +137,7 @@ def made(tmp_path_factory):
     return paths
 
 
-MAINS = {"convert": convert_module.main, "train": train_imagenet.main, "predict": predict.main,
+MAINS = {"convert": convert_command.main, "train": train_imagenet.main, "predict": predict.main,
          "detect": detect.main}
 TRAIN = "--data-dir {images} --num-epochs 1 --save-dir {root}/t " + " ".join(SMALL_RUN) + " "
 CONVERT = "--output {root}/out/m "

@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
-from binary_models import cli, launch
+from binary_models.commands import cli
+from binary_models.commands import launch as launch_command
+from binary_models.train import launch
 
 HOST_FILES = {
     "empty": "",
@@ -68,7 +70,7 @@ def fill(tmp_path, monkeypatch):
 
 def run_launcher(argv, capsys):
     with pytest.raises(SystemExit) as exit:
-        sys.exit(cli.run_script(launch.main, argv))
+        sys.exit(cli.run_script(launch_command.main, argv))
     return exit.value.code, capsys.readouterr().err
 
 

@@ -12,8 +12,9 @@ from mxnet import gluon, nd
 from mxnet.gluon import nn
 
 import binary_models as bm
-from binary_models import native
-from binary_models.convert import BinaryConv2D, BinaryDense, convert, load_packed, main, save_packed
+from binary_models.inference import native
+from binary_models.commands.convert import main
+from binary_models.inference.convert import BinaryConv2D, BinaryDense, convert, load_packed, save_packed
 from binary_models.stats import model_statistics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-import train_imagenet  # noqa: E402
-from binary_models import cli, datasets  # noqa: E402
+from binary_models.commands import train_imagenet  # noqa: E402
+from binary_models.commands import cli  # noqa: E402
+from binary_models.data import datasets  # noqa: E402
 
 CLASSES = ("a", "b", "c")
 

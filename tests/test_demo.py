@@ -2,7 +2,7 @@
 import json
 import os
 
-import binary_models.demo as demo
+import binary_models.commands.demo as demo
 
 
 def test_demo_trains_packs_and_reproduces_predictions(tmp_path, capsys):

@@ -14,9 +14,12 @@ import pytest
 import mxnet as mx
 from mxnet.gluon import nn
 
-from binary_models import convert, files, native, transforms
-from binary_models.convert import load_packed
-from binary_models.files import run_file, write_json
+from binary_models.commands import convert as convert_command
+from binary_models.inference import convert, native
+from binary_models.storage import pairs
+from binary_models.data import transforms
+from binary_models.inference.convert import load_packed
+from binary_models.storage import run_file, write_json
 
 from test_files import in_child
 from test_predict import save_trained, tiny_classifier, write_images
@@ -40,7 +43,7 @@ def packed(tmp_path_factory):
     root = tmp_path_factory.mktemp("deploy")
     params = save_trained(str(root / "run"), tiny_classifier())
     prefix = str(root / "packed" / "tiny")
-    assert convert.main(["--params", params, "--output", prefix]) == 0
+    assert convert_command.main(["--params", params, "--output", prefix]) == 0
     rng = np.random.RandomState(1)
     images = write_images(str(root / "images"), rng, shapes=((30, 40), (41, 29), (16, 16), (64, 48)))
     gray = str(root / "images" / "gray.png")
@@ -112,7 +115,7 @@ def test_a_save_killed_after_its_commit_point_is_finished_by_the_program(program
     def save_killed_at_its_first_rename():
         def die(source, target):
             os.kill(os.getpid(), signal.SIGKILL)
-        files._move = die
+        pairs._move = die
         convert.save_packed(new, prefix, (1, 3, 16, 16))
 
     os.waitpid(in_child(save_killed_at_its_first_rename), 0)

@@ -1,5 +1,4 @@
 """Detection: the SSD networks, the VOC-format checks, train_ssd.py and detect.py on a synthetic VOC set."""
-import importlib.util
 import json
 import os
 import shutil
@@ -13,10 +12,12 @@ import mxnet as mx
 from mxnet import nd
 
 import binary_models as bm
-from binary_models import cli, voc
-from binary_models.layers import QConv2D
+from binary_models.commands import cli, synthetic_voc, train_ssd
+from binary_models.train import detection as ssd_training
+from binary_models.data import voc
+from binary_models.nn.layers import QConv2D
 from binary_models.models import ssd
-from binary_models.regularization import walk_blocks
+from binary_models.train.regularization import walk_blocks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = sorted(voc.SHAPE_HUES)
@@ -37,14 +38,6 @@ def thin_run_flags(synthetic, out):
             "--batch-size", "8", "--num-workers", "1", "--save-prefix", out, "--no-progress"] + THIN_FLAGS
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "detection", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_ssd = load_script("train_ssd")
 
 
 def run_train_ssd(argv):
@@ -252,7 +245,7 @@ def test_synthetic_set_loads_through_gluoncv_vocdetection_with_boxes_on_the_shap
 def test_voc_classes_writes_pascal_voc_that_gluoncv_reads_with_the_plain_sets_boxes(tmp_path, capsys):
     from gluoncv.data import VOCDetection
     root = str(tmp_path / "pascal")
-    voc.main([root, "--voc-classes", "--train", "5", "--val", "2", "--size", "64", "--seed", "3"])
+    synthetic_voc.main([root, "--voc-classes", "--train", "5", "--val", "2", "--size", "64", "--seed", "3"])
     assert "5 + 2 images of aeroplane, bicycle, bird as Pascal VOC" in capsys.readouterr().out
     # the splits GluonCV's train_ssd.py --dataset voc reads, with GluonCV's 20 classes
     train = VOCDetection(root=root, splits=[(2007, "trainval"), (2012, "trainval")])
@@ -329,11 +322,11 @@ def trained(synthetic, tmp_path_factory):
 def untrained_map(synthetic):
     """The validation mAP of the thin SSD as train_ssd.py initialises it."""
     opt = train_ssd.parse_args(thin_run_flags(synthetic, ""))
-    kind, train_dataset, val_dataset, classes = train_ssd.get_dataset(opt)
-    net = train_ssd.build_network("ssd_%d_binary_densenet28_custom" % DATA_SHAPE, kind, classes, opt, [mx.cpu()])
-    _, val_data, _ = train_ssd.get_dataloaders(net, train_dataset, val_dataset, opt, 8)
-    metric = train_ssd.val_metric(kind, val_dataset, classes, opt, "")
-    return train_ssd.validate(net, val_data, [mx.cpu()], metric)[1][-1]
+    kind, train_dataset, val_dataset, classes = ssd_training.get_dataset(opt)
+    net = ssd_training.build_network("ssd_%d_binary_densenet28_custom" % DATA_SHAPE, kind, classes, opt, [mx.cpu()])
+    _, val_data, _ = ssd_training.get_dataloaders(net, train_dataset, val_dataset, opt, 8)
+    metric = ssd_training.val_metric(kind, val_dataset, classes, opt, "")
+    return ssd_training.validate(net, val_data, [mx.cpu()], metric)[1][-1]
 
 
 def test_training_lowers_the_loss_and_raises_map_far_above_an_untrained_net(trained, synthetic):

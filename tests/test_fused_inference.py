@@ -8,11 +8,11 @@ from mxnet import nd
 from mxnet.gluon import nn
 
 import binary_models as bm
-from binary_models import native
-from binary_models.convert import convert, load_packed, save_packed
+from binary_models.inference import native
+from binary_models.inference.convert import convert, load_packed, save_packed
 from binary_models.models.common import ChannelShuffle, DenseBlock, Transition
 from binary_models.models.meliusnet import ImprovementBlock
-from binary_models.packed_layers import (BinaryConv2D, BinaryDenseStage, Identity, NormPool, batchnorm_terms,
+from binary_models.inference.packed_layers import (BinaryConv2D, BinaryDenseStage, Identity, NormPool, batchnorm_terms,
                                          binarization_thresholds)
 
 

@@ -28,10 +28,10 @@ from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
 import binary_models as bm
-from binary_models import voc
+from binary_models.data import voc
 from binary_models.models import ssd
 from binary_models.models.resnet_e import ResNetEBlock
-from binary_models.regularization import walk_blocks
+from binary_models.train.regularization import walk_blocks
 
 from test_detection import class_rows
 
@@ -220,7 +220,7 @@ def ssd_script_validate(net, val_loader, metric):
 
 
 @pytest.mark.filterwarnings("ignore:save_params is deprecated", "ignore:Cannot decide type")
-@pytest.mark.parametrize("backbone", ssd.REGISTERED_BACKBONES)
+@pytest.mark.parametrize("backbone", ssd.BACKBONES)
 def test_train_ssd_then_demo_ssd_then_fine_tuning_and_export_on_its_checkpoint(
         backbone, pascal_voc, tmp_path, no_pretrained_weights):
     from gluoncv.data import VOCDetection

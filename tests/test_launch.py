@@ -13,13 +13,13 @@ import time
 
 import pytest
 
-from binary_models import launch
+from binary_models.train import launch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # binary_models.launch without binary_models/__init__.py, which imports MXNet and GluonCV (seconds).
 LAUNCHER = [sys.executable, "-c", "import sys, types; package = types.ModuleType('binary_models'); "
             "package.__path__ = [%r]; sys.modules['binary_models'] = package; "
-            "from binary_models import cli, launch; sys.exit(cli.run_script(launch.main))"
+            "from binary_models.commands import cli, launch; sys.exit(cli.run_script(launch.main))"
             % os.path.join(REPO, "binary_models")]
 
 # A role: records its pid and a grandchild's (in its process group) in the folder argv[1], then behaves as

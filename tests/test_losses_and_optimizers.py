@@ -9,9 +9,10 @@ import mxnet as mx
 from mxnet import gluon, nd
 
 import binary_models as bm
-from binary_models import optimizers  # noqa: F401  (registers 'radam')
-from binary_models.losses import TrainingObjective, mixup, smooth_targets
-from binary_models.schedules import add_schedule_arguments, lr_schedule, optimizer_params
+from binary_models.train import optimizers  # noqa: F401  (registers 'radam')
+from binary_models.train.losses import TrainingObjective, mixup, smooth_targets
+from binary_models.commands.cli import add_schedule_arguments
+from binary_models.train.schedules import lr_schedule, optimizer_params
 
 
 def log_softmax(z):

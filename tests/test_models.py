@@ -114,16 +114,16 @@ def test_pretrained_loads_params_from_root(tmp_path):
 
 def test_layer_options_pass_through_get_model():
     net = bm.get_model("meliusnet22", bits_a=2, grad_cancel=1.0)
-    convs = [b for b in bm.regularization.walk_blocks(net) if isinstance(b, bm.QConv2D)]
+    convs = [b for b in bm.train.regularization.walk_blocks(net) if isinstance(b, bm.QConv2D)]
     assert convs and all(c.config.bits_a == 2 and c.config.grad_cancel == 1.0 for c in convs)
     with bm.layer_config(grad_cancel=1.25):
         net = bm.get_model("binary_densenet28")
-    assert all(c.config.grad_cancel == 1.25 for c in bm.regularization.walk_blocks(net) if isinstance(c, bm.QConv2D))
+    assert all(c.config.grad_cancel == 1.25 for c in bm.train.regularization.walk_blocks(net) if isinstance(c, bm.QConv2D))
 
 
 def test_tang_models_default_to_two_binarizations_and_binary_last_layer():
     net = bm.get_model("tang_nin")
-    layers = [b for b in bm.regularization.walk_blocks(net) if isinstance(b, (bm.QConv2D, bm.QDense))]
+    layers = [b for b in bm.train.regularization.walk_blocks(net) if isinstance(b, (bm.QConv2D, bm.QDense))]
     assert all(layer.config.binarizations == 2 for layer in layers)
     assert isinstance(net.output[0], bm.QConv2D) and isinstance(net.output[-1], bm.Scale)
     assert bm.get_model("tang_nin", binarizations=1).output[0].config.binarizations == 1
@@ -132,11 +132,11 @@ def test_tang_models_default_to_two_binarizations_and_binary_last_layer():
 def test_first_conv_downsampling_and_fc_stay_full_precision():
     net = bm.get_model("meliusnet22")
     assert isinstance(net.output, gluon.nn.Dense)
-    assert all(isinstance(b, gluon.nn.Conv2D) for b in bm.regularization.walk_blocks(net.features[0])
+    assert all(isinstance(b, gluon.nn.Conv2D) for b in bm.train.regularization.walk_blocks(net.features[0])
                if isinstance(b, (gluon.nn.Conv2D, bm.QConv2D)))
     transitions = [b for b in net.features if isinstance(b, Transition)]
     assert len(transitions) == 3
-    assert all(not isinstance(b, bm.QConv2D) for t in transitions for b in bm.regularization.walk_blocks(t))
+    assert all(not isinstance(b, bm.QConv2D) for t in transitions for b in bm.train.regularization.walk_blocks(t))
 
 
 def test_improvement_block_changes_only_last_64_channels(rng):

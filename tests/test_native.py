@@ -12,8 +12,8 @@ import mxnet as mx
 from mxnet import nd
 
 import binary_models as bm
-from binary_models import native
-from binary_models.convert import BinaryConv2D, BinaryDense
+from binary_models.inference import native
+from binary_models.inference.convert import BinaryConv2D, BinaryDense
 import reference
 
 FUZZ_CHUNKS, FUZZ_PER_CHUNK = 11, 20  # 220 random shapes
@@ -152,7 +152,7 @@ def test_native_conv_equals_numpy_reference(seed):
     padded_with = conv.pad_value
     expected = reference.binary_conv2d(x.asnumpy(), conv.weight.data().asnumpy(), conv.strides, conv.padding,
                                        conv.dilation, conv.groups, pad_value=padded_with)
-    scale = bm.quantization.weight_scale(nd, conv.weight.data(), conv.config.scaling)
+    scale = bm.nn.quantization.weight_scale(nd, conv.weight.data(), conv.config.scaling)
     if scale is not None:
         expected = expected * scale.asnumpy().reshape(1, -1, 1, 1)
     np.testing.assert_allclose(BinaryConv2D(conv)(x).asnumpy(), expected, rtol=1e-6)

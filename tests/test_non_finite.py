@@ -10,9 +10,10 @@ from mxnet import autograd, nd
 from mxnet.gluon import nn
 
 import binary_models as bm
-from binary_models import native, quantization as q
-from binary_models.convert import convert
-from binary_models.packed_layers import BinaryConv2D, BinaryDense, BinaryDenseStage
+from binary_models.inference import native
+from binary_models.nn import quantization as q
+from binary_models.inference.convert import convert
+from binary_models.inference.packed_layers import BinaryConv2D, BinaryDense, BinaryDenseStage
 from test_fused_inference import convert_float_sequence, dense_units, random_batchnorm, thin, trained_like
 import reference
 

@@ -9,10 +9,10 @@ from mxnet import autograd, gluon, nd
 from mxnet.gluon import nn
 
 import binary_models as bm
-from binary_models.convert import BinaryConv2D, convert
+from binary_models.inference.convert import BinaryConv2D, convert
 from binary_models.models.resnet_e import ResNetEBlock
-from binary_models.normalization import make_norm, norm_config
-from binary_models.regularization import walk_blocks
+from binary_models.nn.normalization import make_norm, norm_config
+from binary_models.train.regularization import walk_blocks
 
 # Thin members of each family (every constructor that normalises), at 16x16.
 THIN = {

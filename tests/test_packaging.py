@@ -1,6 +1,7 @@
 """`pip wheel .` compiles the native library into the wheel, and an installed wheel (no checkout beside it)
 loads that library and computes what the float-emulated layer computes."""
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -36,17 +37,56 @@ def test_wheel_is_platform_specific_and_carries_the_native_library(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     assert "binary_models/libbinary_models_native.so" in names
-    assert "binary_models/convert.py" in names and not any(name.startswith("native/") for name in names)
+    assert "binary_models/inference/convert.py" in names and "binary_models/commands/main.py" in names
+    assert not any(name.startswith(("native/", "train_imagenet", "detection/")) for name in names)
+    (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+    with zipfile.ZipFile(wheel) as archive:
+        assert "bm = binary_models.commands.main:main" in archive.read(entry_points).decode()
 
 
-def test_installed_wheel_loads_its_own_library_and_matches_the_float_layer(wheel, tmp_path):
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def site(wheel, tmp_path_factory):
+    """The wheel's files, as pip installs them, in a folder outside the checkout."""
+    site = tmp_path_factory.mktemp("site")
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
     os.chmod(site / "binary_models" / "libbinary_models_native.so", 0o755)
+    return site
+
+
+def run_installed(site, cwd, *args):
+    """``python -m binary_models ARGS`` (what the ``bm`` console script runs) from the installed files only."""
+    env = dict(os.environ, PYTHONPATH=str(site))
+    env.pop("BINARY_MODELS_NATIVE_LIB", None)
+    return subprocess.run([sys.executable, "-m", "binary_models"] + list(args), cwd=str(cwd), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def test_installed_wheel_trains_converts_and_predicts_outside_the_checkout(site, tmp_path):
+    """The newcomer's path from the wheel alone: examples, a smoke training on the digits, convert, predict."""
+    result = run_installed(site, tmp_path, "examples", "examples")
+    assert result.returncode == 0, result.stdout[-3000:]
+    result = run_installed(site, tmp_path, "train", "--dataset", "digits", "--model", "meliusnet22", "--input-size",
+                           "8", "--num-epochs", "1", "--batch-size", "16", "--max-batches", "3", "--no-progress",
+                           "-j", "0", "--save-dir", "run")
+    assert result.returncode == 0, result.stdout[-3000:]
+    summary = json.load(open(tmp_path / "run" / "summary.json"))
+    assert summary["classes"] == 10 and summary["model"] == "meliusnet22"
+    assert not (tmp_path / "run" / "imagenet-meliusnet22-run.lock").exists()  # a finished run leaves no lock
+    result = run_installed(site, tmp_path, "convert", "--params", "run/imagenet-meliusnet22-best.params",
+                           "--output", "packed/m")
+    assert result.returncode == 0, result.stdout[-3000:]
+    result = run_installed(site, tmp_path, "predict", "--packed", "packed/m", "--json", "examples/digit1795.png")
+    assert result.returncode == 0, result.stdout[-3000:]
+    (prediction,) = json.loads(result.stdout[result.stdout.index("["):])
+    assert len(prediction["top"]) == 5 and abs(sum(t["probability"] for t in prediction["top"]) - 1) < 0.5
+    assert sorted(os.listdir(tmp_path)) == ["examples", "packed", "run"]  # nothing written elsewhere
+
+
+def test_installed_wheel_loads_its_own_library_and_matches_the_float_layer(site, tmp_path):
     check = textwrap.dedent("""
         import numpy as np, mxnet as mx, binary_models as bm
-        from binary_models import native
+        from binary_models.inference import native
         assert not native.in_checkout()
         path = native.load()
         assert path == native.library_path() and path.startswith(%r), path

@@ -12,9 +12,11 @@ import pytest
 import mxnet as mx
 
 import binary_models as bm
-from binary_models import convert, predict
-from binary_models.cli import run_script
-from binary_models.files import write_run_file
+from binary_models.commands import predict
+from binary_models.commands import convert as convert_command
+from binary_models.inference import convert
+from binary_models.commands.cli import run_script
+from binary_models.storage import write_run_file
 
 from test_convert import trained_like
 
@@ -121,7 +123,7 @@ def test_a_batch_gives_the_results_of_single_images(trained, capsys):
 
 def test_packed_model_from_the_convert_command_predicts_what_the_trained_model_does(trained, tmp_path, capsys):
     prefix = str(tmp_path / "packed" / "tiny")
-    assert convert.main(["--params", trained["params"], "--output", prefix]) == 0
+    assert convert_command.main(["--params", trained["params"], "--output", prefix]) == 0
     capsys.readouterr()
     run = json.load(open(prefix + "-run.json"))
     assert run["model"] == "binary_densenet28" and run["classes"] == 10 and run["input_size"] == SIZE

@@ -4,7 +4,7 @@ import pytest
 from mxnet import autograd, nd
 
 import binary_models as bm
-from binary_models import quantization as q
+from binary_models.nn import quantization as q
 import reference
 
 

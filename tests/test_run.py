@@ -13,9 +13,9 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 import binary_models as bm
-from binary_models import run
-from binary_models.convert import convert
-from binary_models.packed_layers import BinaryDenseStage
+from binary_models.commands import run
+from binary_models.inference.convert import convert
+from binary_models.inference.packed_layers import BinaryDenseStage
 
 from test_convert import blocks_of, trained_like
 

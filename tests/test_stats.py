@@ -8,7 +8,8 @@ from mxnet import gluon
 
 import binary_models as bm
 from binary_models.models.meliusnet import MELIUSNET_TABLE1
-from binary_models.stats import model_statistics, main
+from binary_models.commands.stats import main
+from binary_models.stats import model_statistics
 
 TOLERANCE = 0.03
 

@@ -14,9 +14,8 @@ import pytest
 import mxnet as mx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-import train_imagenet  # noqa: E402
-from binary_models.cli import run_script  # noqa: E402
+from binary_models.commands import train_imagenet  # noqa: E402
+from binary_models.commands.cli import run_script  # noqa: E402
 
 CLASSES = ("red", "green", "blue")
 # A 3-class folder at 16x16 with the thumbnail stem: every run takes seconds.
@@ -212,7 +211,7 @@ def test_bad_input_exit_status_is_2_from_the_command_line(tmp_path):
 
 
 def test_launcher_plans_scheduler_servers_and_workers_over_ssh(tmp_path, capsys):
-    from binary_models import launch
+    from binary_models.commands import launch
     hosts = tmp_path / "hosts"
     hosts.write_text("# cluster\nnode1\nnode2\n")
     assert launch.main(["-n", "2", "-s", "2", "--hosts", str(hosts), "--port", "9091", "--dry-run", "--",

@@ -4,8 +4,9 @@ import collections
 
 from mxnet.gluon import HybridBlock, nn
 
-from ..layers import QConv2D
-from ..normalization import make_norm
+from ..nn.layers import QConv2D
+from ..nn.normalization import make_norm
+from ..errors import UsageError
 
 STEMS = ("grouped", "7x7", "thumbnail")
 
@@ -33,7 +34,7 @@ def make_stem(kind, channels=64):
             stem.add(nn.Conv2D(channels, 3, strides=1, padding=1, use_bias=False), make_norm(channels),
                      nn.Activation("relu"))
         else:
-            raise ValueError("unknown stem %r; allowed: %s" % (kind, ", ".join(map(repr, STEMS))))
+            raise UsageError("unknown stem %r; allowed: %s" % (kind, ", ".join(map(repr, STEMS))))
     return stem
 
 
@@ -129,7 +130,7 @@ class StagedNet(HybridBlock):
         """BN -> ReLU -> global average pool -> full-precision FC (the authors' head; the pool follows the
         final map size, so any input size works)."""
         if not (isinstance(classes, int) and classes >= 1):
-            raise ValueError("classes must be an integer >= 1, got %r" % (classes,))
+            raise UsageError("classes must be an integer >= 1, got %r" % (classes,))
         self.features.add(make_norm(self.widths[-1]), nn.Activation("relu"))
         self.head_norm_end = len(self.features) - 1
         self.features.add(nn.GlobalAvgPool2D(), nn.Flatten())
@@ -156,10 +157,10 @@ class DenseStageNet(StagedNet):
                  init_channels=64, stem="grouped", classes=1000, **kwargs):
         super().__init__(**kwargs)
         if len(rates) != len(blocks) - 1:
-            raise ValueError("need one reduction rate per transition: %d stages, %d rates" % (len(blocks), len(rates)))
+            raise UsageError("need one reduction rate per transition: %d stages, %d rates" % (len(blocks), len(rates)))
         for name, value in (("growth", growth), ("init_channels", init_channels)):
             if not (isinstance(value, int) and value >= 1):
-                raise ValueError("%s must be an integer >= 1, got %r" % (name, value))
+                raise UsageError("%s must be an integer >= 1, got %r" % (name, value))
         with self.name_scope():
             self.features.add(make_stem(stem, init_channels))
             channels = init_channels

@@ -2,8 +2,8 @@
 each with its own shortcut; the downsampling shortcut is AvgPool 2x2 -> full-precision 1x1 conv -> BN."""
 from mxnet.gluon import HybridBlock, nn
 
-from ..layers import QConv2D
-from ..normalization import make_norm
+from ..nn.layers import QConv2D
+from ..nn.normalization import make_norm
 from ..registry import register_model
 from .common import StagedNet, make_stem
 

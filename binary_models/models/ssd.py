@@ -25,9 +25,10 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from .. import registry
-from ..normalization import default_norm, make_norm
+from ..nn.normalization import default_norm, make_norm
 from ..registry import register_model
 from .common import StagedNet, binary_conv_unit
+from ..errors import UsageError
 
 # Aspect ratios per output layer: GluonCV's presets for SSD300/SSD512 (SSD paper section 2.2 / 3.1).
 ASPECT_RATIOS = [[1, 2, 0.5]] + [[1, 2, 0.5, 3, 1.0 / 3]] * 3 + [[1, 2, 0.5]] * 2
@@ -42,31 +43,16 @@ ANCHOR_SIZES = {
 # other shapes: SSD512's).
 EXTRA_FILTERS = {300: (512, 256, 256, 256), 512: (512, 512, 256, 256)}
 DATASETS = ("voc", "coco", "custom")
-# Every registered detector: ssd_{data shape}_{backbone}_{dataset}, the presets' two data shapes with each
-# backbone family's members (BinaryDenseNet Table 8 reports binary_densenet37/45 at 512). Other shapes and
-# backbones are built by get_ssd_model.
-REGISTERED_SSDS = (
-    "ssd_300_binary_densenet28_voc", "ssd_300_binary_densenet28_coco", "ssd_300_binary_densenet28_custom",
-    "ssd_300_binary_densenet37_voc", "ssd_300_binary_densenet37_coco", "ssd_300_binary_densenet37_custom",
-    "ssd_300_binary_densenet45_voc", "ssd_300_binary_densenet45_coco", "ssd_300_binary_densenet45_custom",
-    "ssd_300_meliusnet22_voc", "ssd_300_meliusnet22_coco", "ssd_300_meliusnet22_custom",
-    "ssd_300_meliusnet29_voc", "ssd_300_meliusnet29_coco", "ssd_300_meliusnet29_custom",
-    "ssd_300_meliusnet42_voc", "ssd_300_meliusnet42_coco", "ssd_300_meliusnet42_custom",
-    "ssd_300_meliusnet59_voc", "ssd_300_meliusnet59_coco", "ssd_300_meliusnet59_custom",
-    "ssd_300_resnet_e18_voc", "ssd_300_resnet_e18_coco", "ssd_300_resnet_e18_custom",
-    "ssd_300_resnet_e34_voc", "ssd_300_resnet_e34_coco", "ssd_300_resnet_e34_custom",
-    "ssd_512_binary_densenet28_voc", "ssd_512_binary_densenet28_coco", "ssd_512_binary_densenet28_custom",
-    "ssd_512_binary_densenet37_voc", "ssd_512_binary_densenet37_coco", "ssd_512_binary_densenet37_custom",
-    "ssd_512_binary_densenet45_voc", "ssd_512_binary_densenet45_coco", "ssd_512_binary_densenet45_custom",
-    "ssd_512_meliusnet22_voc", "ssd_512_meliusnet22_coco", "ssd_512_meliusnet22_custom",
-    "ssd_512_meliusnet29_voc", "ssd_512_meliusnet29_coco", "ssd_512_meliusnet29_custom",
-    "ssd_512_meliusnet42_voc", "ssd_512_meliusnet42_coco", "ssd_512_meliusnet42_custom",
-    "ssd_512_meliusnet59_voc", "ssd_512_meliusnet59_coco", "ssd_512_meliusnet59_custom",
-    "ssd_512_resnet_e18_voc", "ssd_512_resnet_e18_coco", "ssd_512_resnet_e18_custom",
-    "ssd_512_resnet_e34_voc", "ssd_512_resnet_e34_coco", "ssd_512_resnet_e34_custom",
-)
+# The backbones of the registered detectors: each classification family's members (BinaryDenseNet Table 8
+# reports binary_densenet37/45 at 512).
+BACKBONES = ("binary_densenet28", "binary_densenet37", "binary_densenet45", "meliusnet22", "meliusnet29",
+             "meliusnet42", "meliusnet59", "resnet_e18", "resnet_e34")
+# Every registered detector: ssd_{data shape}_{backbone}_{dataset} for the presets' two data shapes. Other
+# shapes are built by get_ssd_model.
+REGISTERED_SSDS = tuple("ssd_%d_%s_%s" % (shape, backbone, dataset) for shape in sorted(ANCHOR_SIZES)
+                        for backbone in BACKBONES for dataset in DATASETS)
 SSD_NAME = re.compile(r"^ssd_(\d+)_(.+)_(%s)$" % "|".join(DATASETS))
-REGISTERED_BACKBONES = tuple(sorted({SSD_NAME.match(name).group(2) for name in REGISTERED_SSDS}))
+
 # Other data shapes: the SSD paper's scales (section 2.2), s_k = 0.2 + 0.14 (k - 1) of the image for the
 # six maps (0.2 ... 0.9) and 1.04 closing the sequence. On the coarse grids of small inputs (8x8 at 128)
 # they give each object several matching anchors; SSD512's sizes scaled down (0.1 ...) give about one.
@@ -103,11 +89,11 @@ def build_backbone(backbone, **backbone_kwargs):
     """The classifier ``backbone`` (a registered name) as a detection backbone: a :class:`StagedNet`."""
     factory = registry.factory_of(backbone)
     if factory is None:
-        raise ValueError("unknown SSD backbone %r; this package's backbones: %s"
+        raise UsageError("unknown SSD backbone %r; this package's backbones: %s"
                          % (backbone, ", ".join(registry.model_names())))
     net = factory(**backbone_kwargs)
     if not isinstance(net, StagedNet):
-        raise ValueError("SSD backbone %r has no feature taps (only StagedNet models: BinaryDenseNet, MeliusNet, "
+        raise UsageError("SSD backbone %r has no feature taps (only StagedNet models: BinaryDenseNet, MeliusNet, "
                          "ResNet-E)" % backbone)
     return net
 
@@ -171,19 +157,19 @@ class StagedFeatures(HybridBlock):
         is dropped. Raises ``ValueError`` naming missing, unexpected or mismatched parameters."""
         saved = mx.nd.load(path)
         if not isinstance(saved, dict):
-            raise ValueError("%s holds no named parameters" % path)
+            raise UsageError("%s holds no named parameters" % path)
         params = self.base._collect_params_with_prefix("features")
         missing = sorted(set(params) - set(saved))
         unexpected = sorted(k for k in set(saved) - set(params) if not k.startswith("output."))
         if missing or unexpected:
-            raise ValueError("%s is not a %s checkpoint: %s" % (path, self.backbone, "; ".join(
+            raise UsageError("%s is not a %s checkpoint: %s" % (path, self.backbone, "; ".join(
                 "%s %s" % (what, ", ".join(keys[:5]) + (" ..." if len(keys) > 5 else ""))
                 for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys)))
         for key, param in params.items():
             try:
                 param._load_init(saved[key], ctx, cast_dtype=True)
             except AssertionError as err:
-                raise ValueError("%s does not fit %s: %s" % (path, self.backbone, err))
+                raise UsageError("%s does not fit %s: %s" % (path, self.backbone, err))
 
 
 def feature_map_sizes(features, data_shape):
@@ -244,10 +230,10 @@ def ssd_name(data_shape, backbone, dataset):
 def _dataset_classes(dataset, classes):
     if dataset == "custom":
         if not classes:
-            raise ValueError("a _custom SSD needs classes=[...] (the names of its foreground classes)")
+            raise UsageError("a _custom SSD needs classes=[...] (the names of its foreground classes)")
         return list(classes)
     if classes is not None:
-        raise ValueError("a _%s SSD has the %s classes; use the _custom network for others" % (dataset, dataset))
+        raise UsageError("a _%s SSD has the %s classes; use the _custom network for others" % (dataset, dataset))
     return list(voc_classes() if dataset == "voc" else coco_classes())
 
 
@@ -255,13 +241,13 @@ def _ssd_builder(name):
     """The function building ``ssd_{data_shape}_{backbone}_{dataset}`` (``classes`` only for ``_custom``)."""
     match = SSD_NAME.match(name)
     if not match:
-        raise ValueError("%r is not an SSD name (ssd_{data shape}_{backbone}_{%s})" % (name, "|".join(DATASETS)))
+        raise UsageError("%r is not an SSD name (ssd_{data shape}_{backbone}_{%s})" % (name, "|".join(DATASETS)))
     data_shape, backbone, dataset = int(match.group(1)), match.group(2), match.group(3)
 
     def build(classes=None, backbone_params=None, transfer=None, **kwargs):
         if transfer is not None:
             if backbone_params:
-                raise ValueError("%s: give transfer= or backbone_params=, not both (transfer loads the whole "
+                raise UsageError("%s: give transfer= or backbone_params=, not both (transfer loads the whole "
                                  "detector)" % name)
             return transferred_ssd(data_shape, backbone, dataset, transfer, classes, **kwargs)
         net = build_ssd(backbone, data_shape, _dataset_classes(dataset, classes), dataset, **kwargs)
@@ -286,11 +272,11 @@ def transferred_ssd(data_shape, backbone, dataset, transfer, classes, pretrained
     (``pretrained=True``: ``{root}/ssd_{shape}_{backbone}_{transfer}.params``), then ``reset_class(classes)``
     reusing the predictor weights of the classes both have. ``pretrained_base`` is moot (all is loaded)."""
     if dataset != "custom":
-        raise ValueError("transfer= is for the _custom detectors (it resets the classes); %s has the %s classes"
+        raise UsageError("transfer= is for the _custom detectors (it resets the classes); %s has the %s classes"
                          % (ssd_name(data_shape, backbone, dataset), dataset))
     trained = [d for d in DATASETS if d != "custom"]
     if transfer not in trained:
-        raise ValueError("transfer must be one of %s (the detector whose weights to start from), got %r"
+        raise UsageError("transfer must be one of %s (the detector whose weights to start from), got %r"
                          % (", ".join(map(repr, trained)), transfer))
     classes = _dataset_classes("custom", classes)
     trained_name = ssd_name(data_shape, backbone, transfer)
@@ -326,7 +312,7 @@ def get_ssd_model(name, **kwargs):
     :func:`build_ssd` for its anchors)."""
     key = name.lower()
     if not is_ssd_name(key):
-        raise ValueError("%r is not an SSD of this package: ssd_{data shape}_{backbone}_{%s} with a backbone of %s"
+        raise UsageError("%r is not an SSD of this package: ssd_{data shape}_{backbone}_{%s} with a backbone of %s"
                          % (name, "|".join(DATASETS), ", ".join(registry.model_names())))
     factory = registry.factory_of(key) or registry.model_factory(_ssd_builder(key), kind="detection")
     return factory(**kwargs)

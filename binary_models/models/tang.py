@@ -9,8 +9,8 @@ convs, and the ImageNet NIN of Lin et al.); the paper gives only the changes of 
 from mxnet import init
 from mxnet.gluon import HybridBlock, nn
 
-from ..layers import QConv2D, QDense, Scale
-from ..normalization import make_norm
+from ..nn.layers import QConv2D, QDense, Scale
+from ..nn.normalization import make_norm
 from ..registry import register_model
 from .common import make_stem
 

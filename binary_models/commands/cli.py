@@ -1,0 +1,157 @@
+"""What every command line of the package shares: bad input becomes one ``error: ...`` line on stderr and
+exit status 2, never a traceback.
+
+:class:`ArgumentParser` is argparse's parser with that rule for its own errors (an unknown flag, a value of
+the wrong type), and the argument types below check numbers up front, naming the flag and what is allowed
+(``error: argument --batch-size: must be an integer >= 1, got -4``)."""
+import argparse
+import logging
+import math
+import os
+import signal
+import sys
+import traceback
+
+from ..errors import BinaryModelsError, UsageError, error_line  # noqa: F401  (the commands' error contract)
+from ..train import distributed, schedules
+
+
+def fail(message):
+    """Print ``error: message`` on stderr and exit with status 2."""
+    print("error: %s" % message, file=sys.stderr)
+    sys.exit(2)
+
+
+# The flags of library arguments whose names differ (``run_path`` is ``--run`` on every command line).
+FLAGS = {"run_path": "--run"}
+
+
+def run_script(main, argv=None, flags=None):
+    """Run ``main(argv)``; a :class:`~binary_models.errors.BinaryModelsError` prints ``error: ...`` (its
+    argument named by its flag: ``flags[argument]``, :data:`FLAGS`, else ``--argument-with-dashes``) and exits
+    with status 2."""
+    try:
+        return main(argv)
+    except BinaryModelsError as err:
+        fail(err.for_flags(dict(FLAGS, **(flags or {}))))
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one ``error: ...`` line (not the whole usage) and exit status 2."""
+
+    def error(self, message):
+        fail("%s (see %s --help)" % (message, self.prog))
+
+
+def number(kind=int, minimum=None, maximum=None, above=None):
+    """An argparse type: ``kind`` (int or float, finite) with ``minimum <= value <= maximum`` and
+    ``value > above`` where given; otherwise argparse reports the flag and this rule."""
+    bounds = [b for b in ("> %g" % above if above is not None else None,
+                          ">= %g" % minimum if minimum is not None else None,
+                          "<= %g" % maximum if maximum is not None else None) if b]
+    rule = "%s%s" % ("an integer" if kind is int else "a number", (" " + " and ".join(bounds)) if bounds else "")
+
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be %s, got %r" % (rule, text))
+        if (kind is float and not math.isfinite(value)) or (above is not None and not value > above) \
+                or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError("must be %s, got %s" % (rule, text))
+        return value
+
+    convert.__name__ = rule  # argparse names the type in some messages
+    return convert
+
+
+positive_int = number(int, minimum=1)
+non_negative_int = number(int, minimum=0)
+positive_float = number(float, above=0)
+non_negative_float = number(float, minimum=0)
+
+
+def gpu_list(text):
+    """An argparse type: comma-separated GPU numbers (``0,1``; empty: none, the CPU) as a list of ints."""
+    try:
+        gpus = [int(g) for g in text.split(",") if g.strip()]
+    except ValueError:
+        gpus = [-1]
+    if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise argparse.ArgumentTypeError("must be distinct GPU numbers separated by commas, e.g. 0,1 (empty: the "
+                                         "CPU), got %r" % text)
+    return gpus
+
+
+def check_gpus(flag, gpus):
+    """Raise :class:`UsageError` naming ``flag`` when GPU numbers ``gpus`` are not all on this machine."""
+    import mxnet as mx
+    available = mx.context.num_gpus()
+    if gpus and max(gpus) >= available:
+        raise UsageError("%s %s: %s" % (flag, ",".join(map(str, gpus)), "no GPU is available (this MXNet sees none)"
+                                        if not available else "this machine has GPUs 0-%d" % (available - 1)))
+
+
+# The ``--seed`` flag's type: what NumPy's generator accepts.
+seed_type = number(int, minimum=0, maximum=2 ** 32 - 1)
+
+
+def epoch_list(text):
+    """argparse type of ``--lr-decay-epoch``: :func:`parse_epochs`, each epoch at least 1."""
+    try:
+        epochs = schedules.parse_epochs(text)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err))
+    if any(e < 1 for e in epochs):
+        raise argparse.ArgumentTypeError("epochs must be at least 1, got %r" % (text,))
+    return text
+
+
+def add_schedule_arguments(group, lr, lr_mode, lr_decay_epoch):
+    """The learning-rate flags both training scripts share (GluonCV's names), with per-script defaults."""
+    group.add_argument("--lr", type=positive_float, default=lr, help="base learning rate")
+    group.add_argument("--lr-mode", default=lr_mode, choices=schedules.LR_MODES)
+    group.add_argument("--lr-decay", type=positive_float, default=0.1, help="factor of each step decay")
+    group.add_argument("--lr-decay-period", type=non_negative_int, default=0,
+                       help="decay every N epochs (0: use --lr-decay-epoch)")
+    group.add_argument("--lr-decay-epoch", type=epoch_list, default=lr_decay_epoch, help="epochs of the step decays")
+    group.add_argument("--warmup-lr", type=non_negative_float, default=0.0,
+                       help="learning rate at the start of the warm-up")
+    group.add_argument("--warmup-epochs", type=non_negative_int, default=0, help="epochs of linear warm-up")
+    group.add_argument("--momentum", type=number(float, minimum=0, maximum=1), default=0.9,
+                       help="momentum of sgd and nag")
+
+
+def run_worker(main, argv=None):
+    """:func:`run_script` for a script that may run as a worker of a distributed job (``DMLC_ROLE=worker``):
+    there, an error ends the process at once with its status (2 for a :class:`UsageError`, 1 and the
+    traceback for an exception, 130 for Ctrl-C), and :mod:`binary_models.commands.launch` stops the rest of the job.
+
+    Freeing a distributed kvstore finalises it, which waits at a barrier for every other worker: until they
+    finish, or forever if they wait for this one's gradients. So :func:`create_kvstore` keeps it alive (an
+    exception unwinding the script's frames would free it) until the script has succeeded, and an error
+    skips the interpreter's clean-up with ``os._exit``."""
+    if os.environ.get("DMLC_ROLE") != "worker":
+        return run_script(main, argv)
+    try:
+        status = run_script(main, argv)
+    except SystemExit as exit:
+        if not exit.code:
+            del distributed._JOINED[:]  # success (or --help): the final barrier is where the workers meet
+            raise
+        if isinstance(exit.code, str):
+            print(exit.code, file=sys.stderr)
+        status = exit.code if isinstance(exit.code, int) else 1
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        status = 128 + signal.SIGINT
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    else:
+        del distributed._JOINED[:]
+        return status
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
