@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "conv_plan.h"
-#include "isa.h"
 #include "microkernels.h"
 #include "output_transform.h"
 #include "packing.h"

@@ -3,6 +3,8 @@
 // supported ISA; a name that is unknown or not supported here is reported on stderr, and the best runs.
 #include "isa.h"
 
+#include "microkernels.h"
+
 #include <cpuid.h>
 
 #include <atomic>
