@@ -168,17 +168,20 @@ bool check(bool ok, const char* what) {
   return ok;
 }
 
-// Dispatch reads CPUID and XCR0: AVX-512 needs its four feature bits and the OS's zmm state, AVX2 the
-// ymm state; auto is always allowed; a name round-trips; an ISA the machine lacks cannot be made active.
+// Dispatch reads CPUID and XCR0 on x86-64: AVX-512 needs its four feature bits and the OS's zmm state, AVX2
+// the ymm state; AT_HWCAP on aarch64: NEON needs asimd, neon-dot also asimddp; no ISA runs on the other
+// architecture; auto is always allowed; a name round-trips; an ISA the machine lacks cannot be made active.
 bool dispatch_is_right() {
   using binary_models::CpuBits;
   using binary_models::isa_allowed;
   CpuBits zen4;
+  zen4.arch = CpuBits::Arch::kX86_64;
   zen4.leaf1_ecx = 1u << 23 | 1u << 27;                                   // POPCNT, OSXSAVE
   zen4.leaf7_ebx = 1u << 5 | 1u << 8 | 1u << 16 | 1u << 30 | 1u << 31;  // AVX2, BMI2, AVX512 F/BW/VL
   zen4.leaf7_ecx = 1u << 14;                                              // AVX512_VPOPCNTDQ
   zen4.xcr0 = 0xe7;
   CpuBits no_zmm_state = zen4, no_vpopcntdq = zen4, no_xsave = zen4, nothing;
+  nothing.arch = CpuBits::Arch::kX86_64;
   no_zmm_state.xcr0 = 0x7;
   no_vpopcntdq.leaf7_ecx = 0;
   no_xsave.leaf1_ecx = 1u << 23;
@@ -191,7 +194,19 @@ bool dispatch_is_right() {
   ok &= check(isa_allowed(Isa::kScalar, nothing) && isa_allowed(Isa::kAvx512Emulated, nothing) &&
                   !isa_allowed(Isa::kAvx2, nothing),
               "a bare x86-64 runs scalar and avx512-emulated only");
-  for (Isa isa : {Isa::kAuto, Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated}) {
+  ok &= check(!isa_allowed(Isa::kNeon, zen4) && !isa_allowed(Isa::kNeonDot, zen4), "x86-64 runs no NEON");
+  CpuBits a72, n1 = a72, other = a72;  // Cortex-A72: fp asimd ...; Neoverse N1: ... asimddp
+  a72.arch = n1.arch = CpuBits::Arch::kAarch64;
+  a72.hwcap = 1u << 0 | 1u << 1 | 1u << 3;
+  n1.hwcap = a72.hwcap | 1u << 20;
+  ok &= check(isa_allowed(Isa::kNeon, a72) && !isa_allowed(Isa::kNeonDot, a72), "Cortex-A72 runs neon, not neon-dot");
+  ok &= check(isa_allowed(Isa::kNeon, n1) && isa_allowed(Isa::kNeonDot, n1), "Neoverse N1 runs neon and neon-dot");
+  ok &= check(!isa_allowed(Isa::kAvx2, n1) && !isa_allowed(Isa::kAvx512Emulated, n1) && isa_allowed(Isa::kScalar, n1),
+              "aarch64 runs no x86 kernels, and scalar");
+  other.hwcap = n1.hwcap;
+  ok &= check(!isa_allowed(Isa::kNeon, other), "NEON needs aarch64, whatever the bits");
+  for (Isa isa : {Isa::kAuto, Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated, Isa::kNeon,
+                  Isa::kNeonDot}) {
     Isa parsed = Isa::kAuto;
     ok &= check(binary_models::isa_from_name(binary_models::isa_name(isa), &parsed) && parsed == isa,
                 "isa names round-trip");
@@ -199,7 +214,7 @@ bool dispatch_is_right() {
   Isa parsed;
   ok &= check(!binary_models::isa_from_name("avx1024", &parsed), "unknown names are refused");
   const Isa active = binary_models::active_isa();
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated, Isa::kNeon, Isa::kNeonDot})
     if (!binary_models::isa_supported(isa))
       ok &= check(!binary_models::set_active_isa(isa) && binary_models::active_isa() == active,
                   "an unsupported ISA cannot be made active");
@@ -246,7 +261,7 @@ int main(int argc, char** argv) {
   std::mt19937 rng(argc > 2 ? std::atoi(argv[2]) : 2024);
   std::vector<Isa> isas;  // kScalar first: the others are compared with it
   std::string ran, skipped;
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated, Isa::kNeon, Isa::kNeonDot}) {
     std::string& list = binary_models::isa_supported(isa) ? ran : skipped;
     list += std::string(list.empty() ? "" : ", ") + binary_models::isa_name(isa);
     if (binary_models::isa_supported(isa)) isas.push_back(isa);
