@@ -22,7 +22,8 @@ ConvShape DenseStageShape::unit_shape(int u) const {
   s.width = width;
   s.out_channels = growth;
   s.kernel_h = s.kernel_w = kernel;
-  s.pad_h = s.pad_w = s.dilate_h = s.dilate_w = dilation;
+  s.dilate_h = s.dilate_w = dilation;
+  s.pad_h = s.pad_w = dilation * (kernel - 1) / 2;
   s.pad_mode = pad_mode;
   return s;
 }
@@ -43,6 +44,8 @@ std::string DenseStageShape::check() const {
   if (units.empty()) return "units is empty (one letter per unit: D dense, I improvement)";
   for (char unit : units)
     if (unit != 'D' && unit != 'I') return std::string("units '") + units + "': expected only the letters D and I";
+  if (kernel % 2 == 0)
+    return "kernel " + std::to_string(kernel) + " is not supported (a unit keeps the size: an odd kernel)";
   if (growth < 1 || growth > kMaxChannels)
     return "growth " + std::to_string(growth) + " is not supported (allowed: 1.." + std::to_string(kMaxChannels) + ")";
   if (in_channels < growth && units[0] == 'I')
