@@ -44,7 +44,7 @@ std::string DenseStageShape::check() const {
   if (units.empty()) return "units is empty (one letter per unit: D dense, I improvement)";
   for (char unit : units)
     if (unit != 'D' && unit != 'I') return std::string("units '") + units + "': expected only the letters D and I";
-  if (kernel % 2 == 0)
+  if (kernel > 0 && kernel % 2 == 0)  // (the unit shapes refuse kernels out of range)
     return "kernel " + std::to_string(kernel) + " is not supported (a unit keeps the size: an odd kernel)";
   if (growth < 1 || growth > kMaxChannels)
     return "growth " + std::to_string(growth) + " is not supported (allowed: 1.." + std::to_string(kMaxChannels) + ")";
