@@ -1,6 +1,6 @@
 // Plain C functions of the library, for ctypes (binary_models/native.py): which ISA the kernels run, which
 // ones this machine supports, and switching between them (the tests compare every ISA in one process).
-#include "kernels/binary_conv.h"
+#include "kernels/isa.h"
 
 namespace {
 

@@ -245,6 +245,9 @@ BAD_FUSED_CALLS = {
     r"binary_dense_stage: thresholds shape \(5,\) must be \(8,\)":
         lambda: nd.binary_dense_stage(nd.ones((1, 8, 4, 4)), nd.ones((72,), dtype="int64"), nd.ones((5,)),
                                       nd.ones((8,)), units="D", in_channels=8, growth=8).wait_to_read(),
+    "binary_dense_stage: kernel 2 is not supported \\(a unit keeps the size: an odd kernel\\)":
+        lambda: nd.binary_dense_stage(nd.ones((1, 8, 4, 4)), nd.ones((64,), dtype="int64"), nd.ones((8,)),
+                                      nd.ones((8,)), units="D", in_channels=8, growth=8, kernel=2).wait_to_read(),
     "binary_dense_stage: data has 6 channels but in_channels is 8":
         lambda: nd.binary_dense_stage(nd.ones((1, 6, 4, 4)), nd.ones((72,), dtype="int64"), nd.ones((8,)),
                                       nd.ones((8,)), units="D", in_channels=8, growth=8).wait_to_read(),

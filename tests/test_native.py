@@ -2,7 +2,9 @@
 QDense and NumPy: exact equality on random shapes (on every instruction set this machine supports, also
 against the portable scalar kernels) and on every binary layer of two models; the instruction-set choice
 (BINARY_MODELS_ISA); bad input raises MXNetError naming the problem."""
+import ctypes
 import os
+import platform
 import subprocess
 import sys
 
@@ -73,19 +75,30 @@ def test_native_conv_equals_float_emulated_qconv2d_and_scalar_kernels_on_random_
         equals_scalar_kernels(kernels_isa, lambda: binary(x).asnumpy(), result)
 
 
-def cpuinfo_flags():
+def cpu_features():
+    """What the OS says this CPU runs: x86-64, the flags of /proc/cpuinfo (listed only where the OS saves their
+    registers too); aarch64, the names of the AT_HWCAP bits the kernels use (under qemu-user /proc/cpuinfo is
+    the host's, while the auxiliary vector is the emulated CPU's)."""
+    if platform.machine() in ("aarch64", "arm64"):
+        hwcap = ctypes.CDLL(None).getauxval
+        hwcap.restype, hwcap.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
+        bits = hwcap(16)  # AT_HWCAP
+        return {name for name, bit in (("asimd", 1), ("asimddp", 20)) if bits >> bit & 1}
     with open("/proc/cpuinfo") as f:
-        return next(set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags"))
+        return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
 
 
 @pytest.mark.skipif(bool(os.environ.get(native.ISA_ENV)), reason="BINARY_MODELS_ISA is set")
-def test_kernels_run_the_best_isa_that_proc_cpuinfo_lists(capsys):
-    """Linux lists avx512*/avx2 only where the OS saves their registers too."""
-    flags = cpuinfo_flags()
-    if {"avx512f", "avx512bw", "avx512vl", "avx512_vpopcntdq", "bmi2", "avx2", "popcnt"} <= flags:
+def test_kernels_run_the_best_isa_that_the_cpu_lists(capsys):
+    features = cpu_features()
+    if {"avx512f", "avx512bw", "avx512vl", "avx512_vpopcntdq", "bmi2", "avx2", "popcnt"} <= features:
         expected = "avx512"
-    elif {"avx2", "popcnt"} <= flags:
+    elif {"avx2", "popcnt"} <= features:
         expected = "avx2"
+    elif {"asimd", "asimddp"} <= features:
+        expected = "neon-dot"
+    elif "asimd" in features:
+        expected = "neon"
     else:
         expected = "scalar"
     assert native.isa() == native.best_isa() == expected
@@ -120,7 +133,7 @@ def test_binary_models_isa_with_an_unknown_name_says_so_and_runs_the_best():
     chosen, stderr = isa_chosen_in_a_new_process("avx1024")
     assert chosen == native.best_isa()
     assert stderr == ("binary_models: BINARY_MODELS_ISA=avx1024 is unknown (known: auto, scalar, avx2, avx512, "
-                      "avx512-emulated); running %s\n" % chosen)
+                      "avx512-emulated, neon, neon-dot); running %s\n" % chosen)
 
 
 def test_binary_models_isa_forces_the_kernels_of_mxnet_operators():

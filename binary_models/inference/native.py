@@ -6,9 +6,10 @@ library is built with ``make -C native`` when it is missing or older than its so
 carries it inside the package, built by ``pip install``. The environment variable
 ``BINARY_MODELS_NATIVE_LIB`` names a prebuilt library instead (then nothing is built).
 
-The kernels pick their instruction set when the library loads: AVX-512 (with VPOPCNTDQ) where the CPU and
-the OS support it, else AVX2, else portable code; :func:`isa` says which. ``BINARY_MODELS_ISA=scalar|avx2|
-avx512`` forces another; one this machine lacks is reported on stderr and the best runs instead.
+The kernels pick their instruction set when the library loads: on x86-64 AVX-512 (with VPOPCNTDQ) where the
+CPU and the OS support it, else AVX2; on aarch64 NEON with the dot product (ARMv8.2), else NEON; else
+portable code; :func:`isa` says which. ``BINARY_MODELS_ISA=scalar|avx2|avx512|neon|neon-dot`` forces another;
+one this machine lacks is reported on stderr and the best runs instead.
 
 Importing :mod:`binary_models` never needs the library; only converted models do.
 """
@@ -28,9 +29,9 @@ LIBRARY_NAME = "libbinary_models_native.so"
 OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights", "binary_dense_stage", "norm_pool")
 LIBRARY_ENV = "BINARY_MODELS_NATIVE_LIB"
 ISA_ENV = "BINARY_MODELS_ISA"
-# The kernels' instruction sets, slowest first; "avx512-emulated" is the AVX-512 kernels' source compiled
-# for any x86-64 (a test of their logic where AVX-512 is missing), not a fast path.
-ISAS = ("scalar", "avx2", "avx512", "avx512-emulated")
+# The kernels' instruction sets (x86-64, then aarch64), slowest first; "avx512-emulated" is the AVX-512
+# kernels' source compiled for any x86-64 (a test of their logic where AVX-512 is missing), not a fast path.
+ISAS = ("scalar", "avx2", "avx512", "avx512-emulated", "neon", "neon-dot")
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the wheel puts the library here
 NATIVE_DIR = os.path.join(os.path.dirname(PACKAGE_DIR), "native")
 
@@ -91,8 +92,9 @@ def load():
             if os.environ.get(LIBRARY_ENV):
                 why = "%s is set" % LIBRARY_ENV
             else:
-                why = "this installation has no native sources and its wheel carries no library; reinstall with " \
-                      "make and g++ present, or set %s" % LIBRARY_ENV
+                why = "this installation has no native sources and its wheel carries no library (its build failed " \
+                      "at install time): install make and g++ (C++17, OpenMP) and reinstall from the source " \
+                      "(pip install .), or set %s" % LIBRARY_ENV
             raise NativeLibraryError("native library %s does not exist (%s)" % (path, why))
         try:
             mx.library.load(path, verbose=False)
@@ -115,8 +117,9 @@ def _c_functions():
 
 
 def isa():
-    """The instruction set the kernels run: ``'avx512'``, ``'avx2'`` or ``'scalar'`` (the best this CPU and
-    OS support, unless ``BINARY_MODELS_ISA`` or :func:`set_isa` chose another). Loads the library."""
+    """The instruction set the kernels run: ``'avx512'``, ``'avx2'``, ``'neon-dot'``, ``'neon'`` or ``'scalar'``
+    (the best this CPU and OS support, unless ``BINARY_MODELS_ISA`` or :func:`set_isa` chose another). Loads
+    the library."""
     return _c_functions().binary_models_isa().decode()
 
 

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "conv_plan.h"
-#include "isa.h"
 #include "microkernels.h"
 #include "output_transform.h"
 #include "packing.h"
@@ -36,7 +35,7 @@ int max_threads() {
 void run_tiles(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, const uint64_t* packed,
                const uint64_t* packed_weights, const float* scale, const PaddingCorrection& correction,
                float* output) {
-  std::vector<uint64_t> gathered(int64_t(s.taps()) * s.words() * kTilePixels);
+  std::vector<uint64_t> gathered(int64_t(s.taps()) * s.words() * tile_rows(kernels.layout) * kTilePixels);
   TileArgs args;
   args.x = gathered.data();
   args.reduction = s.taps() * s.words();
@@ -48,7 +47,7 @@ void run_tiles(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, 
 #pragma omp for schedule(static)  // contiguous tiles: threads share no output cache lines but at the seams
   for (int64_t item = 0; item < p.tile_items; ++item) {
     const ConvPlan::Tile tile = p.tile(item);
-    gather_tile(s, p, tile, packed, gathered.data());
+    gather_tile(s, p, tile, kernels.layout, packed, gathered.data());
     if (p.zero_padding) correction.borders(tile, borders);
     const bool fused = tile.pixels == kTilePixels && !p.zero_padding;  // the kernel writes the outputs
     for (int block = tile.block_begin; block < tile.block_end; block += kTileBlocks) {

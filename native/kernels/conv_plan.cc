@@ -11,7 +11,7 @@ ConvPlan::ConvPlan(const ConvShape& s, int max_threads, const ConvOptions& optio
   padded_w = s.width + 2 * s.pad_w;
   pixel_words = int64_t(s.groups) * words;
   row_words = padded_w * pixel_words;
-  image_words = padded_h * row_words;
+  image_words = s.packed_image_words();
   tap_offsets.resize(taps);
   for (int t = 0; t < taps; ++t)
     tap_offsets[t] = (int64_t(t / s.kernel_w) * s.dilate_h * padded_w + (t % s.kernel_w) * s.dilate_w) * pixel_words;

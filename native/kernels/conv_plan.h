@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "binary_conv.h"
+#include "conv_shape.h"
 #include "microkernels.h"
 
 namespace binary_models {

@@ -1,8 +1,8 @@
 // ConvShape: output sizes and the checks of what the kernels support.
+#include "conv_shape.h"
+
 #include <initializer_list>
 #include <limits>
-
-#include "binary_conv.h"
 
 namespace binary_models {
 namespace {

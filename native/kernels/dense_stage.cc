@@ -22,7 +22,8 @@ ConvShape DenseStageShape::unit_shape(int u) const {
   s.width = width;
   s.out_channels = growth;
   s.kernel_h = s.kernel_w = kernel;
-  s.pad_h = s.pad_w = s.dilate_h = s.dilate_w = dilation;
+  s.dilate_h = s.dilate_w = dilation;
+  s.pad_h = s.pad_w = dilation * (kernel - 1) / 2;
   s.pad_mode = pad_mode;
   return s;
 }
@@ -43,6 +44,8 @@ std::string DenseStageShape::check() const {
   if (units.empty()) return "units is empty (one letter per unit: D dense, I improvement)";
   for (char unit : units)
     if (unit != 'D' && unit != 'I') return std::string("units '") + units + "': expected only the letters D and I";
+  if (kernel > 0 && kernel % 2 == 0)  // (the unit shapes refuse kernels out of range)
+    return "kernel " + std::to_string(kernel) + " is not supported (a unit keeps the size: an odd kernel)";
   if (growth < 1 || growth > kMaxChannels)
     return "growth " + std::to_string(growth) + " is not supported (allowed: 1.." + std::to_string(kMaxChannels) + ")";
   if (in_channels < growth && units[0] == 'I')
@@ -55,11 +58,20 @@ std::string DenseStageShape::check() const {
   return "";
 }
 
-size_t dense_stage_workspace_bytes(const DenseStageShape& s) {
+namespace {
+
+// The workspace: the largest unit's packed activations (binary_conv2d's workspace, reused by every unit),
+// then, 64-byte aligned, an improvement unit's outputs before they are added.
+size_t improvement_offset(const DenseStageShape& s) {
   size_t packed = 0;
   for (int u = 0; u < int(s.units.size()); ++u) packed = std::max(packed, workspace_bytes(s.unit_shape(u)));
-  const size_t improvement = size_t(s.batch) * s.growth * s.height * s.width * sizeof(float);
-  return (packed + 63) / 64 * 64 + improvement;
+  return (packed + 63) / 64 * 64;
+}
+
+}  // namespace
+
+size_t dense_stage_workspace_bytes(const DenseStageShape& s) {
+  return improvement_offset(s) + size_t(s.batch) * s.growth * s.height * s.width * sizeof(float);
 }
 
 void dense_stage(const DenseStageShape& s, const float* input, const uint64_t* weights, const float* thresholds,
@@ -69,9 +81,7 @@ void dense_stage(const DenseStageShape& s, const float* input, const uint64_t* w
     owned.resize(dense_stage_workspace_bytes(s));
     workspace = owned.data();
   }
-  size_t packed_bytes = 0;
-  for (int u = 0; u < int(s.units.size()); ++u) packed_bytes = std::max(packed_bytes, workspace_bytes(s.unit_shape(u)));
-  float* improvement = reinterpret_cast<float*>(static_cast<unsigned char*>(workspace) + (packed_bytes + 63) / 64 * 64);
+  float* improvement = reinterpret_cast<float*>(static_cast<unsigned char*>(workspace) + improvement_offset(s));
 
   const int64_t plane = int64_t(s.height) * s.width, image = int64_t(s.out_channels()) * plane;
   for (int n = 0; n < s.batch; ++n)

@@ -17,7 +17,8 @@ namespace binary_models {
 
 struct DenseStageShape {
   int batch = 1, in_channels = 0, height = 0, width = 0;
-  int growth = 64, kernel = 3, dilation = 1;  // every unit: kernel x kernel, stride 1, padding = dilation
+  // Every unit: kernel x kernel (odd), stride 1, padding dilation * (kernel - 1) / 2: the size stays.
+  int growth = 64, kernel = 3, dilation = 1;
   PadMode pad_mode = PadMode::kMinusOne;
   std::string units;  // one letter per unit, in order: 'D' (dense: + growth channels) or 'I' (improvement)
 

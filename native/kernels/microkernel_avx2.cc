@@ -1,11 +1,12 @@
 // AVX2 kernels, compiled for AVX2 by function attributes only: the library still loads on a CPU without
-// AVX2, and binary_conv.cc picks these at run time (__builtin_cpu_supports).
+// AVX2, and isa.cc picks these at run time.
 //
 // xor-popcount: a 256-bit vector holds one 64-bit word of 4 output channels (one packed weight block); a
 // pixel's word is broadcast to all lanes, xor'ed, and counted with Mula's nibble lookup (vpshufb into a
 // 16-entry table, low and high nibble). Byte counts accumulate for at most 31 words (8 per word: 248 <
 // 256) before vpsadbw adds each 64-bit lane's bytes, which is then the count of one output channel: no
 // horizontal sums.
+#if defined(__x86_64__)  // x86-64 only; elsewhere this file is empty
 #include <immintrin.h>
 
 #include "output_transform.h"
@@ -151,8 +152,10 @@ AVX2_TARGET void pack_rows_avx2(const float* x, int64_t channel_stride, int chan
 }  // namespace
 
 const KernelSet& avx2_kernels() {
-  static const KernelSet kernels{"avx2", xor_popcount_avx2, pack_rows_avx2};
+  static const KernelSet kernels{"avx2", TileLayout::kPlain, xor_popcount_avx2, pack_rows_avx2};
   return kernels;
 }
 
 }  // namespace binary_models
+
+#endif  // __x86_64__

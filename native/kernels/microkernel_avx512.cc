@@ -1,6 +1,7 @@
 // AVX-512 kernels (F/BW/VL + VPOPCNTDQ), compiled for it by function attributes only: the library still
 // loads on any x86-64, and isa.cc picks these at run time when CPUID and XCR0 allow. The kernels are
 // microkernel_wide.inc with vpopcntq and masked loads.
+#if defined(__x86_64__)  // x86-64 only; elsewhere this file is empty
 #include <immintrin.h>
 
 #include <algorithm>
@@ -23,8 +24,10 @@ WIDE_TARGET inline F32x16 load16(const float* p, int valid) {
 }  // namespace
 
 const KernelSet& avx512_kernels() {
-  static const KernelSet kernels{"avx512", xor_popcount_wide, pack_rows_wide};
+  static const KernelSet kernels{"avx512", TileLayout::kPlain, xor_popcount_wide, pack_rows_wide};
   return kernels;
 }
 
 }  // namespace binary_models
+
+#endif  // __x86_64__

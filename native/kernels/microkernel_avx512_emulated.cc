@@ -1,5 +1,6 @@
 // microkernel_wide.inc compiled for any x86-64: the AVX-512 kernels' logic with a portable popcount, so
 // that a machine without AVX-512 tests everything of them but the choice of instructions. Not fast.
+#if defined(__x86_64__)  // x86-64 only: an emulation of x86 kernels; elsewhere this file is empty
 #include <algorithm>
 
 #include "output_transform.h"
@@ -28,8 +29,10 @@ inline F32x16 load16(const float* p, int valid) {
 }  // namespace
 
 const KernelSet& avx512_emulated_kernels() {
-  static const KernelSet kernels{"avx512-emulated", xor_popcount_wide, pack_rows_wide};
+  static const KernelSet kernels{"avx512-emulated", TileLayout::kPlain, xor_popcount_wide, pack_rows_wide};
   return kernels;
 }
 
 }  // namespace binary_models
+
+#endif  // __x86_64__

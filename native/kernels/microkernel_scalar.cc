@@ -21,10 +21,16 @@ static void pack_rows_scalar(const float* x, int64_t channel_stride, int channel
   }
 }
 
-// Also compiled for the popcnt instruction (nearly every x86-64 CPU has it; without it __builtin_popcountll
-// is a library call), chosen when the library is loaded.
-__attribute__((target_clones("popcnt", "default"))) static void xor_popcount_scalar(const TileArgs& tile,
-                                                                                    int32_t* counts) {
+// On x86-64 also compiled for the popcnt instruction (nearly every x86-64 CPU has it; without it
+// __builtin_popcountll is a library call), chosen when the library is loaded. aarch64's base ISA has a
+// popcount (cnt).
+#if defined(__x86_64__)
+#define POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
+#else
+#define POPCNT_CLONES
+#endif
+
+POPCNT_CLONES static void xor_popcount_scalar(const TileArgs& tile, int32_t* counts) {
   for (int b = 0; b < tile.blocks; ++b) {
     const uint64_t* weights = tile.weights + b * tile.block_stride;
     for (int l = 0; l < kLanes; ++l)
@@ -39,7 +45,7 @@ __attribute__((target_clones("popcnt", "default"))) static void xor_popcount_sca
 }
 
 const KernelSet& scalar_kernels() {
-  static const KernelSet kernels{"scalar", xor_popcount_scalar, pack_rows_scalar};
+  static const KernelSet kernels{"scalar", TileLayout::kPlain, xor_popcount_scalar, pack_rows_scalar};
   return kernels;
 }
 

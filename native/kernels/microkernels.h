@@ -4,17 +4,24 @@
 
 #include <cstdint>
 
-#include "binary_conv.h"
+#include "conv_shape.h"
 
 namespace binary_models {
 
 constexpr int kTilePixels = 8;  // output pixels per tile (8 x 64 bits = one 512-bit vector)
 constexpr int kTileBlocks = 4;  // weight blocks (of kLanes output channels) per micro-kernel call, at most
 
+// How the driver gathers a tile's receptive fields for a kernel (tile_gather.h): row k holds word k of the
+// kTilePixels pixels; kWithSwappedPairs follows it by the same words with the pixels of each pair swapped
+// (pixel j ^ 1 at j), so that 128-bit vectors of two pixels meet both channels of a two-channel weight
+// vector without a shuffle (NEON).
+enum class TileLayout { kPlain, kWithSwappedPairs };
+inline int tile_rows(TileLayout layout) { return layout == TileLayout::kPlain ? 1 : 2; }
+
 // One tile: up to kTileBlocks weight blocks against kTilePixels output pixels, whose receptive fields the
 // driver has gathered into one small buffer (a packed im2col of this tile only).
 struct TileArgs {
-  const uint64_t* x;        // x[k * kTilePixels + j]: word k of pixel j's receptive field
+  const uint64_t* x;        // x[k * tile_rows(layout) * kTilePixels + j]: word k of pixel j's receptive field
   int reduction;            // words per receptive field (taps x words per tap)
   const uint64_t* weights;  // block b: weights + b * block_stride, [reduction][kLanes]
   int64_t block_stride;
@@ -31,6 +38,7 @@ struct TileArgs {
 
 struct KernelSet {
   const char* name;
+  TileLayout layout;
   // counts[(b * kLanes + l) * kTilePixels + j] = popcount(x xor w) summed over the reduction, for lane l
   // of block b and pixel j; with tile.out set, the outputs instead (counts is scratch space then).
   void (*xor_popcount)(const TileArgs& tile, int32_t* counts);
@@ -45,8 +53,10 @@ struct KernelSet {
 };
 
 const KernelSet& scalar_kernels();
-const KernelSet& avx2_kernels();
+const KernelSet& avx2_kernels();             // x86-64 only, as the next two
 const KernelSet& avx512_kernels();
 const KernelSet& avx512_emulated_kernels();
+const KernelSet& neon_kernels();             // aarch64 only, as the next one
+const KernelSet& neon_dot_kernels();
 
 }  // namespace binary_models

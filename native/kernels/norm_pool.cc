@@ -4,7 +4,7 @@
 #include <limits>
 #include <vector>
 
-#include "binary_conv.h"
+#include "conv_shape.h"
 
 namespace binary_models {
 namespace {

@@ -19,11 +19,6 @@ void pack_weights(const ConvShape& s, const float* weights, uint64_t* packed) {
   }
 }
 
-size_t workspace_bytes(const ConvShape& s) {
-  return size_t(s.batch) * (s.height + 2 * s.pad_h) * (s.width + 2 * s.pad_w) * s.groups * s.words() *
-         sizeof(uint64_t);
-}
-
 void pack_activations(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, const float* input,
                       const ConvOptions& options, uint64_t* packed) {
   const int64_t image_floats = p.input_image_floats;

@@ -1,5 +1,5 @@
 // Activation packing, the first step of binary_conv2d (weight packing, done once offline, is
-// pack_weights in binary_conv.h and lives in packing.cc too).
+// pack_weights in conv_shape.h and lives in packing.cc too).
 #pragma once
 
 #include <cstdint>

@@ -9,9 +9,10 @@
 
 namespace binary_models {
 
-// Word i of tap t of the tile's pixel j goes to gathered[(t * words + i) * kTilePixels + j]; a partial tile
-// repeats its last pixel. `gathered` holds taps x words x kTilePixels words.
-void gather_tile(const ConvShape& shape, const ConvPlan& plan, const ConvPlan::Tile& tile, const uint64_t* packed,
-                 uint64_t* gathered);
+// Word k = t * words + i (tap t, word i) of the tile's pixel j goes to gathered[k * rows * kTilePixels + j],
+// and under TileLayout::kWithSwappedPairs (rows 2) also to gathered[(k * 2 + 1) * kTilePixels + (j ^ 1)]; a
+// partial tile repeats its last pixel. `gathered` holds taps x words x rows x kTilePixels words.
+void gather_tile(const ConvShape& shape, const ConvPlan& plan, const ConvPlan::Tile& tile, TileLayout layout,
+                 const uint64_t* packed, uint64_t* gathered);
 
 }  // namespace binary_models

@@ -34,7 +34,7 @@ std::string cpu_model() {
 int main(int argc, char** argv) {
   const int samples = argc > 1 ? std::atoi(argv[1]) : 200;
   std::vector<Isa> isas{binary_models::active_isa()};  // the one in use, then the slower ones
-  for (Isa isa : {Isa::kAvx2, Isa::kScalar})
+  for (Isa isa : {Isa::kAvx2, Isa::kNeon, Isa::kScalar})
     if (isa < isas[0] && binary_models::isa_supported(isa)) isas.push_back(isa);
   std::printf("%s; kernels: %s (best here: %s)\n", cpu_model().c_str(),
               binary_models::isa_name(binary_models::active_isa()), binary_models::isa_name(binary_models::best_isa()));

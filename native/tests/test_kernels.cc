@@ -3,6 +3,7 @@
 // kernels 1..7, strides, dilation, groups, both paddings, batch, odd sizes, scaling); ISAs the machine
 // lacks are reported as skipped. Also the dispatch's reading of CPUID/XCR0. Exits non-zero on the first
 // failure. Usage: test_kernels [shapes] [seed]
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,7 +13,7 @@
 #include <vector>
 
 #include "../kernels/binary_conv.h"
-#include "../kernels/isa.h"
+#include "../kernels/dense_stage.h"
 #include "../kernels/norm_pool.h"
 
 using binary_models::ConvShape;
@@ -163,22 +164,93 @@ bool run_shape(const ConvShape& s, std::mt19937& rng, const std::vector<Isa>& is
   return true;
 }
 
+// A random dense stage (kernels/dense_stage.h) on every ISA against its units run one by one through
+// naive_conv: the input copied, each unit binarizing the channels so far with its folded BatchNorm, a 'D'
+// unit's scaled outputs appended, an 'I' unit's added to the last `growth` channels.
+bool dense_stage_is_right(std::mt19937& rng, const std::vector<Isa>& isas) {
+  binary_models::DenseStageShape s;
+  s.batch = uniform(rng, 1, 2);
+  s.growth = pick(rng, {8, 33, 64});
+  s.in_channels = uniform(rng, s.growth, 150);
+  s.height = uniform(rng, 2, 9);
+  s.width = uniform(rng, 2, 11);
+  s.kernel = pick(rng, {1, 3, 3});
+  s.dilation = pick(rng, {1, 1, 2});
+  s.pad_mode = uniform(rng, 0, 1) ? PadMode::kMinusOne : PadMode::kZero;
+  for (int u = uniform(rng, 1, 4); u > 0; --u) s.units += "DI"[uniform(rng, 0, 1)];
+  if (!s.check().empty()) return true;  // e.g. a dilated kernel larger than the input: nothing to test
+  const int64_t plane = int64_t(s.height) * s.width;
+  const std::vector<float> input = random_values(rng, size_t(s.batch) * s.in_channels * plane);
+  std::vector<uint64_t> packed(s.weight_words());
+  std::vector<float> thresholds(s.threshold_count()), directions(s.threshold_count()),
+      scales(size_t(s.growth) * s.units.size());
+  for (size_t i = 0; i < thresholds.size(); ++i) {
+    thresholds[i] = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+    directions[i] = float(uniform(rng, -1, 1));
+  }
+  for (float& v : scales) v = std::uniform_real_distribution<float>(0.01f, 2.0f)(rng);
+
+  std::vector<float> expected(size_t(s.batch) * s.out_channels() * plane);
+  for (int n = 0; n < s.batch; ++n)
+    std::copy_n(input.begin() + n * s.in_channels * plane, s.in_channels * plane,
+                expected.begin() + n * s.out_channels() * plane);
+  int64_t weight_offset = 0, threshold_offset = 0;
+  for (int u = 0; u < int(s.units.size()); ++u) {
+    const ConvShape unit = s.unit_shape(u);
+    const std::vector<float> weights = random_values(rng, size_t(unit.out_channels) * unit.in_channels * unit.taps());
+    binary_models::pack_weights(unit, weights.data(), packed.data() + weight_offset);
+    std::vector<float> unit_input(size_t(s.batch) * unit.in_channels * plane);
+    for (int n = 0; n < s.batch; ++n)
+      std::copy_n(expected.begin() + n * s.out_channels() * plane, unit.in_channels * plane,
+                  unit_input.begin() + n * unit.in_channels * plane);
+    const std::vector<int> sums = naive_conv(unit, unit_input, weights, thresholds.data() + threshold_offset,
+                                             directions.data() + threshold_offset);
+    const int first = s.units[u] == 'D' ? unit.in_channels : unit.in_channels - s.growth;
+    for (int n = 0; n < s.batch; ++n)
+      for (int o = 0; o < s.growth; ++o)
+        for (int64_t i = 0; i < plane; ++i) {
+          const float value = float(sums[(size_t(n) * s.growth + o) * plane + i]) * scales[size_t(u) * s.growth + o];
+          float& out = expected[(size_t(n) * s.out_channels() + first + o) * plane + i];
+          out = s.units[u] == 'D' ? value : out + value;
+        }
+    weight_offset += unit.packed_weight_words();
+    threshold_offset += unit.in_channels;
+  }
+  for (Isa isa : isas) {
+    std::vector<float> out(expected.size(), NAN);
+    binary_models::dense_stage(s, input.data(), packed.data(), thresholds.data(), directions.data(), scales.data(),
+                               out.data(), nullptr, isa);
+    for (size_t i = 0; i < out.size(); ++i)
+      if (!(out[i] == expected[i])) {
+        std::fprintf(stderr, "FAIL [%s]: dense stage '%s', %d -> %d channels, growth %d, %dx%d, kernel %d, dilation "
+                     "%d: output %zu is %g, expected %g\n", binary_models::isa_name(isa), s.units.c_str(),
+                     s.in_channels, s.out_channels(), s.growth, s.height, s.width, s.kernel, s.dilation, i, out[i],
+                     expected[i]);
+        return false;
+      }
+  }
+  return true;
+}
+
 bool check(bool ok, const char* what) {
   if (!ok) std::fprintf(stderr, "FAIL: %s\n", what);
   return ok;
 }
 
-// Dispatch reads CPUID and XCR0: AVX-512 needs its four feature bits and the OS's zmm state, AVX2 the
-// ymm state; auto is always allowed; a name round-trips; an ISA the machine lacks cannot be made active.
+// Dispatch reads CPUID and XCR0 on x86-64: AVX-512 needs its four feature bits and the OS's zmm state, AVX2
+// the ymm state; AT_HWCAP on aarch64: NEON needs asimd, neon-dot also asimddp; no ISA runs on the other
+// architecture; auto is always allowed; a name round-trips; an ISA the machine lacks cannot be made active.
 bool dispatch_is_right() {
   using binary_models::CpuBits;
   using binary_models::isa_allowed;
   CpuBits zen4;
+  zen4.arch = CpuBits::Arch::kX86_64;
   zen4.leaf1_ecx = 1u << 23 | 1u << 27;                                   // POPCNT, OSXSAVE
   zen4.leaf7_ebx = 1u << 5 | 1u << 8 | 1u << 16 | 1u << 30 | 1u << 31;  // AVX2, BMI2, AVX512 F/BW/VL
   zen4.leaf7_ecx = 1u << 14;                                              // AVX512_VPOPCNTDQ
   zen4.xcr0 = 0xe7;
   CpuBits no_zmm_state = zen4, no_vpopcntdq = zen4, no_xsave = zen4, nothing;
+  nothing.arch = CpuBits::Arch::kX86_64;
   no_zmm_state.xcr0 = 0x7;
   no_vpopcntdq.leaf7_ecx = 0;
   no_xsave.leaf1_ecx = 1u << 23;
@@ -191,7 +263,19 @@ bool dispatch_is_right() {
   ok &= check(isa_allowed(Isa::kScalar, nothing) && isa_allowed(Isa::kAvx512Emulated, nothing) &&
                   !isa_allowed(Isa::kAvx2, nothing),
               "a bare x86-64 runs scalar and avx512-emulated only");
-  for (Isa isa : {Isa::kAuto, Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated}) {
+  ok &= check(!isa_allowed(Isa::kNeon, zen4) && !isa_allowed(Isa::kNeonDot, zen4), "x86-64 runs no NEON");
+  CpuBits a72, n1 = a72, other = a72;  // Cortex-A72: fp asimd ...; Neoverse N1: ... asimddp
+  a72.arch = n1.arch = CpuBits::Arch::kAarch64;
+  a72.hwcap = 1u << 0 | 1u << 1 | 1u << 3;
+  n1.hwcap = a72.hwcap | 1u << 20;
+  ok &= check(isa_allowed(Isa::kNeon, a72) && !isa_allowed(Isa::kNeonDot, a72), "Cortex-A72 runs neon, not neon-dot");
+  ok &= check(isa_allowed(Isa::kNeon, n1) && isa_allowed(Isa::kNeonDot, n1), "Neoverse N1 runs neon and neon-dot");
+  ok &= check(!isa_allowed(Isa::kAvx2, n1) && !isa_allowed(Isa::kAvx512Emulated, n1) && isa_allowed(Isa::kScalar, n1),
+              "aarch64 runs no x86 kernels, and scalar");
+  other.hwcap = n1.hwcap;
+  ok &= check(!isa_allowed(Isa::kNeon, other), "NEON needs aarch64, whatever the bits");
+  for (Isa isa : {Isa::kAuto, Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated, Isa::kNeon,
+                  Isa::kNeonDot}) {
     Isa parsed = Isa::kAuto;
     ok &= check(binary_models::isa_from_name(binary_models::isa_name(isa), &parsed) && parsed == isa,
                 "isa names round-trip");
@@ -199,7 +283,7 @@ bool dispatch_is_right() {
   Isa parsed;
   ok &= check(!binary_models::isa_from_name("avx1024", &parsed), "unknown names are refused");
   const Isa active = binary_models::active_isa();
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated, Isa::kNeon, Isa::kNeonDot})
     if (!binary_models::isa_supported(isa))
       ok &= check(!binary_models::set_active_isa(isa) && binary_models::active_isa() == active,
                   "an unsupported ISA cannot be made active");
@@ -246,7 +330,7 @@ int main(int argc, char** argv) {
   std::mt19937 rng(argc > 2 ? std::atoi(argv[2]) : 2024);
   std::vector<Isa> isas;  // kScalar first: the others are compared with it
   std::string ran, skipped;
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Emulated, Isa::kNeon, Isa::kNeonDot}) {
     std::string& list = binary_models::isa_supported(isa) ? ran : skipped;
     list += std::string(list.empty() ? "" : ", ") + binary_models::isa_name(isa);
     if (binary_models::isa_supported(isa)) isas.push_back(isa);
@@ -268,6 +352,12 @@ int main(int argc, char** argv) {
   bad = base;
   bad.height = 2;
   ok &= check_refuses(bad, "a kernel larger than the input");
+  binary_models::DenseStageShape stage;
+  stage.in_channels = stage.height = stage.width = 8;
+  stage.units = "D";
+  ok &= check(stage.check().empty(), "a 3x3 dense stage is supported");
+  stage.kernel = 2;
+  ok &= check(!stage.check().empty(), "a dense stage's unit keeps the size: an even kernel is refused");
 
   // The shapes of the models (14x14x256 -> 64 etc.) and a dense layer, then random ones.
   std::vector<ConvShape> cases;
@@ -283,7 +373,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < shapes; ++i) cases.push_back(random_shape(rng));
 
   for (const ConvShape& s : cases) ok = ok && run_shape(s, rng, isas);
-  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled, folded BN}\n", ok ? "ok" : "FAILED", cases.size(), ran.c_str());
+  const int stages = std::max(4, shapes / 10);
+  for (int i = 0; i < stages; ++i) ok = ok && dense_stage_is_right(rng, isas);
+  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled, folded BN}, %d dense stages\n", ok ? "ok" : "FAILED",
+              cases.size(), ran.c_str(), stages);
   if (!skipped.empty()) std::printf("skipped (not supported by this CPU or OS): %s\n", skipped.c_str());
   return ok ? 0 : 1;
 }
