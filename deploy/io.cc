@@ -5,9 +5,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "mxnet_api.h"
+#include "error.h"
 
 namespace deploy {
 
@@ -25,6 +26,23 @@ std::string read_file(const std::string& path, const std::string& what) {
   if (in) bytes << in.rdbuf();
   if (!in || in.bad()) throw Error("cannot read " + what + " " + path + ": " + std::strerror(errno));
   return bytes.str();
+}
+
+nlohmann::json parse_json(const std::string& text) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& err) {
+    // what(): "[json.exception.parse_error.101] parse error at line 1, column 12: syntax error while ..."
+    std::string reason = err.what();
+    size_t colon = reason.find(": ");
+    if (colon != std::string::npos) reason = reason.substr(colon + 2);
+    throw Error("invalid JSON at byte " + std::to_string(err.byte) + ": " + reason);
+  }
+}
+
+std::string quoted(const nlohmann::json& value) {
+  if (value.is_structured()) return std::string("an ") + value.type_name();
+  return value.dump(-1, ' ', /*ensure_ascii*/ true, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace deploy
