@@ -12,6 +12,17 @@
 
 namespace deploy {
 
+namespace {
+
+// nlohmann's what(): "[json.exception.parse_error.101] parse error at line 1, ...": without the bracket.
+std::string reason(const nlohmann::json::exception& err) {
+  std::string text = err.what();
+  size_t close = text.find("] ");
+  return close == std::string::npos ? text : text.substr(close + 2);
+}
+
+}  // namespace
+
 bool is_file(const std::string& path) {
   struct stat info;
   return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
@@ -31,12 +42,8 @@ std::string read_file(const std::string& path, const std::string& what) {
 nlohmann::json parse_json(const std::string& text) {
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& err) {
-    // what(): "[json.exception.parse_error.101] parse error at line 1, column 12: syntax error while ..."
-    std::string reason = err.what();
-    size_t colon = reason.find(": ");
-    if (colon != std::string::npos) reason = reason.substr(colon + 2);
-    throw Error("invalid JSON at byte " + std::to_string(err.byte) + ": " + reason);
+  } catch (const nlohmann::json::exception& err) {  // a parse error (with its line and column), a number out of range
+    throw Error("invalid JSON: " + reason(err));
   }
 }
 

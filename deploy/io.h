@@ -11,7 +11,7 @@ bool is_file(const std::string& path);
 // The file's bytes; throws Error("<what> <path>: <reason>") when it cannot be read.
 std::string read_file(const std::string& path, const std::string& what);
 
-// The JSON document text (RFC 8259, by nlohmann/json); throws Error("invalid JSON at byte N: <reason>").
+// The JSON document text (RFC 8259, by nlohmann/json); throws Error("invalid JSON: <reason>").
 nlohmann::json parse_json(const std::string& text);
 
 // A JSON value as the one-line text an error message quotes: strings and numbers as JSON writes them,

@@ -155,7 +155,10 @@ def broken(packed, tmp_path_factory):
     root = tmp_path_factory.mktemp("broken")
     with open(packed["prefix"] + "-0000.params", "rb") as f:
         params = f.read()
-    for name, symbol, weights in (("badjson", b'{"nodes": [', params), ("truncated", None, params[:len(params) // 2])):
+    for name, symbol, weights in (("badjson", b'{"nodes": [', params), ("truncated", None, params[:len(params) // 2]),
+                                  ("deep", b"[" * 100000 + b"]" * 100000, params),
+                                  ("huge", b'{"nodes": [{"op": "null", "name": 1e400}]}', params),
+                                  ("noop", b'{"nodes": [{"op": "null"}, 3]}', params)):
         if symbol is None:
             shutil.copy(packed["prefix"] + "-symbol.json", str(root / (name + "-symbol.json")))
         else:
@@ -169,6 +172,9 @@ def broken(packed, tmp_path_factory):
     (["{root}/nothing", "{image}"], {}, "error: model file not found: {root}/nothing-symbol.json"),
     (["{root}/badjson", "{image}"], {}, "error: corrupt model file {root}/badjson-symbol.json: invalid JSON"),
     (["{root}/truncated", "{image}"], {}, "error: corrupt model file {root}/truncated-0000.params: "),
+    (["{root}/deep", "{image}"], {}, 'error: corrupt model file {root}/deep-symbol.json: it has no "nodes" list'),
+    (["{root}/huge", "{image}"], {}, "error: corrupt model file {root}/huge-symbol.json: invalid JSON: number overflow"),
+    (["{root}/noop", "{image}"], {}, 'error: corrupt model file {root}/noop-symbol.json: a node has no "op"'),
     (["{prefix}", "{image}"], {native.LIBRARY_ENV: "/nonexistent/lib.so"},
      "error: the model {prefix} uses binary_dense_stage, norm_pool from the native library, which is not loaded: the native "
      "library /nonexistent/lib.so does not exist"),
