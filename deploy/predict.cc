@@ -42,7 +42,8 @@ const char kUsage[] =
     "  --mean A,B,C        per-channel mean of the normalisation (default: the run file's, else ImageNet's)\n"
     "  --std A,B,C         per-channel standard deviation (default: the run file's, else ImageNet's)\n"
     "  --grayscale         decode as grayscale and repeat it over 3 channels (digits models)\n"
-    "  --labels FILE       class names, one per line (default: the run file's class_names, else indices)\n"
+    "  --labels FILE       class names, one line per class of the model (default: the run file's\n"
+    "                      class_names, else indices)\n"
     "  --top K             classes printed per image (default 5)\n"
     "  --repeat N          forward passes per image; the latency is their median (default 1)\n"
     "  --json              print JSON instead of text\n";

@@ -3,6 +3,7 @@ top-5 classes and probabilities of Python's load_packed model on the same images
 native operators runs without the library; bad input exits 2 with one line."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from test_predict import save_trained, tiny_classifier, write_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAM = os.path.join(REPO, "deploy", "build", "bm-predict")
+DOC = os.path.join(REPO, "docs", "deploy.md")
 
 
 @pytest.fixture(scope="module")
@@ -379,3 +381,59 @@ def test_a_pair_record_may_name_plain_temporaries_in_its_folder(program, packed,
     assert result.returncode == 0, result.stderr
     assert os.path.isfile(prefix + "-0000.params")
     assert not os.path.exists(str(tmp_path / ".tiny-0000.params.abcdefgh.1.tmp"))
+
+
+# ---- docs/deploy.md shows what the program prints -----------------------------------------------------------
+
+def doc_block(name, text=None):
+    """The fenced block between <!-- name:begin --> and <!-- name:end --> in docs/deploy.md."""
+    match = re.search(r"(<!-- %s:begin -->\n```[a-z]*\n)(.*?)(```\n<!-- %s:end -->)" % (name, name),
+                      text or open(DOC).read(), re.S)
+    assert match, "docs/deploy.md has no %s block" % name
+    return match
+
+
+def update_doc_block(name, content):
+    """BM_UPDATE_DOCS=1 writes what the program printed into docs/deploy.md instead of comparing."""
+    text = open(DOC).read()
+    match = doc_block(name, text)
+    with open(DOC, "w") as f:
+        f.write(text[:match.start(2)] + content + text[match.end(2):])
+
+
+NUMBER = r"(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
+
+
+def without_timings(text):
+    text = re.sub(r"forward [\d.]+ ms, preprocessing [\d.]+ ms", "forward T ms, preprocessing T ms", text)
+    return re.sub(r'"latency_ms": \{"forward": [\d.]+, "preprocessing": [\d.]+\}', '"latency_ms": T', text)
+
+
+def test_the_commands_of_docs_deploy_md_print_what_it_shows(program, tmp_path):
+    for name in ("deploy", "native"):
+        os.symlink(os.path.join(REPO, name), str(tmp_path / name))
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    env.pop("OMP_NUM_THREADS", None)
+    result = subprocess.run(["bash", "-c", doc_block("try-commands").group(2)], cwd=str(tmp_path), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed = result.stdout.replace(REPO, "/path/to/binary-models")
+    assert result.returncode == 0, printed
+    if os.environ.get("BM_UPDATE_DOCS"):
+        update_doc_block("try-output", printed)
+    shown = doc_block("try-output").group(2)
+    actual, expected = (re.split(NUMBER, without_timings(t)) for t in (printed, shown))
+    assert actual[0::2] == expected[0::2], printed  # the words
+    assert [float(x) for x in actual[1::2]] == pytest.approx([float(x) for x in expected[1::2]], abs=2e-4), printed
+    assert "exit status 2" in printed and "1.0000" not in printed  # the refusals; a spread softmax
+
+
+def test_the_usage_in_docs_deploy_md_is_the_programs_help(program):
+    result = run(program, "--help")
+    if os.environ.get("BM_UPDATE_DOCS"):
+        update_doc_block("help", result.stdout)
+    assert doc_block("help").group(2) == result.stdout
+
+
+def test_the_tests_docs_deploy_md_names_exist():
+    named = set(re.findall(r"`(test_\w+)`", open(DOC).read()))
+    assert named and all(name in globals() for name in named), named - set(globals())
