@@ -324,6 +324,8 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace deploy
 
+namespace {
+
 // libmxnet.so reads OMP_NUM_THREADS while it loads, before main: it aborts on a value that is not an int
 // (dmlc::ParamError) and hangs on a huge one. The executable's .preinit_array runs before the initializers
 // of every shared library, so the variable is checked there.
@@ -359,6 +361,8 @@ void set_mxnet_environment(char** argv) {
   setenv("OMP_NUM_THREADS", std::to_string(std::max(1u, std::thread::hardware_concurrency())).c_str(), 1);
   execv("/proc/self/exe", argv);  // returns only when it failed: then run with MXNet's default
 }
+
+}  // namespace
 
 int main(int argc, char** argv) {
   set_mxnet_environment(argv);

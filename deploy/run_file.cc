@@ -57,7 +57,8 @@ RunSettings read_run_file(const std::string& path, RunSettings base) {
       if (!positive_integer(run["input_size"])) throw Error("input_size must be a positive integer");
       base.preprocessing.input_size = run["input_size"].get<int>();
     }
-    if (run.contains("preprocessing")) base.preprocessing = preprocessing_from_json(run["preprocessing"], base.preprocessing);
+    if (run.contains("preprocessing"))
+      base.preprocessing = preprocessing_from_json(run["preprocessing"], base.preprocessing);
     if (run.contains("class_names")) {
       ClassNames names{{}, "run file " + path + ": class_names"};
       const nlohmann::json& list = run["class_names"];
