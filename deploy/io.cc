@@ -5,11 +5,23 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "mxnet_api.h"
+#include "error.h"
 
 namespace deploy {
+
+namespace {
+
+// nlohmann's what(): "[json.exception.parse_error.101] parse error at line 1, ...": without the bracket.
+std::string reason(const nlohmann::json::exception& err) {
+  std::string text = err.what();
+  size_t close = text.find("] ");
+  return close == std::string::npos ? text : text.substr(close + 2);
+}
+
+}  // namespace
 
 bool is_file(const std::string& path) {
   struct stat info;
@@ -25,6 +37,19 @@ std::string read_file(const std::string& path, const std::string& what) {
   if (in) bytes << in.rdbuf();
   if (!in || in.bad()) throw Error("cannot read " + what + " " + path + ": " + std::strerror(errno));
   return bytes.str();
+}
+
+nlohmann::json parse_json(const std::string& text) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& err) {  // a parse error (with its line and column), a number out of range
+    throw Error("invalid JSON: " + reason(err));
+  }
+}
+
+std::string quoted(const nlohmann::json& value) {
+  if (value.is_structured()) return std::string("an ") + value.type_name();
+  return value.dump(-1, ' ', /*ensure_ascii*/ true, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace deploy

@@ -6,18 +6,13 @@
 #include <mxnet/c_api.h>
 
 #include <set>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
-namespace deploy {
+#include "error.h"
 
-// A problem the program reports as one "error: ..." line.
-class Error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace deploy {
 
 // The first meaningful line of MXGetLastError(), without MXNet's "[time] file:line: " prefix.
 std::string last_error();

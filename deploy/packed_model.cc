@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "io.h"
 #include "mxnet_api.h"
+#include "pair_record.h"
 
 namespace deploy {
 
@@ -31,13 +33,13 @@ std::map<std::string, int> parameter_types(const std::string& params_bytes) {
 }
 
 // The names of a symbol file's inputs (its variable nodes), "data" excepted.
-std::set<std::string> parameter_names(const Value& symbol) {
+// (Called after operators_of, which checks the nodes.)
+std::set<std::string> parameter_names(const nlohmann::json& symbol) {
   std::set<std::string> names;
-  for (const Value& node : symbol.find("nodes")->array) {
-    const Value* op = node.find("op");
-    const Value* name = node.find("name");
-    if (op->string == "null" && name && name->is(Value::Type::String) && name->string != "data")
-      names.insert(name->string);
+  for (const nlohmann::json& node : symbol["nodes"]) {
+    auto name = node.find("name");
+    if (node["op"] == "null" && name != node.end() && name->is_string() && *name != "data")
+      names.insert(name->get<std::string>());
   }
   return names;
 }
@@ -68,52 +70,31 @@ class QuietStderr {
 }  // namespace
 
 ModelFiles model_files(const std::string& prefix) {
-  return {prefix + "-symbol.json", prefix + "-0000.params", prefix + "-run.json"};
+  return {prefix + "-symbol.json", prefix + "-0000.params", prefix + "-run.json", prefix + ".pair.json"};
 }
 
-void finish_interrupted_save(const std::string& prefix) {
-  const std::string record_path = prefix + ".pair.json";
-  if (!is_file(record_path)) return;
-  Value record;
-  try {
-    record = parse_json(read_file(record_path, "pair record"));
-  } catch (const std::exception&) {
-    return;  // not a record (binary_models ignores it too)
-  }
-  const Value* staged = record.find("staged");
-  if (!staged || !staged->is(Value::Type::Object)) return;
-  const size_t slash = prefix.rfind('/');
-  const std::string folder = slash == std::string::npos ? "" : prefix.substr(0, slash + 1);
-  for (const auto& entry : staged->object) {
-    if (!entry.second.is(Value::Type::String) || entry.first.find('/') != std::string::npos) continue;
-    const std::string source = folder + entry.second.string;
-    if (is_file(source)) std::rename(source.c_str(), (folder + entry.first).c_str());
-  }
-}
-
-std::set<std::string> operators_of(const Value& symbol) {
-  const Value* nodes = symbol.find("nodes");
-  if (!nodes || !nodes->is(Value::Type::Array)) throw Error("it has no \"nodes\" list");
+std::set<std::string> operators_of(const nlohmann::json& symbol) {
+  if (!symbol.is_object() || !symbol.contains("nodes") || !symbol["nodes"].is_array())
+    throw Error("it has no \"nodes\" list");
   std::set<std::string> ops;
-  for (const Value& node : nodes->array) {
-    const Value* op = node.find("op");
-    if (!op || !op->is(Value::Type::String)) throw Error("a node has no \"op\"");
-    if (op->string != "null") ops.insert(op->string);
+  for (const nlohmann::json& node : symbol["nodes"]) {
+    if (!node.is_object() || !node.contains("op") || !node["op"].is_string()) throw Error("a node has no \"op\"");
+    if (node["op"] != "null") ops.insert(node["op"].get<std::string>());
   }
   return ops;
 }
 
 PackedModel::PackedModel(const std::string& prefix, int input_size, const std::string& library_problem) {
-  finish_interrupted_save(prefix);
   ModelFiles files = model_files(prefix);
+  PairRecord record = finish_commit(files.pair_record);
   std::string symbol_json = read_file(files.symbol, "model file");
   std::string params = read_file(files.params, "model file");
   std::set<std::string> needed;
   try {
-    Value symbol = parse_json(symbol_json);
+    nlohmann::json symbol = parse_json(symbol_json);
     operators_ = operators_of(symbol);
     needed = parameter_names(symbol);
-  } catch (const std::runtime_error& err) {
+  } catch (const Error& err) {
     throw Error("corrupt model file " + files.symbol + ": " + err.what());
   }
   std::set<std::string> known = registered_operators(), unknown;
@@ -132,6 +113,8 @@ PackedModel::PackedModel(const std::string& prefix, int input_size, const std::s
   } catch (const Error& err) {
     throw Error("corrupt model file " + files.params + ": " + err.what());
   }
+  // Where binary_models' load_packed checks it: after reading both files, before binding them.
+  check_pair(record, {{files.symbol, symbol_json}, {files.params, params}}, "packed model " + prefix);
   std::set<std::string> missing;
   for (const std::string& name : needed)
     if (!types.count(name)) missing.insert(name);

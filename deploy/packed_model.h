@@ -8,33 +8,29 @@
 
 #include <mxnet/c_predict_api.h>
 
+#include <nlohmann/json_fwd.hpp>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "json.h"
-
 namespace deploy {
 
 struct ModelFiles {
-  std::string symbol, params, run;  // PREFIX-symbol.json, PREFIX-0000.params, PREFIX-run.json
+  // PREFIX-symbol.json, PREFIX-0000.params, PREFIX-run.json, PREFIX.pair.json
+  std::string symbol, params, run, pair_record;
 };
 ModelFiles model_files(const std::string& prefix);
 
-// Finishes a save_packed that was killed after its commit point: PREFIX.pair.json lists the temporaries
-// (its "staged" object: file name -> temporary, both in the prefix's folder) still to be renamed onto the
-// model's files, as binary_models.files.finish_commit does. Without a record, or with nothing left to
-// rename, it does nothing; a rename it may not do (a read-only folder) is left to the reader's errors.
-void finish_interrupted_save(const std::string& prefix);
-
 // The operators a symbol file's graph calls (its nodes' "op", without the "null" of inputs).
-std::set<std::string> operators_of(const Value& symbol);
+std::set<std::string> operators_of(const nlohmann::json& symbol);
 
 class PackedModel {
  public:
-  // Reads the model's files and binds it for a (1, 3, input_size, input_size) input. Throws Error for a
-  // missing or corrupt file, or operators MXNet does not know (library_problem, when not empty, says why
-  // the native library is not loaded and becomes part of that message).
+  // Reads the model's files and binds it for a (1, 3, input_size, input_size) input. First finishes a save
+  // killed after its commit point (pair_record.h); then throws Error for a missing or corrupt file, files
+  // that are not the ones the pair record lists with their SHA-256 (the very bytes MXNet then gets), or
+  // operators MXNet does not know (library_problem, when not empty, says why the native library is not
+  // loaded and becomes part of that message).
   PackedModel(const std::string& prefix, int input_size, const std::string& library_problem);
   ~PackedModel();
   PackedModel(const PackedModel&) = delete;

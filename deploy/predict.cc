@@ -15,16 +15,18 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "io.h"
-#include "json.h"
 #include "mxnet_api.h"
 #include "packed_model.h"
+#include "pair_record.h"
 #include "preprocess.h"
+#include "run_file.h"
 
 namespace deploy {
 namespace {
@@ -40,7 +42,8 @@ const char kUsage[] =
     "  --mean A,B,C        per-channel mean of the normalisation (default: the run file's, else ImageNet's)\n"
     "  --std A,B,C         per-channel standard deviation (default: the run file's, else ImageNet's)\n"
     "  --grayscale         decode as grayscale and repeat it over 3 channels (digits models)\n"
-    "  --labels FILE       class names, one per line (default: the run file's class_names, else indices)\n"
+    "  --labels FILE       class names, one line per class of the model (default: the run file's\n"
+    "                      class_names, else indices)\n"
     "  --top K             classes printed per image (default 5)\n"
     "  --repeat N          forward passes per image; the latency is their median (default 1)\n"
     "  --json              print JSON instead of text\n";
@@ -51,12 +54,11 @@ class UsageError : public Error {
 };
 
 struct Options {
-  std::string prefix, library, labels;
+  std::string prefix, library;
   std::vector<std::string> images;
   int top = 5, repeat = 1;
   bool json = false;
-  Preprocessing preprocessing;
-  std::vector<std::string> class_names;
+  RunSettings settings;  // the run file's, with the flags applied
 };
 
 double parse_number(const std::string& text, const std::string& flag) {
@@ -118,22 +120,6 @@ std::vector<std::string> read_lines(const std::string& path, const std::string& 
   return lines;
 }
 
-// Settings recorded beside the model: its input size, preprocessing and class names.
-void apply_run_file(const std::string& path, Options* options) {
-  if (!is_file(path)) return;
-  Value run;
-  try {
-    run = parse_json(read_file(path, "run file"));
-  } catch (const JsonError& err) {
-    throw UsageError("corrupt run file " + path + ": " + err.what());
-  }
-  if (const Value* size = run.find("input_size"))
-    if (size->is(Value::Type::Number) && size->number >= 1) options->preprocessing.input_size = static_cast<int>(size->number);
-  if (const Value* p = run.find("preprocessing")) options->preprocessing = preprocessing_from_json(*p, options->preprocessing);
-  if (const Value* names = run.find("class_names"))
-    for (const Value& name : names->array) options->class_names.push_back(name.is(Value::Type::String) ? name.string : "");
-}
-
 Options parse_options(int argc, char** argv) {
   Options options;
   std::vector<std::pair<std::string, std::string>> flags;  // applied after the run file
@@ -167,8 +153,9 @@ Options parse_options(int argc, char** argv) {
   if (positional.size() < 2) throw UsageError("expected PREFIX and at least one IMAGE (--help for usage)");
   options.prefix = positional[0];
   options.images.assign(positional.begin() + 1, positional.end());
-  apply_run_file(model_files(options.prefix).run, &options);
-  Preprocessing& p = options.preprocessing;
+  const std::string run_path = model_files(options.prefix).run;
+  if (is_file(run_path)) options.settings = read_run_file(run_path, options.settings);
+  Preprocessing& p = options.settings.preprocessing;
   for (const auto& flag : flags) {
     const std::string& name = flag.first;
     const std::string& value = flag.second;
@@ -181,7 +168,8 @@ Options parse_options(int argc, char** argv) {
       if (p.crop_ratio < 0) throw UsageError("--crop-ratio must be positive (or 0: no crop)");
     } else if (name == "--mean") p.mean = parse_list(value, name);
     else if (name == "--std") p.std = parse_list(value, name);
-    else if (name == "--labels") options.class_names = read_lines(value, "--labels file");
+    else if (name == "--labels")
+      options.settings.class_names = ClassNames{read_lines(value, "--labels file"), "--labels file " + value};
     else if (name == "--top") options.top = parse_positive_int(value, name);
     else if (name == "--repeat") options.repeat = parse_positive_int(value, name);
   }
@@ -249,7 +237,8 @@ std::string json_string(const std::string& s) {
 }
 
 std::string class_name(const Options& options, int index) {
-  return index < static_cast<int>(options.class_names.size()) ? options.class_names[index] : std::to_string(index);
+  const auto& names = options.settings.class_names;
+  return names ? names->names.at(index) : std::to_string(index);
 }
 
 void print_text(const Options& options, const std::vector<Prediction>& predictions) {
@@ -279,6 +268,7 @@ void print_json(const Options& options, const std::vector<Prediction>& predictio
 int run(int argc, char** argv) {
   Options options = parse_options(argc, argv);
   ModelFiles files = model_files(options.prefix);
+  finish_commit(files.pair_record);  // a first save killed after its commit point has no model files yet
   for (const std::string& path : {files.symbol, files.params})
     if (!is_file(path)) throw UsageError("model file not found: " + path);
   std::vector<std::string> encoded;
@@ -286,8 +276,9 @@ int run(int argc, char** argv) {
 
   std::string library;
   std::string library_problem = load_native_library(options, &library);
-  const Preprocessing& p = options.preprocessing;
+  const Preprocessing& p = options.settings.preprocessing;
   PackedModel model(options.prefix, p.input_size, library_problem);
+  if (options.settings.class_names) check_class_names(*options.settings.class_names, model.num_outputs());
   std::vector<float> zeros(3 * static_cast<size_t>(p.input_size) * p.input_size, 0.0f);
   model.forward(zeros);  // the first pass creates oneDNN's primitives: keep it out of the latency
 
@@ -333,16 +324,45 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace deploy
 
-// MXNet reads OMP_NUM_THREADS while libmxnet.so loads, before main: when it is not set, set it to every
-// core (what `import binary_models` does; the pip wheel would use one thread per physical core) and start
-// again. MXNET_SUBGRAPH_BACKEND=NONE (read when the model is bound) keeps oneDNN from fusing operators, so
-// the outputs are those of Python's load_packed; set it to MKLDNN for the fused graph.
+namespace {
+
+// libmxnet.so reads OMP_NUM_THREADS while it loads, before main: it aborts on a value that is not an int
+// (dmlc::ParamError) and hangs on a huge one. The executable's .preinit_array runs before the initializers
+// of every shared library, so the variable is checked there.
+constexpr long kMaxThreads = 4096;
+
+// (The environment comes as envp: libc's getenv may not be set up yet.)
+void check_omp_num_threads(int, char**, char** envp) {
+  const char* value = nullptr;
+  for (char** entry = envp; entry && *entry && !value; ++entry)  // the first, as getenv finds it
+    if (std::strncmp(*entry, "OMP_NUM_THREADS=", 16) == 0) value = *entry + 16;
+  if (!value || !*value) return;
+  long threads = 0;
+  const char* c = value;
+  for (; *c >= '0' && *c <= '9' && threads <= kMaxThreads; ++c) threads = threads * 10 + (*c - '0');
+  if (!*c && threads >= 1 && threads <= kMaxThreads) return;
+  std::fprintf(stderr, "error: OMP_NUM_THREADS must be a whole number of threads from 1 to %ld, got '", kMaxThreads);
+  for (c = value; *c; ++c) std::fputc(static_cast<unsigned char>(*c) < 0x20 ? '?' : *c, stderr);  // one line
+  std::fputs("'\n", stderr);
+  _exit(2);
+}
+
+__attribute__((section(".preinit_array"), used)) void (*const preinit_check_omp_num_threads)(int, char**, char**) =
+    check_omp_num_threads;
+
+// When OMP_NUM_THREADS is not set (or empty), set it to every core (what `import binary_models` does; the
+// pip wheel would use one thread per physical core) and start again. MXNET_SUBGRAPH_BACKEND=NONE (read
+// when the model is bound) keeps oneDNN from fusing operators, so the outputs are those of Python's
+// load_packed; set it to MKLDNN for the fused graph.
 void set_mxnet_environment(char** argv) {
   setenv("MXNET_SUBGRAPH_BACKEND", "NONE", 0);
-  if (std::getenv("OMP_NUM_THREADS")) return;
+  const char* threads = std::getenv("OMP_NUM_THREADS");
+  if (threads && *threads) return;
   setenv("OMP_NUM_THREADS", std::to_string(std::max(1u, std::thread::hardware_concurrency())).c_str(), 1);
   execv("/proc/self/exe", argv);  // returns only when it failed: then run with MXNet's default
 }
+
+}  // namespace
 
 int main(int argc, char** argv) {
   set_mxnet_environment(argv);

@@ -15,17 +15,6 @@ std::string tuple(const std::vector<double>& values) {
   return text + ")";
 }
 
-std::vector<double> numbers(const Value& value, const std::string& name) {
-  std::vector<double> out;
-  if (value.is(Value::Type::Number)) return {value.number};
-  if (value.is(Value::Type::Array))
-    for (const Value& v : value.array)
-      if (v.is(Value::Type::Number)) out.push_back(v.number);
-  if (out.empty() || (value.is(Value::Type::Array) && out.size() != value.array.size()))
-    throw Error("run file: preprocessing." + name + " must be a number or a list of numbers");
-  return out;
-}
-
 // mx.image.scale_down: the largest (w, h) of the crop's aspect ratio that fits in the image.
 void scale_down(int src_w, int src_h, double* w, double* h) {
   if (src_h < *h) { *w = *w * src_h / *h; *h = src_h; }
@@ -55,27 +44,6 @@ std::string decimal(double x) {
   char buffer[64];
   auto result = std::to_chars(buffer, buffer + sizeof(buffer), x);
   return std::string(buffer, result.ptr);
-}
-
-Preprocessing preprocessing_from_json(const Value& object, Preprocessing base) {
-  if (!object.is(Value::Type::Object)) throw Error("run file: preprocessing must be an object");
-  if (const Value* v = object.find("input_size")) {
-    if (!v->is(Value::Type::Number) || v->number < 1 || v->number != std::floor(v->number))
-      throw Error("run file: preprocessing.input_size must be a positive integer");
-    base.input_size = static_cast<int>(v->number);
-  }
-  if (const Value* v = object.find("crop_ratio")) {
-    if (v->is(Value::Type::Null)) base.crop_ratio = 0;
-    else if (v->is(Value::Type::Number) && v->number > 0) base.crop_ratio = v->number;
-    else throw Error("run file: preprocessing.crop_ratio must be a positive number or null");
-  }
-  if (const Value* v = object.find("grayscale")) {
-    if (!v->is(Value::Type::Bool)) throw Error("run file: preprocessing.grayscale must be true or false");
-    base.grayscale = v->boolean;
-  }
-  if (const Value* v = object.find("mean")) base.mean = numbers(*v, "mean");
-  if (const Value* v = object.find("std")) base.std = numbers(*v, "std");
-  return base;
 }
 
 std::vector<float> preprocess(const std::string& encoded_image, const Preprocessing& p) {

@@ -9,21 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "json.h"
+#include "run_file.h"
 
 namespace deploy {
-
-struct Preprocessing {
-  int input_size = 224;
-  double crop_ratio = 0.875;  // <= 0: no crop, the image is stretched to input_size x input_size
-  bool grayscale = false;
-  std::vector<double> mean = {0.485, 0.456, 0.406};  // ImageNet's (GluonCV's train_imagenet.py), RGB
-  std::vector<double> std = {0.229, 0.224, 0.225};
-};
-
-// The "preprocessing" object of a run file (binary_models.transforms.Preprocessing.as_dict()); members
-// it lacks keep their value in base. Throws Error naming a bad member.
-Preprocessing preprocessing_from_json(const Value& object, Preprocessing base);
 
 // Shortest decimal that reads back as the same double (what Python's str(float) writes).
 std::string decimal(double x);

@@ -3,6 +3,7 @@ top-5 classes and probabilities of Python's load_packed model on the same images
 native operators runs without the library; bad input exits 2 with one line."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from test_predict import save_trained, tiny_classifier, write_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAM = os.path.join(REPO, "deploy", "build", "bm-predict")
+DOC = os.path.join(REPO, "docs", "deploy.md")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +160,10 @@ def broken(packed, tmp_path_factory):
     root = tmp_path_factory.mktemp("broken")
     with open(packed["prefix"] + "-0000.params", "rb") as f:
         params = f.read()
-    for name, symbol, weights in (("badjson", b'{"nodes": [', params), ("truncated", None, params[:len(params) // 2])):
+    for name, symbol, weights in (("badjson", b'{"nodes": [', params), ("truncated", None, params[:len(params) // 2]),
+                                  ("deep", b"[" * 100000 + b"]" * 100000, params),
+                                  ("huge", b'{"nodes": [{"op": "null", "name": 1e400}]}', params),
+                                  ("noop", b'{"nodes": [{"op": "null"}, 3]}', params)):
         if symbol is None:
             shutil.copy(packed["prefix"] + "-symbol.json", str(root / (name + "-symbol.json")))
         else:
@@ -172,6 +177,9 @@ def broken(packed, tmp_path_factory):
     (["{root}/nothing", "{image}"], {}, "error: model file not found: {root}/nothing-symbol.json"),
     (["{root}/badjson", "{image}"], {}, "error: corrupt model file {root}/badjson-symbol.json: invalid JSON"),
     (["{root}/truncated", "{image}"], {}, "error: corrupt model file {root}/truncated-0000.params: "),
+    (["{root}/deep", "{image}"], {}, 'error: corrupt model file {root}/deep-symbol.json: it has no "nodes" list'),
+    (["{root}/huge", "{image}"], {}, "error: corrupt model file {root}/huge-symbol.json: invalid JSON: number overflow"),
+    (["{root}/noop", "{image}"], {}, 'error: corrupt model file {root}/noop-symbol.json: a node has no "op"'),
     (["{prefix}", "{image}"], {native.LIBRARY_ENV: "/nonexistent/lib.so"},
      "error: the model {prefix} uses binary_dense_stage, norm_pool from the native library, which is not loaded: the native "
      "library /nonexistent/lib.so does not exist"),
@@ -186,3 +194,249 @@ def test_bad_input_exits_2_with_one_line(program, packed, broken, args, env, mes
     assert result.returncode == 2
     assert result.stderr.startswith(message.format(**fill)) and result.stderr.count("\n") == 1, result.stderr
     assert result.stdout == ""
+
+
+def test_a_run_file_with_std_0_is_refused(program, packed, tmp_path):
+    prefix = copy_of_pack(packed, tmp_path)
+    write_json(run_file(prefix), dict(input_size=16, preprocessing=dict(std=[0])))
+    result = run(program, prefix, packed["images"][0])
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: the normalisation's std must be positive\n"
+
+
+@pytest.mark.parametrize("run_fields,labels,message", [
+    (dict(class_names=["cat", "dog", "bird"]), None,
+     "error: run file {run}: class_names has 3 names, the model has 10 classes"),
+    (dict(class_names=["n%d" % i for i in range(11)]), None,
+     "error: run file {run}: class_names has 11 names, the model has 10 classes"),
+    (dict(class_names=["n%d" % i for i in range(9)] + [7]), None,
+     "error: run file {run}: class_names must be a list of strings"),
+    (dict(class_names="cat"), None, "error: run file {run}: class_names must be a list of strings"),
+    (dict(), ["cat", "dog"], "error: --labels file {labels} has 2 names, the model has 10 classes"),
+    (dict(input_size=-16), None, "error: run file {run}: input_size must be a positive integer"),
+    (dict(input_size="16"), None, "error: run file {run}: input_size must be a positive integer"),
+    (dict(preprocessing=dict(crop_ratio=-1)), None,
+     "error: run file {run}: preprocessing.crop_ratio must be a positive number or null"),
+])
+def test_class_names_and_run_file_fields_that_do_not_fit_the_model_are_refused(program, packed, tmp_path, run_fields,
+                                                                               labels, message):
+    """Names for another number of classes would label some classes by name and others by number."""
+    prefix = copy_of_pack(packed, tmp_path)
+    write_json(run_file(prefix), dict(dict(input_size=16), **run_fields))
+    args = []
+    if labels is not None:
+        (tmp_path / "labels.txt").write_text("".join(name + "\n" for name in labels))
+        args = ["--labels", tmp_path / "labels.txt"]
+    result = run(program, *args, prefix, packed["images"][0])
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == message.format(run=run_file(prefix), labels=tmp_path / "labels.txt") + "\n"
+
+
+def test_class_names_of_the_models_length_name_every_class(program, packed, tmp_path):
+    prefix = copy_of_pack(packed, tmp_path)
+    write_json(run_file(prefix), dict(input_size=16, class_names=["n%d" % i for i in range(10)]))
+    result = run(program, "--json", "--top", "10", prefix, packed["images"][0])
+    assert result.returncode == 0, result.stderr
+    assert [e["name"] for e in json.loads(result.stdout)[0]["top"]] == ["n%d" % e["class"]
+                                                                       for e in json.loads(result.stdout)[0]["top"]]
+
+
+# ---- OMP_NUM_THREADS, read by libmxnet.so while it loads (before main) --------------------------------------
+
+@pytest.mark.parametrize("value", ["lots", "4x", "4,2", "0", "-1", "99999999999", "5000", "1.5"])
+def test_an_omp_num_threads_that_is_not_a_thread_count_is_refused_before_mxnet_loads(program, packed, value):
+    result = run(program, packed["prefix"], packed["images"][0], env=dict(OMP_NUM_THREADS=value))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("error: OMP_NUM_THREADS must be a whole number of threads from 1 to 4096, got '%s'\n"
+                             % value)
+
+
+@pytest.mark.parametrize("value", ["1", "2", ""])
+def test_a_thread_count_or_an_empty_omp_num_threads_runs(program, packed, value):
+    result = run(program, "--json", packed["prefix"], packed["images"][0], env=dict(OMP_NUM_THREADS=value))
+    assert result.returncode == 0, result.stderr
+    assert_same_as_python(result.stdout, load_packed(packed["prefix"]), transforms.imagenet_preprocessing(16))
+
+
+# ---- the pair record: SHA-256 of both files, and names only in its own folder ------------------------------
+
+def copy_of_pack(packed, folder):
+    """The packed model's files, run file and pair record copied into ``folder``; returns the new prefix."""
+    prefix = str(folder / "tiny")
+    for suffix in ("-symbol.json", "-0000.params", "-run.json", ".pair.json"):
+        shutil.copy(packed["prefix"] + suffix, prefix + suffix)
+    return prefix
+
+
+def flip_last_byte(path):
+    with open(path, "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 0x01]))
+
+
+def append_a_space(path):
+    with open(path, "a") as f:
+        f.write(" ")
+
+
+def unlist_params(prefix):
+    with open(prefix + ".pair.json") as f:
+        record = json.load(f)
+    del record["files"]["tiny-0000.params"]
+    write_json(prefix + ".pair.json", record)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda prefix: flip_last_byte(prefix + "-0000.params"),  # still a parameter file: only the SHA-256 tells
+    lambda prefix: append_a_space(prefix + "-symbol.json"),  # still the same graph
+    unlist_params,
+], ids=["flipped-params-byte", "changed-symbol", "params-not-in-record"])
+def test_a_file_that_is_not_the_one_recorded_in_the_pair_record_is_refused_as_python_refuses_it(
+        program, packed, tmp_path, damage):
+    prefix = copy_of_pack(packed, tmp_path)
+    damage(prefix)
+    with pytest.raises(ValueError) as python_error:
+        load_packed(prefix)
+    result = run(program, prefix, packed["images"][0])
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: %s\n" % python_error.value
+    assert "the pair record " + prefix + ".pair.json" in result.stderr
+
+
+def tree(root):
+    """Every path under ``root`` -> its bytes (files) or its target (symbolic links)."""
+    found = {}
+    for folder, dirs, names in os.walk(str(root)):
+        for name in dirs + names:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                found[path] = "-> " + os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    found[path] = f.read()
+            else:
+                found[path] = "folder"
+    return found
+
+
+# Records a hostile or careless writer could leave in a pack: each names a file outside the record's
+# folder, or something that is not a file name. {outside} is a folder beside the pack.
+HOSTILE_STAGED = [
+    {"tiny-0000.params": "../outside/victim"},
+    {"tiny-0000.params": "{outside}/victim"},
+    {"tiny-0000.params": "staged", "../outside/escaped": "staged"},
+    {"tiny-0000.params": "staged", "{outside}/escaped": "staged"},
+    {"tiny-0000.params": ".packing-abcdefgh.1/model-0000.params"},  # a link to {outside}
+    {"tiny-0000.params": ".packing-real0000.1/../../outside/victim"},
+    {"tiny-0000.params": "sub/victim"},
+    {"tiny-0000.params": ""},
+    {"tiny-0000.params": "."},
+    {"tiny-0000.params": ".."},
+    {"": "staged"},
+    {".": "staged"},
+    {"..": "staged"},
+    {"tiny-0000.params": 7},
+    # one good entry does not move either
+    {"tiny-symbol.json": ".packing-real0000.1/model-symbol.json", "tiny-0000.params": "../outside/victim"},
+]
+
+
+@pytest.mark.parametrize("staged", HOSTILE_STAGED, ids=[str(i) for i in range(len(HOSTILE_STAGED))])
+def test_a_pair_record_naming_files_outside_its_folder_is_refused_and_nothing_is_moved(program, packed, tmp_path,
+                                                                                       staged):
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    prefix = copy_of_pack(packed, pack)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"a file outside the pack")
+    (outside / "model-0000.params").write_bytes(b"reached through a link")
+    os.symlink(str(outside), str(pack / ".packing-abcdefgh.1"))
+    (pack / "staged").write_bytes(b"a staged file")
+    (pack / "sub").mkdir()
+    (pack / "sub" / "victim").write_bytes(b"a file in a subfolder")
+    (pack / ".packing-real0000.1").mkdir()
+    shutil.copy(prefix + "-symbol.json", str(pack / ".packing-real0000.1" / "model-symbol.json"))
+    with open(prefix + ".pair.json") as f:
+        record = json.load(f)
+    record["staged"] = {k.format(outside=outside): v.format(outside=outside) if isinstance(v, str) else v
+                        for k, v in staged.items()}
+    write_json(prefix + ".pair.json", record)
+    before = tree(tmp_path)
+    result = run(program, prefix, packed["images"][0])
+    assert tree(tmp_path) == before
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("error: pair record %s.pair.json: " % prefix), result.stderr
+    assert result.stderr.endswith(" is not the name of a file in its folder\n") and result.stderr.count("\n") == 1
+
+
+def test_a_pair_record_may_name_plain_temporaries_in_its_folder(program, packed, tmp_path):
+    """What files.replace_together writes for files staged beside their targets (checkpoints): plain names."""
+    prefix = copy_of_pack(packed, tmp_path)
+    os.rename(prefix + "-0000.params", str(tmp_path / ".tiny-0000.params.abcdefgh.1.tmp"))
+    with open(prefix + ".pair.json") as f:
+        record = json.load(f)
+    record["staged"] = {"tiny-0000.params": ".tiny-0000.params.abcdefgh.1.tmp"}
+    write_json(prefix + ".pair.json", record)
+    result = run(program, "--json", prefix, packed["images"][0])
+    assert result.returncode == 0, result.stderr
+    assert os.path.isfile(prefix + "-0000.params")
+    assert not os.path.exists(str(tmp_path / ".tiny-0000.params.abcdefgh.1.tmp"))
+
+
+# ---- docs/deploy.md shows what the program prints -----------------------------------------------------------
+
+def doc_block(name, text=None):
+    """The fenced block between <!-- name:begin --> and <!-- name:end --> in docs/deploy.md."""
+    match = re.search(r"(<!-- %s:begin -->\n```[a-z]*\n)(.*?)(```\n<!-- %s:end -->)" % (name, name),
+                      text or open(DOC).read(), re.S)
+    assert match, "docs/deploy.md has no %s block" % name
+    return match
+
+
+def update_doc_block(name, content):
+    """BM_UPDATE_DOCS=1 writes what the program printed into docs/deploy.md instead of comparing."""
+    text = open(DOC).read()
+    match = doc_block(name, text)
+    with open(DOC, "w") as f:
+        f.write(text[:match.start(2)] + content + text[match.end(2):])
+
+
+NUMBER = r"(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
+
+
+def without_timings(text):
+    text = re.sub(r"forward [\d.]+ ms, preprocessing [\d.]+ ms", "forward T ms, preprocessing T ms", text)
+    return re.sub(r'"latency_ms": \{"forward": [\d.]+, "preprocessing": [\d.]+\}', '"latency_ms": T', text)
+
+
+def test_the_commands_of_docs_deploy_md_print_what_it_shows(program, tmp_path):
+    for name in ("deploy", "native"):
+        os.symlink(os.path.join(REPO, name), str(tmp_path / name))
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    env.pop("OMP_NUM_THREADS", None)
+    result = subprocess.run(["bash", "-c", doc_block("try-commands").group(2)], cwd=str(tmp_path), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed = result.stdout.replace(REPO, "/path/to/binary-models")
+    assert result.returncode == 0, printed
+    if os.environ.get("BM_UPDATE_DOCS"):
+        update_doc_block("try-output", printed)
+    shown = doc_block("try-output").group(2)
+    actual, expected = (re.split(NUMBER, without_timings(t)) for t in (printed, shown))
+    assert actual[0::2] == expected[0::2], printed  # the words
+    assert [float(x) for x in actual[1::2]] == pytest.approx([float(x) for x in expected[1::2]], abs=2e-4), printed
+    assert "exit status 2" in printed and "1.0000" not in printed  # the refusals; a spread softmax
+
+
+def test_the_usage_in_docs_deploy_md_is_the_programs_help(program):
+    result = run(program, "--help")
+    if os.environ.get("BM_UPDATE_DOCS"):
+        update_doc_block("help", result.stdout)
+    assert doc_block("help").group(2) == result.stdout
+
+
+def test_the_tests_docs_deploy_md_names_exist():
+    named = set(re.findall(r"`(test_\w+)`", open(DOC).read()))
+    assert named and all(name in globals() for name in named), named - set(globals())
