@@ -18,8 +18,10 @@ $(STAMP): setup.py pyproject.toml
 native: $(STAMP)
 	@if [ -f native/Makefile ]; then $(MAKE) -s -C native PYTHON=$(abspath $(PY)); fi
 
-# deploy/build/bm-predict: a packed model served from C++, linked against the wheel's libmxnet.so.
+# deploy/build/bm-predict: a packed model served from C++, linked against the wheel's libmxnet.so; its two
+# Debian packages (nlohmann-json3-dev, libssl-dev) are installed with apt-get when missing.
 deploy: native
+	$(MAKE) -s -C deploy deps
 	$(MAKE) -s -C deploy PYTHON=$(abspath $(PY))
 
 test: native deploy
