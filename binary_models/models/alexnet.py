@@ -52,6 +52,7 @@ ALEXNET_LAYER_DEFAULTS = {"xnornet": dict(scaling="channel", grad_cancel=1.0),
 # Top-1 (%) and size (MB) of the AlexNet variants as Tang et al. Table 1 lists them (XNOR 44.2%, DoReFa with 2-bit
 # activations 49.8%; 22.6 MB both). larq-zoo's own training: 44.96% and 53.39%.
 ALEXNET_REPORTED = {"xnornet": dict(top1=44.2, size_mb=22.6), "dorefanet": dict(top1=49.8, size_mb=22.6)}
+PAPER_NUMBERS = {name: (None, row["size_mb"], "Tang et al. Table 1") for name, row in ALEXNET_REPORTED.items()}
 # larq-zoo's docstrings give 62,396,768 and 62,403,912 parameters, which count every BatchNorm's moving mean and
 # variance (2 x 9,664 and 2 x 9,472); the trainable parameters are those minus them.
 LARQ_TRAINABLE_PARAMS = {"xnornet": 62_377_440, "dorefanet": 62_384_968}

@@ -40,6 +40,9 @@ QUICKNET_REPORTED = {
     "quicknet_large": dict(top1=66.9, size_mb=5.40),
 }
 
+# name -> (paper OPs, size MB, source) for the statistics table (stats.paper_numbers).
+PAPER_NUMBERS = {name: (None, row["size_mb"], "larq-zoo docstring") for name, row in QUICKNET_REPORTED.items()}
+
 # Trainable parameters of larq-zoo's models at 224x224 with 1000 classes: its docstrings' "Parameters"
 # (12,655,688 / 13,234,088 / 23,342,248) count larq's summary columns, which include the fixed blur kernels
 # (9 per channel entering a transition) and the moving statistics of the stem's scale-less BN (2 x width/4);

@@ -26,6 +26,8 @@ GATE_REDUCTION = 8  # section 4.3 / larq-zoo's scaling_r
 REAL_TO_BINARY_SPEC = {"real_to_binary": ((4, 4, 4, 4), (64, 128, 256, 512))}
 # ReActNet Table 2: 65.4% top-1, 1.68e9 BOPs, 1.56e8 FLOPs, 1.83e8 OPs.
 REAL_TO_BINARY_REPORTED = dict(top1=65.4, ops=1.83e8)
+PAPER_NUMBERS = {"real_to_binary": (REAL_TO_BINARY_REPORTED["ops"], None, "ReActNet Table 2; FLOPs differ, see "
+                                                                         "models/real_to_binary.py")}
 # larq-zoo's r2b_bnn at 224x224, 1000 classes: 10,985,472 binary + 1,001,448 trainable float parameters.
 LARQ_TRAINABLE_PARAMS = {"real_to_binary": 11_986_920}
 

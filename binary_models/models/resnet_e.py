@@ -28,6 +28,7 @@ BIREAL_LAYER_DEFAULTS = dict(activation="approx_sign", scaling="channel")  # lar
 # larq-zoo's BiRealNet at 224x224, 1000 classes: 10,985,472 binary + 704,040 trainable float parameters.
 BIREAL_REPORTED = dict(top1=56.4, ops=1.63e8)
 LARQ_TRAINABLE_PARAMS = {"birealnet18": 11_689_512}
+PAPER_NUMBERS = {"birealnet18": (BIREAL_REPORTED["ops"], None, "Bi-Real Net Table 4, ReActNet Table 2")}
 
 
 class ResNetEBlock(HybridBlock):
