@@ -10,7 +10,7 @@ from mxnet.gluon import nn
 import binary_models as bm
 from binary_models.inference import native
 from binary_models.inference.convert import convert
-from binary_models.inference.packed_layers import BinaryConv2D, NormPool, shift_thresholds
+from binary_models.inference.packed_layers import BinaryConv2D, NativeRPReLU, NormPool, shift_thresholds
 from binary_models.models import alexnet, quicknet, reactnet, real_to_binary, resnet_e
 from binary_models.nn.react import LearnableBias, RPReLU
 from binary_models.stats import model_statistics
@@ -162,7 +162,21 @@ def test_rsign_threshold_folded_into_the_packed_conv_equals_learnable_bias_then_
     np.testing.assert_array_equal(folded(x).asnumpy(), conv(shift(x)).asnumpy())
 
 
-def test_converted_reactnet_folds_every_rsign_and_keeps_rprelu_as_mxnet_computes_it():
+def test_native_rprelu_equals_the_float_block_to_the_bit(rng):
+    native.load()
+    act = RPReLU(5)
+    act.initialize()
+    for param in (act.shift_in, act.slope, act.shift_out):
+        param.set_data(nd.array(rng.normal(0, 1, 5)))
+    x = rng.normal(0, 3, (3, 5, 4, 6)).astype(np.float32)
+    x[0, :, 0, :4] = [np.inf, -np.inf, np.nan, -0.0]
+    shift = act.shift_in.data().asnumpy()
+    x[1] = np.broadcast_to(np.nextafter(shift, np.float32(np.inf))[:, None, None], (5, 4, 6))  # just above gamma
+    x[2] = np.broadcast_to(shift[:, None, None], (5, 4, 6))                                    # on gamma
+    np.testing.assert_array_equal(NativeRPReLU(act)(nd.array(x)).asnumpy(), act(nd.array(x)).asnumpy())
+
+
+def test_converted_reactnet_folds_every_rsign_and_runs_rprelu_natively():
     net = bm.get_model("reactnet_a", stem="thumbnail", classes=10)
     net.initialize(mx.init.Xavier())
     net(nd.zeros((1, 3, 16, 16)))
@@ -175,7 +189,8 @@ def test_converted_reactnet_folds_every_rsign_and_keeps_rprelu_as_mxnet_computes
     assert not any(isinstance(b, (bm.QConv2D, LearnableBias)) for b in blocks)
     folded = [b for b in blocks if isinstance(b, BinaryConv2D)]
     assert len(folded) == 26 and all(b.attrs["folded_bn"] for b in folded)
-    assert sum(isinstance(b, NormPool) for b in blocks) >= 26 and sum(isinstance(b, RPReLU) for b in blocks) == 26
+    assert sum(isinstance(b, NormPool) for b in blocks) >= 26 and sum(isinstance(b, NativeRPReLU) for b in blocks) == 26
+    assert not any(isinstance(b, RPReLU) for b in blocks)
     x = nd.array(rng.normal(0, 1, (4, 3, 16, 16)))
     np.testing.assert_allclose(packed(x).asnumpy(), net(x).asnumpy(), rtol=1e-4, atol=1e-4)
 

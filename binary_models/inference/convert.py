@@ -38,12 +38,14 @@ from ..storage import run_file, write_run_file
 from ..nn.layers import QConv2D, QDense
 from ..models.common import ChannelShuffle, DenseBlock
 from ..models.meliusnet import ImprovementBlock
-from ..nn.react import LearnableBias
-from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NormPool, PackedBlock,
-                            shift_thresholds, stage_unit)
+from ..nn.react import LearnableBias, RPReLU
+from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NativeRPReLU, NormPool,
+                            PackedBlock, shift_thresholds, stage_unit)
 
 
 PACKED_LAYERS = ((QConv2D, BinaryConv2D), (QDense, BinaryDense))
+# Float blocks with a native operator computing them to the bit, replaced wherever they are.
+NATIVE_FORMS = ((RPReLU, NativeRPReLU),)
 
 
 def _checked_weights(layer):
@@ -223,7 +225,11 @@ def _replace_children(block):
             continue
         replacement = _packed_form(child)
         if replacement is None:
-            packed += _replace_children(child)
+            native_form = next((form(child) for trained, form in NATIVE_FORMS if type(child) is trained), None)
+            if native_form is not None:
+                _set_child(block, name, native_form)
+            else:
+                packed += _replace_children(child)
             continue
         _set_child(block, name, replacement)
         packed += 1

@@ -7,6 +7,7 @@ constants computed once, at conversion, from the trained blocks it replaces.
   then concat or add) as one ``binary_dense_stage``: every BatchNorm folded into the binarization, the
   feature map written in place at its final width (no concatenation).
 * :class:`NormPool`: BatchNorm -> [ReLU] -> [MaxPool] -> [ChannelShuffle] as one ``norm_pool``.
+* :class:`NativeRPReLU`: ReActNet's RPReLU (three MXNet operators, ~5x slower) as one ``rprelu``.
 * :class:`Identity`: what the later members of a fused run become, so sequence indices (the detection taps
   of :meth:`~binary_models.models.common.StagedNet.feature_taps`) keep their meaning.
 
@@ -259,3 +260,17 @@ class NormPool(PackedBlock):
         ctx = batchnorm.gamma.data().context
         for name, value in zip(self.constants, batchnorm_terms(batchnorm)):
             self.add_constant(name, value, ctx)
+
+
+class NativeRPReLU(PackedBlock):
+    """ReActNet's :class:`~binary_models.nn.react.RPReLU` as one ``rprelu`` (the same float32 roundings as MXNet's
+    broadcast_sub, LeakyReLU(prelu) and broadcast_add: equal to the bit)."""
+
+    operator = "rprelu"
+    constants = ("shift_in", "slope", "shift_out")
+
+    def __init__(self, block):
+        super().__init__(block.prefix, {})
+        for name in self.constants:
+            param = getattr(block, name)
+            self.add_constant(name, param.data().asnumpy().astype(np.float32), param.data().context)
