@@ -106,16 +106,20 @@ def test_one_epoch_on_recordio(recordio, tmp_path):
     assert json.load(open(os.path.join(out, "summary.json")))["classes"] == 3
 
 
-def test_mixup_label_smoothing_and_distillation_train_together(image_folder, tmp_path):
+def saved_teacher(tmp_path):
+    """A thumbnail resnet_e18 of 3 classes saved as a teacher: the flags that name it."""
     import binary_models as bm
     teacher = bm.get_model("resnet_e18", stem="thumbnail", classes=3)
     teacher.initialize(mx.init.Xavier())
     teacher(mx.nd.zeros((1, 3, 16, 16)))
     teacher.save_parameters(str(tmp_path / "teacher.params"))
+    return ["--teacher", "resnet_e18", "--teacher-params", str(tmp_path / "teacher.params")]
+
+
+def test_mixup_label_smoothing_and_distillation_train_together(image_folder, tmp_path):
     out = str(tmp_path / "kd")
     train(["--data-dir", image_folder, "--num-epochs", "1", "--save-dir", out, "--mixup", "--label-smoothing",
-           "--teacher", "resnet_e18", "--teacher-params", str(tmp_path / "teacher.params"),
-           "--temperature", "4"] + SMALL_RUN)
+           "--temperature", "4"] + saved_teacher(tmp_path) + SMALL_RUN)
     log = open(os.path.join(out, "train_imagenet.log")).read()
     assert "[Epoch 0] training: rmse=" in log  # GluonCV's metric under mixup
     losses = [float(line.split("loss=")[1].split()[0]) for line in log.splitlines() if "Batch [" in line]
@@ -123,15 +127,10 @@ def test_mixup_label_smoothing_and_distillation_train_together(image_folder, tmp
 
 
 def test_distributional_loss_trains_a_reactnet_from_a_teacher(image_folder, tmp_path):
-    import binary_models as bm
-    teacher = bm.get_model("resnet_e18", stem="thumbnail", classes=3)
-    teacher.initialize(mx.init.Xavier())
-    teacher(mx.nd.zeros((1, 3, 16, 16)))
-    teacher.save_parameters(str(tmp_path / "teacher.params"))
     out = str(tmp_path / "reactnet")
     run = ["--model", "reactnet_a"] + SMALL_RUN[2:] + ["--max-batches", "2"]
-    train(["--data-dir", image_folder, "--num-epochs", "1", "--save-dir", out, "--distributional-loss",
-           "--teacher", "resnet_e18", "--teacher-params", str(tmp_path / "teacher.params")] + run)
+    train(["--data-dir", image_folder, "--num-epochs", "1", "--save-dir", out, "--distributional-loss"]
+          + saved_teacher(tmp_path) + run)
     log = open(os.path.join(out, "train_imagenet.log")).read()
     losses = [float(line.split("loss=")[1].split()[0]) for line in log.splitlines() if "Batch [" in line]
     assert len(losses) == 2 and all(np.isfinite(losses)) and all(loss >= 0 for loss in losses)
