@@ -172,9 +172,11 @@ OTHER_PAPER_NUMBERS = {
 
 def paper_numbers():
     """``name -> (OPs, size MB, source)`` of every model whose paper gives them."""
+    from .models import PAPER_NUMBERS
     from .models.meliusnet import MELIUSNET_TABLE1
     numbers = {name: (row["ops"], row["size_mb"], "MeliusNet Table 1") for name, row in MELIUSNET_TABLE1.items()}
     numbers.update(OTHER_PAPER_NUMBERS)
+    numbers.update(PAPER_NUMBERS)
     return numbers
 
 

@@ -185,7 +185,8 @@ def trained_like(net, shape):
 
 
 @pytest.mark.parametrize("name", ["meliusnet22", "meliusnet_a", "meliusnet_c", "binary_densenet28",
-                                  "binary_densenet37_dilated", "resnet_e18", "tang_nin"])
+                                  "binary_densenet37_dilated", "resnet_e18", "tang_nin", "quicknet",
+                                  "birealnet18", "real_to_binary", "xnornet", "reactnet_a"])
 def test_every_family_converts_to_fused_blocks_with_the_float_models_outputs(name, tmp_path):
     net = trained_like(thin(name), (1, 3, 16, 16))
     x = nd.array(np.random.RandomState(6).normal(0, 1, (4, 3, 16, 16)))

@@ -104,6 +104,30 @@ def test_distillation_combines_soft_and_hard_loss(batch):
     np.testing.assert_allclose(losses.asnumpy(), expected, rtol=1e-4)
 
 
+def test_distributional_loss_is_the_kl_divergence_to_the_teachers_softmax_without_labels(batch):
+    """ReActNet Eq. 5: sum_c p_c (log p_c - log q_c) at temperature 1, whatever --temperature and the labels say."""
+    logits, label = batch
+    teacher_logits = np.random.RandomState(3).randn(6, 5).astype(np.float32)
+
+    class Teacher(gluon.HybridBlock):
+        def hybrid_forward(self, F, x):
+            return F.array(teacher_logits) if F is nd else None
+
+    objective = TrainingObjective(classes=5, teacher=Teacher(), temperature=4.0, distributional=True)
+    data, targets = objective.inputs_and_targets(nd.array(logits), nd.array(label), 1.0)
+    losses, _ = objective(Identity(), data, targets, objective.teacher_targets(data))
+    log_p = log_softmax(teacher_logits)
+    expected = (np.exp(log_p) * (log_p - log_softmax(logits))).sum(axis=1)
+    np.testing.assert_allclose(losses.asnumpy(), expected, rtol=1e-4, atol=1e-6)
+    shuffled, _ = objective(Identity(), data, targets[::-1], objective.teacher_targets(data))
+    np.testing.assert_array_equal(shuffled.asnumpy(), losses.asnumpy())
+
+
+def test_distributional_loss_without_a_teacher_names_the_argument():
+    with pytest.raises(bm.errors.UsageError, match="^distributional_loss needs a teacher"):
+        TrainingObjective(classes=5, distributional=True)
+
+
 def test_bipolar_term_is_added_per_sample():
     net = bm.QDense(3, in_units=4)
     net.initialize(mx.init.Uniform(0.5))

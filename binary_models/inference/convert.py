@@ -38,11 +38,14 @@ from ..storage import run_file, write_run_file
 from ..nn.layers import QConv2D, QDense
 from ..models.common import ChannelShuffle, DenseBlock
 from ..models.meliusnet import ImprovementBlock
-from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NormPool, PackedBlock,
-                            stage_unit)
+from ..nn.react import LearnableBias, RPReLU
+from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NativeRPReLU, NormPool,
+                            PackedBlock, shift_thresholds, stage_unit)
 
 
 PACKED_LAYERS = ((QConv2D, BinaryConv2D), (QDense, BinaryDense))
+# Float blocks with a native operator computing them to the bit, replaced wherever they are.
+NATIVE_FORMS = ((RPReLU, NativeRPReLU),)
 
 
 def _checked_weights(layer):
@@ -119,11 +122,17 @@ def _match_batchnorm_conv(blocks, start):
     return None
 
 
+def _flattened(blocks, start):
+    """True when ``blocks[start]`` receives a 2-D (N, C) input: a Flatten or a dense layer comes before it in its
+    sequence (XNOR-Net's BatchNorm -> ReLU after fc7; norm_pool takes NCHW maps only)."""
+    return any(isinstance(b, (nn.Flatten, nn.Dense, QDense)) for b in blocks[:start])
+
+
 def _norm_pool_window(blocks, start):
     """``(NormPool, length)`` for BatchNorm -> ReLU -> [MaxPool] or BatchNorm -> MaxPool -> ReLU, then an
     optional ChannelShuffle, at ``blocks[start:]``; else None."""
     window = blocks[start:start + 4]
-    if len(window) < 2 or not _is_batchnorm(window[0]):
+    if len(window) < 2 or not _is_batchnorm(window[0]) or _flattened(blocks, start):
         return None
     if _is_relu(window[1]):
         count = 3 if len(window) > 2 and _is_max_pool(window[2]) else 2
@@ -147,6 +156,19 @@ def _match_conv_batchnorm(blocks, start):
     return None
 
 
+def _match_shift_conv(blocks, start):
+    """LearnableBias -> binary conv [-> BatchNorm] (ReActNet's RSign): the shift becomes the conv's binarization
+    thresholds; a BatchNorm after the conv one norm_pool on its output, as in :func:`_match_conv_batchnorm`."""
+    if not (start + 1 < len(blocks) and isinstance(blocks[start], LearnableBias)
+            and _is_binary_conv(blocks[start + 1])):
+        return None
+    _checked_weights(blocks[start + 1])
+    fused = [(BinaryConv2D(blocks[start + 1], thresholds=shift_thresholds(blocks[start].bias)), 2)]
+    if start + 2 < len(blocks) and _is_batchnorm(blocks[start + 2]):
+        fused.append(_norm_pool_window(blocks, start + 2) or (NormPool(blocks[start + 2], relu=False), 1))
+    return fused, 1
+
+
 def _match_norm_pool(blocks, start):
     """BatchNorm -> ReLU [-> MaxPool] or BatchNorm -> MaxPool -> ReLU [-> ChannelShuffle]: one norm_pool."""
     fused = _norm_pool_window(blocks, start)
@@ -163,6 +185,8 @@ FUSION_RULES = (
      _match_conv_batchnorm),
     ("norm and pool", "BatchNorm -> ReLU [-> MaxPool] | BatchNorm -> MaxPool -> ReLU [-> ChannelShuffle] -> "
      "norm_pool", _match_norm_pool),
+    ("rsign into binary conv", "LearnableBias -> binary conv [-> BatchNorm] -> binary_conv2d with thresholds "
+     "[, norm_pool]", _match_shift_conv),
 )
 
 
@@ -201,7 +225,11 @@ def _replace_children(block):
             continue
         replacement = _packed_form(child)
         if replacement is None:
-            packed += _replace_children(child)
+            native_form = next((form(child) for trained, form in NATIVE_FORMS if type(child) is trained), None)
+            if native_form is not None:
+                _set_child(block, name, native_form)
+            else:
+                packed += _replace_children(child)
             continue
         _set_child(block, name, replacement)
         packed += 1

@@ -7,6 +7,7 @@ constants computed once, at conversion, from the trained blocks it replaces.
   then concat or add) as one ``binary_dense_stage``: every BatchNorm folded into the binarization, the
   feature map written in place at its final width (no concatenation).
 * :class:`NormPool`: BatchNorm -> [ReLU] -> [MaxPool] -> [ChannelShuffle] as one ``norm_pool``.
+* :class:`NativeRPReLU`: ReActNet's RPReLU (three MXNet operators, ~5x slower) as one ``rprelu``.
 * :class:`Identity`: what the later members of a fused run become, so sequence indices (the detection taps
   of :meth:`~binary_models.models.common.StagedNet.feature_taps`) keep their meaning.
 
@@ -78,6 +79,16 @@ def binarization_thresholds(bn):
     return threshold, direction
 
 
+def shift_thresholds(bias):
+    """``(threshold, direction)`` per channel for the sign of ``x + bias`` (a :class:`~binary_models.nn.react.
+    LearnableBias`, ReActNet's RSign): the least float32 ``x`` whose float32 sum ``x + bias`` is >= 0, direction
+    +1 (the sum is monotonic in ``x``; found by bisection as in :func:`binarization_thresholds`)."""
+    bias = bias.data().asnumpy().astype(np.float32)
+    with np.errstate(all="ignore"):
+        threshold = _least_true(lambda x: x + bias >= 0, len(bias))
+    return threshold, np.ones(len(bias), np.float32)
+
+
 class PackedBlock(HybridBlock):
     """What the packed blocks share: constant parameters (``grad_req='null'``) set at conversion, and one
     native operator applied to the input and them."""
@@ -140,24 +151,26 @@ def _packed_weights(layer):
 class BinaryConv2D(PackedBlock):
     """Inference form of a binary :class:`~binary_models.QConv2D`: ``binary_conv2d`` with packed weights
     (the same output: sum(sign(x) sign(W)) with the layer's padding value, times its scale). With
-    ``batchnorm``, the BatchNorm that precedes the layer is folded into its binarization."""
+    ``batchnorm``, the BatchNorm that precedes the layer is folded into its binarization; ``thresholds`` (a
+    ``(threshold, direction)`` pair such as :func:`shift_thresholds`') gives that binarization directly."""
 
     operator = "binary_conv2d"
 
-    def __init__(self, layer, batchnorm=None):
+    def __init__(self, layer, batchnorm=None, thresholds=None):
         _check_layer("BinaryConv2D", layer, QConv2D)
         if batchnorm is not None:
             _check_batchnorm("BinaryConv2D", batchnorm)
+            thresholds = binarization_thresholds(batchnorm)
         out_channels, group_in, kh, kw = layer.weight.shape
         packed, scale, ctx = _packed_weights(layer)
         super().__init__(layer.prefix, dict(kernel=(kh, kw), stride=layer.strides, dilate=layer.dilation,
                                             pad=layer.padding, num_filter=out_channels, num_group=layer.groups,
                                             in_channels=group_in * layer.groups, pad_mode=layer.config.pad_mode,
-                                            folded_bn=batchnorm is not None, scaled=scale is not None))
+                                            folded_bn=thresholds is not None, scaled=scale is not None))
         self.add_constant("packed_weight", packed, ctx)
         names = ["packed_weight"]
-        if batchnorm is not None:
-            threshold, direction = binarization_thresholds(batchnorm)
+        if thresholds is not None:
+            threshold, direction = thresholds
             self.add_constant("threshold", threshold, ctx)
             self.add_constant("direction", direction, ctx)
             names += ["threshold", "direction"]
@@ -247,3 +260,17 @@ class NormPool(PackedBlock):
         ctx = batchnorm.gamma.data().context
         for name, value in zip(self.constants, batchnorm_terms(batchnorm)):
             self.add_constant(name, value, ctx)
+
+
+class NativeRPReLU(PackedBlock):
+    """ReActNet's :class:`~binary_models.nn.react.RPReLU` as one ``rprelu`` (the same float32 roundings as MXNet's
+    broadcast_sub, LeakyReLU(prelu) and broadcast_add: equal to the bit)."""
+
+    operator = "rprelu"
+    constants = ("shift_in", "slope", "shift_out")
+
+    def __init__(self, block):
+        super().__init__(block.prefix, {})
+        for name in self.constants:
+            param = getattr(block, name)
+            self.add_constant(name, param.data().asnumpy().astype(np.float32), param.data().context)

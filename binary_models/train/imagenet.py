@@ -194,7 +194,7 @@ def train(opt):
     objective = TrainingObjective(data.classes, 0.1 if opt.label_smoothing else 0.0,
                                   opt.mixup_alpha if opt.mixup else 0.0,
                                   opt.mixup_off_epoch or opt.num_epochs, teacher, opt.temperature,
-                                  opt.hard_weight, opt.bipolar_reg)
+                                  opt.hard_weight, opt.bipolar_reg, opt.distributional_loss)
     if opt.bipolar_reg and not binary_weights(net):
         raise UsageError("bipolar_reg: model %s has no binary weights" % opt.model, "bipolar_reg")
     if teacher is not None:
