@@ -58,6 +58,7 @@ std::vector<int> AttrReader::ints(const char* key, size_t count, std::vector<int
   const std::string* text = find(key);
   if (!text) {
     if (fallback.empty()) throw Error(std::string("attribute ") + key + " is missing");
+    fallback.resize(count, fallback[0]);  // {1}: (1, 1)
     return fallback;
   }
   std::vector<long long> values;
