@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "error: out of memory\n");
   } catch (const std::exception& err) {
-    std::fprintf(stderr, "error: %s\n", err.what());
+    std::string line = err.what();
+    for (char& c : line) c = static_cast<unsigned char>(c) < 0x20 ? '?' : c;  // one line, whatever a file held
+    std::fprintf(stderr, "error: %s\n", line.c_str());
   }
   return 2;
 }
