@@ -11,6 +11,18 @@
 
 namespace deploy {
 
+const char kCommonUsage[] =
+    "  --input-size N      square input side (default: PREFIX-run.json's, else 224)\n"
+    "  --crop-ratio R      resize the shorter side to round(N / R), centre crop N x N (default: the run\n"
+    "                      file's, else 0.875); 0: stretch to N x N without cropping\n"
+    "  --mean A,B,C        per-channel mean of the normalisation (default: the run file's, else ImageNet's)\n"
+    "  --std A,B,C         per-channel standard deviation (default: the run file's, else ImageNet's)\n"
+    "  --grayscale         decode as grayscale and repeat it over 3 channels (digits models)\n"
+    "  --labels FILE       class names, one line per class of the model (default: the run file's\n"
+    "                      class_names, else indices)\n"
+    "  --top K             classes printed per image (default 5)\n"
+    "  --repeat N          forward passes per image; the latency is their median (default 1)\n";
+
 namespace {
 
 double parse_number(const std::string& text, const std::string& flag) {
@@ -65,6 +77,8 @@ Options parse_options(int argc, char** argv, const char* usage, const std::vecto
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
       std::fputs(usage, stdout);
+      std::fputs(kCommonUsage, stdout);
+      std::fputs("  --json              print JSON instead of text\n", stdout);
       std::exit(0);
     } else if (arg == "--json" || arg == "--grayscale") {
       flags.emplace_back(arg, "");

@@ -26,6 +26,9 @@ struct Options {
   RunSettings settings;  // the run file's, with the flags applied
 };
 
+// The image and output flags both programs take, for their --help (after their own first lines).
+extern const char kCommonUsage[];
+
 // The flags (`valued` lists the options that take a value), then PREFIX-run.json's settings under them.
 // Exits 0 after printing `usage` for --help; throws UsageError for anything it refuses.
 Options parse_options(int argc, char** argv, const char* usage, const std::vector<std::string>& valued);

@@ -33,18 +33,7 @@ const char kUsage[] =
     "usage: bm-predict [options] PREFIX IMAGE [IMAGE...]\n"
     "Classify images with a packed model (PREFIX-symbol.json + PREFIX-0000.params).\n"
     "  --library PATH      native operator library (default: $BINARY_MODELS_NATIVE_LIB, else\n"
-    "                      native/build/libbinary_models_native.so of this checkout)\n"
-    "  --input-size N      square input side (default: PREFIX-run.json's, else 224)\n"
-    "  --crop-ratio R      resize the shorter side to round(N / R), centre crop N x N (default: the run\n"
-    "                      file's, else 0.875); 0: stretch to N x N without cropping\n"
-    "  --mean A,B,C        per-channel mean of the normalisation (default: the run file's, else ImageNet's)\n"
-    "  --std A,B,C         per-channel standard deviation (default: the run file's, else ImageNet's)\n"
-    "  --grayscale         decode as grayscale and repeat it over 3 channels (digits models)\n"
-    "  --labels FILE       class names, one line per class of the model (default: the run file's\n"
-    "                      class_names, else indices)\n"
-    "  --top K             classes printed per image (default 5)\n"
-    "  --repeat N          forward passes per image; the latency is their median (default 1)\n"
-    "  --json              print JSON instead of text\n";
+    "                      native/build/libbinary_models_native.so of this checkout)\n";
 
 // The directory of this executable (to find the checkout's native library next to deploy/build/).
 std::string executable_dir() {

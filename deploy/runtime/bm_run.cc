@@ -18,18 +18,7 @@ namespace {
 const char kUsage[] =
     "usage: bm-run [options] PREFIX IMAGE [IMAGE...]\n"
     "Classify images with a packed model (PREFIX-symbol.json + PREFIX-0000.params) without MXNet.\n"
-    "  --input-size N      square input side (default: PREFIX-run.json's, else 224)\n"
-    "  --crop-ratio R      resize the shorter side to round(N / R), centre crop N x N (default: the run\n"
-    "                      file's, else 0.875); 0: stretch to N x N without cropping\n"
-    "  --mean A,B,C        per-channel mean of the normalisation (default: the run file's, else ImageNet's)\n"
-    "  --std A,B,C         per-channel standard deviation (default: the run file's, else ImageNet's)\n"
-    "  --grayscale         decode as grayscale and repeat it over 3 channels (digits models)\n"
-    "  --labels FILE       class names, one line per class of the model (default: the run file's\n"
-    "                      class_names, else indices)\n"
-    "  --top K             classes printed per image (default 5)\n"
-    "  --repeat N          forward passes per image; the latency is their median (default 1)\n"
-    "  --threads N         threads (default: OMP_NUM_THREADS, else every core)\n"
-    "  --json              print JSON instead of text\n";
+    "  --threads N         threads (default: OMP_NUM_THREADS, else every core)\n";
 
 int run(int argc, char** argv) {
   using namespace deploy;

@@ -1,5 +1,7 @@
 // The native library's operators (native/ops/ registers them in MXNet) on the same kernels: binary_conv2d,
 // binary_dense, binary_dense_stage and norm_pool, with the attributes native/mxnet_ops.cc documents.
+#include <type_traits>
+
 #include "../../native/kernels/dense_stage.h"
 #include "../../native/kernels/norm_pool.h"
 #include "../error.h"
@@ -21,6 +23,21 @@ void check(const std::string& problem) {
 
 Shape packed_shape(const ConvShape& s) {
   return {int64_t(s.groups) * s.blocks(), s.kernel_h, s.kernel_w, s.words(), kLanes};
+}
+
+// A kernel shape (ConvShape, DenseStageShape, NormPoolShape) with the batch and size of NCHW `data`, checked
+// (its channels against `*channels`, the attributes', where there are such).
+template <typename KernelShape>
+KernelShape with_data(KernelShape s, const Value& data, int* channels) {
+  expect_nchw(data);
+  if (channels && data.shape[1] != *channels)
+    throw Error("data has " + std::to_string(data.shape[1]) + " channels but in_channels is " + std::to_string(*channels));
+  if constexpr (std::is_same_v<KernelShape, NormPoolShape>) s.channels = int(data.shape[1]);
+  s.batch = int(data.shape[0]);
+  s.height = int(data.shape[2]);
+  s.width = int(data.shape[3]);
+  check(s.check());
+  return s;
 }
 
 // binary_conv2d and binary_dense: inputs data, packed weight, [threshold, direction], [scale].
@@ -72,15 +89,7 @@ class BinaryConv : public Op {
       s.batch = int(data.shape[0]);
       return s;
     }
-    expect_nchw(data);
-    if (data.shape[1] != s.in_channels)
-      throw Error("data has " + std::to_string(data.shape[1]) + " channels but in_channels is " +
-                  std::to_string(s.in_channels));
-    s.batch = int(data.shape[0]);
-    s.height = int(data.shape[2]);
-    s.width = int(data.shape[3]);
-    check(s.check());
-    return s;
+    return with_data(s, data, &s.in_channels);
   }
 
   Shape infer(const std::vector<Value>& in) const override {
@@ -129,16 +138,8 @@ class DenseStage : public Op {
   DType input_dtype(size_t i) const override { return i == 1 ? DType::kInt64 : DType::kFloat32; }
 
   DenseStageShape shape_of(const Value& data) const {
-    expect_nchw(data);
-    DenseStageShape s = shape_;
-    if (data.shape[1] != s.in_channels)
-      throw Error("data has " + std::to_string(data.shape[1]) + " channels but in_channels is " +
-                  std::to_string(s.in_channels));
-    s.batch = int(data.shape[0]);
-    s.height = int(data.shape[2]);
-    s.width = int(data.shape[3]);
-    check(s.check());
-    return s;
+    int channels = shape_.in_channels;
+    return with_data(shape_, data, &channels);
   }
 
   Shape infer(const std::vector<Value>& in) const override {
@@ -180,16 +181,7 @@ class NormPool : public Op {
   }
   std::pair<size_t, size_t> arity() const override { return {4, 4}; }
 
-  NormPoolShape shape_of(const Value& data) const {
-    expect_nchw(data);
-    NormPoolShape s = shape_;
-    s.batch = int(data.shape[0]);
-    s.channels = int(data.shape[1]);
-    s.height = int(data.shape[2]);
-    s.width = int(data.shape[3]);
-    check(s.check());
-    return s;
-  }
+  NormPoolShape shape_of(const Value& data) const { return with_data(shape_, data, nullptr); }
 
   Shape infer(const std::vector<Value>& in) const override {
     NormPoolShape s = shape_of(in[0]);
