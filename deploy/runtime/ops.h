@@ -33,6 +33,16 @@ class AttrReader {
   const Attrs& attrs_;
 };
 
+// The attributes kernel, stride and pad ("3" or "(3, 3)") into a shape's kernel_h/_w, stride_h/_w, pad_h/_w.
+template <typename Window>
+void read_window(AttrReader& r, Window* w, std::vector<int> kernel_fallback, int max_kernel, int max_stride) {
+  auto kernel = r.ints("kernel", 2, kernel_fallback, 1, max_kernel);
+  auto stride = r.ints("stride", 2, {1}, 1, max_stride);
+  auto pad = r.ints("pad", 2, {0}, 0, 1 << 16);
+  w->kernel_h = kernel[0], w->kernel_w = kernel[1], w->stride_h = stride[0], w->stride_w = stride[1];
+  w->pad_h = pad[0], w->pad_w = pad[1];
+}
+
 struct RunContext {
   void* workspace = nullptr;  // workspace() bytes
 };

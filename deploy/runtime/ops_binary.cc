@@ -53,14 +53,9 @@ class BinaryConv : public Op {
     } else {
       AttrReader r(attrs, {"kernel", "stride", "dilate", "pad", "num_filter", "num_group", "in_channels", "pad_mode",
                            "scaled", "folded_bn"});
-      auto kernel = r.ints("kernel", 2, {}, 1, kMaxKernel);
-      auto stride = r.ints("stride", 2, {1}, 1, kMaxStride);
+      read_window(r, &shape_, {}, kMaxKernel, kMaxStride);
       auto dilate = r.ints("dilate", 2, {1}, 1, kMaxDilation);
-      auto pad = r.ints("pad", 2, {0}, 0, kMaxSize);
-      shape_.kernel_h = kernel[0], shape_.kernel_w = kernel[1];
-      shape_.stride_h = stride[0], shape_.stride_w = stride[1];
       shape_.dilate_h = dilate[0], shape_.dilate_w = dilate[1];
-      shape_.pad_h = pad[0], shape_.pad_w = pad[1];
       shape_.out_channels = r.integer("num_filter", 0, 1, kMaxChannels, true);
       shape_.groups = r.integer("num_group", 1, 1, kMaxChannels);
       shape_.in_channels = r.integer("in_channels", 0, 1, kMaxChannels, true);
@@ -170,12 +165,7 @@ class NormPool : public Op {
  public:
   explicit NormPool(const Attrs& attrs) {
     AttrReader r(attrs, {"kernel", "stride", "pad", "relu", "shuffle_groups"});
-    auto kernel = r.ints("kernel", 2, {1}, 1, kMaxSize);
-    auto stride = r.ints("stride", 2, {1}, 1, kMaxSize);
-    auto pad = r.ints("pad", 2, {0}, 0, kMaxSize);
-    shape_.kernel_h = kernel[0], shape_.kernel_w = kernel[1];
-    shape_.stride_h = stride[0], shape_.stride_w = stride[1];
-    shape_.pad_h = pad[0], shape_.pad_w = pad[1];
+    read_window(r, &shape_, {1}, kMaxSize, kMaxSize);
     shape_.relu = r.boolean("relu", false);
     shape_.shuffle_groups = r.integer("shuffle_groups", 1, 1, kMaxChannels);
   }

@@ -29,11 +29,7 @@ constexpr int64_t kMinParallelWork = 1 << 15;
 struct Window {
   int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilate_h = 1, dilate_w = 1;
   void read(AttrReader& r, bool kernel_required) {
-    auto kernel = r.ints("kernel", 2, kernel_required ? std::vector<int>{} : std::vector<int>{1}, 1, kMaxSide);
-    auto stride = r.ints("stride", 2, {1}, 1, kMaxSide);
-    auto pad = r.ints("pad", 2, {0}, 0, kMaxSide);
-    kernel_h = kernel[0], kernel_w = kernel[1], stride_h = stride[0], stride_w = stride[1];
-    pad_h = pad[0], pad_w = pad[1];
+    read_window(r, this, kernel_required ? std::vector<int>{} : std::vector<int>{1}, kMaxSide, kMaxSide);
   }
   int extent_h() const { return dilate_h * (kernel_h - 1) + 1; }
   int extent_w() const { return dilate_w * (kernel_w - 1) + 1; }
