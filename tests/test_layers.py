@@ -208,3 +208,30 @@ def test_is_binary_marks_only_one_bit_weights_and_activations():
     assert bm.QConv2D(8, 3).is_binary
     assert not bm.QConv2D(8, 3, bits_a=2).is_binary
     assert not bm.QConv2D(8, 3, binarizations=2).is_binary
+
+
+@pytest.mark.parametrize("scaling", ["channel", "scalar"])
+def test_output_scaling_passes_no_gradient_through_the_scale(rng, scaling):
+    """As larq's MagnitudeAwareSign (tf.stop_gradient on the scale): dL/dW = alpha * dL/d(sign W), without
+    XNOR-Net's extra sign(W_j)/n * sum sign(W_i) term."""
+    dense = bm.QDense(5, in_units=12, scaling=scaling)
+    dense.initialize(mx.init.Normal(1.0))
+    x = rng.randn(4, 12).astype(np.float32)
+    upstream = rng.randn(4, 5).astype(np.float32)
+    with autograd.record():
+        out = dense(nd.array(x))
+    out.backward(nd.array(upstream))
+    w = dense.weight.data().asnumpy()
+    alpha = np.abs(w).mean(axis=1) if scaling == "channel" else np.full(5, np.abs(w).mean())
+    expected = (upstream * alpha).T @ reference.np_sign(x)
+    np.testing.assert_allclose(dense.weight.grad().asnumpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bits", [2, 8])
+def test_multibit_layers_with_all_zero_weights_output_finite_values(rng, bits):
+    dense = bm.QDense(3, in_units=4, bits=bits, bits_a=bits)
+    dense.initialize(mx.init.Zero())
+    conv = bm.QConv2D(3, 3, in_channels=2, padding=1, bits=bits, bits_a=bits)
+    conv.initialize(mx.init.Zero())
+    assert np.isfinite(dense(nd.array(rng.rand(2, 4))).asnumpy()).all()
+    assert np.isfinite(conv(nd.array(rng.rand(1, 2, 4, 4))).asnumpy()).all()

@@ -103,3 +103,36 @@ def test_unknown_config_name_lists_known_names():
     with pytest.raises(ValueError, match="grad_cancel"):
         with bm.layer_config(clip_threshold=1.0):
             pass
+
+
+# ---- larq parity (issue 24). larq 0.13.3's quantizers (larq/quantizers.py), ported cases. ----------------
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_dorefa_weight_all_zero_is_finite_with_zero_gradient(bits):
+    """larq's DoReFa(mode='weights') normalises with divide_no_nan: all-zero weights give normed 0.5 (the level
+    nearest 0, ties to even) and no gradient, never NaN."""
+    y, g = value_and_grad(lambda F, v: q.dorefa_weight(F, v, bits), np.zeros(12, np.float32))
+    n = np.float32(2 ** bits - 1)
+    np.testing.assert_array_equal(y, np.full(12, 2 * (np.round(np.float32(0.5) * n) / n) - 1, np.float32))
+    np.testing.assert_array_equal(g, np.zeros(12, np.float32))
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_dorefa_weight_gradient_stops_at_the_normaliser(rng, bits):
+    """larq stops the gradient through max|tanh w|: every weight, the maximal one too, gets d(2 * normed - 1)/dw
+    = (1 - tanh(w)^2) / max|tanh(w)|."""
+    w = (rng.randn(300) * 0.7).astype(np.float32)
+    _, g = value_and_grad(lambda F, v: q.dorefa_weight(F, v, bits), w)
+    t = np.tanh(w.astype(np.float64))
+    np.testing.assert_allclose(g, (1 - t ** 2) / np.abs(t).max(), rtol=1e-5)
+
+
+def test_rounding_ties_go_to_even_as_tensorflow():
+    """TensorFlow's round (larq's DoReFa) rounds half to even; MXNet's round, half away from zero. At 1 bit
+    larq's DoReFa(0.5) is 0; at 2 bits 0.5 * 3 = 1.5 goes to 2."""
+    y, _ = value_and_grad(lambda F, v: q.dorefa_activation(F, v, 1), np.array([0.5, 0.25, 0.75], np.float32))
+    np.testing.assert_array_equal(y, [0.0, 0.0, 1.0])
+    y, _ = value_and_grad(lambda F, v: q.dorefa_activation(F, v, 2), np.array([0.5, 1 / 6], np.float32))
+    np.testing.assert_array_equal(y, np.round(np.float32([0.5, 1 / 6]) * 3) / 3)
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 0.49999997, 2.6], np.float32)
+    np.testing.assert_array_equal(q.round_half_even(nd, nd.array(x)).asnumpy(), np.round(x))

@@ -71,10 +71,17 @@ def weight_sign(F, w):
     return straight_through(F, sign(F, w), F.where(finite(F, w), w, F.zeros_like(w)))
 
 
+def round_half_even(F, x):
+    """Round to the nearest integer, ties to even, as TensorFlow's ``round`` (and so larq) does; MXNet's
+    ``round`` takes ties away from zero. A tie n + 0.5 goes to 2 round(x / 2), the even one of n and n + 1."""
+    tie = (x - F.floor(x)) == 0.5
+    return F.where(tie, 2 * F.round(x / 2), F.round(x))
+
+
 def _round_to_levels(F, x01, bits):
-    """Round values in [0, 1] to the 2^bits - 1 uniform steps of a k-bit code."""
+    """Round values in [0, 1] to the 2^bits - 1 uniform steps of a k-bit code (ties to even)."""
     levels = float(2 ** bits - 1)
-    return F.round(x01 * levels) / levels
+    return round_half_even(F, x01 * levels) / levels
 
 
 def dorefa_activation(F, x, bits):
@@ -84,11 +91,16 @@ def dorefa_activation(F, x, bits):
 
 
 def dorefa_weight(F, w, bits):
-    """DoReFa-Net weight: tanh(w) / (2 max|tanh(w)|) + 1/2, rounded to k bits, mapped to [-1, 1]. A NaN
-    weight counts as -inf (the lowest level; it would make every weight of the layer NaN through the max)."""
+    """DoReFa-Net weight (Zhou et al. 2016, Eq. 9): tanh(w) / (2 max|tanh(w)|) + 1/2, rounded to k bits,
+    mapped to [-1, 1]. As in larq, the normaliser max|tanh(w)| passes no gradient (with it, the maximal
+    weight's gradient is that of t / t, wrongly nonzero) and is divided "no NaN": all-zero weights give the
+    level nearest 0 and no gradient. A NaN weight counts as -inf (the lowest level; it would make every
+    weight of the layer NaN through the max)."""
     t = F.tanh(replace_nan(F, w, -FLOAT32_MAX))
     # elementwise against broadcast_like (not broadcast_div) so a deferred weight's shape is inferable
-    normalized = t / (2 * F.broadcast_like(F.max(F.abs(t), keepdims=True), t)) + 0.5
+    norm = F.stop_gradient(F.broadcast_like(F.max(F.abs(t), keepdims=True), t))
+    nonzero = norm > 0
+    normalized = t / (2 * F.where(nonzero, norm, F.ones_like(norm))) * nonzero + 0.5
     return straight_through(F, 2 * _round_to_levels(F, normalized, bits) - 1, 2 * normalized - 1)
 
 
@@ -113,10 +125,13 @@ def multi_binarize(F, x, terms, grad_cancel):
 
 def weight_scale(F, w, scaling):
     """Output scaling from latent weights: None, mean |W| per output channel (shape (O,)), or the mean
-    |W| of the whole weight (shape (1,)). A non-finite weight counts as 0, so the scale stays finite."""
+    |W| of the whole weight (shape (1,)). A non-finite weight counts as 0, so the scale stays finite.
+
+    The scale passes no gradient, as in larq's magnitude-aware sign (Bi-Real Net section 3.3); XNOR-Net's
+    Eq. 7 would add sign(W_j)/n * sum sign(W_i) to each weight's gradient."""
     if scaling not in ("channel", "scalar"):
         return None
-    magnitude = F.abs(F.where(finite(F, w), w, F.zeros_like(w)))
+    magnitude = F.abs(F.where(finite(F, w), F.stop_gradient(w), F.zeros_like(w)))
     if scaling == "channel":
         return F.mean(magnitude, axis=0, exclude=True)
     return F.mean(magnitude).reshape((1,))
