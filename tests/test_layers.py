@@ -1,4 +1,6 @@
 """QActivation, QConv2D, QDense, Scale against NumPy references; hybridize and export round trips."""
+import inspect
+
 import numpy as np
 import pytest
 import mxnet as mx
@@ -235,3 +237,45 @@ def test_multibit_layers_with_all_zero_weights_output_finite_values(rng, bits):
     conv.initialize(mx.init.Zero())
     assert np.isfinite(dense(nd.array(rng.rand(2, 4))).asnumpy()).all()
     assert np.isfinite(conv(nd.array(rng.rand(1, 2, 4, 4))).asnumpy()).all()
+
+
+def test_qconv2d_and_qdense_take_gluons_arguments_in_gluons_order(rng):
+    """Every positional and keyword argument of gluon.nn.Conv2D / Dense (MXNet 1.9.1) is accepted in its place."""
+    x = rng.randn(2, 4, 7, 7).astype(np.float32)
+    conv = bm.QConv2D(6, 3, (2, 1), (1, 0), (1, 2), 2, "NCHW", None, False, mx.init.Normal(1.0), "zeros", 4)
+    conv.initialize()
+    assert (conv.strides, conv.padding, conv.dilation, conv.groups, conv.in_channels) == ((2, 1), (1, 0), (1, 2), 2, 4)
+    expected = reference.binary_conv2d(x, conv.weight.data().asnumpy(), (2, 1), (1, 0), (1, 2), 2)
+    np.testing.assert_array_equal(conv(nd.array(x)).asnumpy(), expected)
+    dense = bm.QDense(5, None, False, True, "float32", mx.init.Normal(1.0), "zeros", 196)
+    dense.initialize()
+    assert dense.in_units == 196
+    expected = reference.np_sign(x.reshape(2, -1)) @ reference.np_sign(dense.weight.data().asnumpy()).T
+    np.testing.assert_array_equal(dense(nd.array(x)).asnumpy(), expected)
+    assert [p.name for p in inspect.signature(bm.QConv2D).parameters.values()][:12] == \
+        [p.name for p in inspect.signature(gluon.nn.Conv2D).parameters.values()][:12]
+    assert [p.name for p in inspect.signature(bm.QDense).parameters.values()][:8] == \
+        [p.name for p in inspect.signature(gluon.nn.Dense).parameters.values()][:8]
+
+
+def test_qdense_flatten_false_applies_to_the_last_axis(rng):
+    dense = bm.QDense(3, flatten=False, in_units=4)
+    dense.initialize()
+    x = rng.randn(2, 5, 4).astype(np.float32)
+    expected = reference.np_sign(x) @ reference.np_sign(dense.weight.data().asnumpy()).T
+    np.testing.assert_array_equal(dense(nd.array(x)).asnumpy(), expected)
+
+
+def test_qdense_dtype_sets_the_weight_dtype(rng):
+    dense = bm.QDense(3, dtype="float64", in_units=4)
+    dense.initialize()
+    assert np.dtype(dense.weight.dtype) == np.float64
+    assert dense(nd.array(rng.randn(2, 4), dtype="float64")).dtype == np.float64
+
+
+def test_nhwc_layout_is_refused_in_one_line():
+    with pytest.raises(bm.UsageError) as err:
+        bm.QConv2D(8, 3, layout="NHWC")
+    assert "\n" not in str(err.value) and "NHWC" in str(err.value) and "NCHW" in str(err.value)
+    with pytest.raises(bm.UsageError, match="dtype"):
+        bm.QDense(8, dtype="int8")

@@ -84,7 +84,7 @@ class QuantizedLayer(HybridBlock):
     ``weight_quantizer`` objects replace the ones it describes."""
 
     def __init__(self, weight_shape, weight_initializer, options, input_quantizer=None, weight_quantizer=None,
-                 **kwargs):
+                 dtype="float32", **kwargs):
         super().__init__(**kwargs)
         self.config = options
         self.input_quantizer = (quantization.check_quantizer("input_quantizer", input_quantizer)
@@ -92,7 +92,7 @@ class QuantizedLayer(HybridBlock):
         self.weight_quantizer = (quantization.check_quantizer("weight_quantizer", weight_quantizer)
                                  if weight_quantizer is not None else quantization.weight_quantizer(options))
         with self.name_scope():
-            self.weight = self.params.get("weight", shape=weight_shape, init=weight_initializer,
+            self.weight = self.params.get("weight", shape=weight_shape, init=weight_initializer, dtype=dtype,
                                           allow_deferred_init=True,
                                           wd_mult=options.wd_mult if self.weight_quantizer.quantized else 1.0)
 
@@ -132,13 +132,18 @@ class QuantizedLayer(HybridBlock):
 class QConv2D(QuantizedLayer):
     """2-D convolution of quantized input with quantized weights (no bias).
 
-    Arguments follow ``gluon.nn.Conv2D`` (``padding`` is the padding size). For 1-bit activations the
-    input is padded with -1 (``pad_mode='minus_one'``, default) so the packed inference kernel is exact;
-    ``pad_mode='zero'`` pads with 0."""
+    Arguments follow ``gluon.nn.Conv2D`` in name and order (``padding`` is the padding size; ``layout`` only
+    'NCHW'; ``bias_initializer`` is accepted and unused). For 1-bit activations the input is padded with -1
+    (``pad_mode='minus_one'``, default) so the packed inference kernel is exact; ``pad_mode='one'`` pads with
+    +1 (larq's ``pad_values=1``), ``pad_mode='zero'`` with 0."""
 
-    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, in_channels=0,
-                 use_bias=False, activation=None, weight_initializer=None, **kwargs):
+    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, layout="NCHW",
+                 activation=None, use_bias=False, weight_initializer=None, bias_initializer="zeros", in_channels=0,
+                 **kwargs):
         _refuse_bias_and_activation("QConv2D", use_bias, activation)
+        if layout != "NCHW":
+            raise UsageError("QConv2D: layout %r is not supported: quantized layers and the packed kernels "
+                             "compute in 'NCHW' (transpose the input once before the network)" % (layout,))
         options = take_layer_options(kwargs, {"activation_method": "activation"})
         self.channels = _positive_int("QConv2D", "channels", channels)
         self.groups = _positive_int("QConv2D", "groups", groups)
@@ -195,24 +200,36 @@ class QConv2D(QuantizedLayer):
 
 
 class QDense(QuantizedLayer):
-    """Fully connected layer of quantized input and quantized weights (no bias); flattens its input."""
+    """Fully connected layer of quantized input and quantized weights (no bias).
 
-    def __init__(self, units, in_units=0, use_bias=False, activation=None, weight_initializer=None, **kwargs):
+    Arguments follow ``gluon.nn.Dense`` in name and order: ``flatten`` (True: the input is flattened to
+    (batch, -1); False: the layer applies to its last axis), ``dtype`` of the weight (a float type);
+    ``bias_initializer`` is accepted and unused."""
+
+    def __init__(self, units, activation=None, use_bias=False, flatten=True, dtype="float32", weight_initializer=None,
+                 bias_initializer="zeros", in_units=0, **kwargs):
         _refuse_bias_and_activation("QDense", use_bias, activation)
         options = take_layer_options(kwargs, {"activation_method": "activation"})
         self.units = _positive_int("QDense", "units", units)
         self.in_units = _positive_int("QDense", "in_units", in_units, 0)
-        super().__init__((self.units, self.in_units), weight_initializer, options, **kwargs)
+        self.flatten = bool(flatten)
+        try:
+            float_type = np.issubdtype(np.dtype(dtype), np.floating)
+        except TypeError:
+            float_type = False
+        if not float_type:
+            raise UsageError("QDense: dtype must be a float type such as 'float32', got %r" % (dtype,))
+        super().__init__((self.units, self.in_units), weight_initializer, options, dtype=dtype, **kwargs)
 
     def hybrid_forward(self, F, x, weight):
         out = F.FullyConnected(self.input_quantizer(F, x), self.weight_quantizer(F, weight),
-                               num_hidden=self.units, no_bias=True, flatten=True)
-        return self._scale_output(F, out, weight, (1, -1))
+                               num_hidden=self.units, no_bias=True, flatten=self.flatten)
+        return self._scale_output(F, out, weight, (1, -1) if self.flatten else (-1,))
 
     def __repr__(self):
-        return "%s(%s -> %d, input=%r, weight=%r, scaling=%s)" % (
+        return "%s(%s -> %d, input=%r, weight=%r, scaling=%s%s)" % (
             self.__class__.__name__, self.in_units or None, self.units, self.input_quantizer,
-            self.weight_quantizer, self.config.scaling)
+            self.weight_quantizer, self.config.scaling, "" if self.flatten else ", flatten=False")
 
 
 class Scale(HybridBlock):
