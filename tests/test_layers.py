@@ -279,3 +279,52 @@ def test_nhwc_layout_is_refused_in_one_line():
     assert "\n" not in str(err.value) and "NHWC" in str(err.value) and "NCHW" in str(err.value)
     with pytest.raises(bm.UsageError, match="dtype"):
         bm.QDense(8, dtype="int8")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_qconv2d_one_padding_equals_numpy_convolution_padded_with_plus_one(seed):
+    """pad_mode='one' (larq's pad_values=1.0, LCE's fast default): the border holds +1."""
+    rng = np.random.RandomState(300 + seed)
+    case = random_conv_case(rng)
+    case["pad"] = max(case["pad"], 1)
+    conv = build_conv(case, pad_mode="one")
+    x = rng.randn(case["n"], case["cin"], case["h"], case["w"]).astype(np.float32)
+    expected = reference.binary_conv2d(x, conv.weight.data().asnumpy(), (case["stride"],) * 2, (case["pad"],) * 2,
+                                       (case["dilation"],) * 2, case["groups"], pad_value=1.0)
+    with autograd.record():
+        out = conv(nd.array(x))
+    np.testing.assert_array_equal(out.asnumpy(), expected)
+    upstream = rng.randn(*out.shape).astype(np.float32)
+    out.backward(nd.array(upstream))
+    p = case["pad"]
+    x_padded = np.pad(reference.np_sign(x), ((0, 0), (0, 0), (p, p), (p, p)), constant_values=1.0)
+    expected_grad = weight_gradient_of_padded_conv(x_padded, upstream, conv.weight.shape, case["stride"],
+                                                   case["dilation"], case["groups"])
+    np.testing.assert_allclose(conv.weight.grad().asnumpy(), expected_grad, rtol=1e-4, atol=1e-3)
+
+
+def test_one_padding_applies_to_sign_activations_only():
+    assert bm.QConv2D(4, 3, padding=1, pad_mode="one").pad_value == 1.0
+    assert bm.QConv2D(4, 3, padding=1, pad_mode="one", bits_a=2).pad_value == 0.0
+    assert bm.QConv2D(4, 3, padding=1, pad_mode="one",
+                      input_quantizer=bm.quantization.SteHeaviside()).pad_value == 0.0
+
+
+def test_magnitude_aware_sign_layer_is_channel_scaling_with_larqs_clipped_gradient(rng):
+    """In a layer the magnitude-aware sign scales the output (what the packed kernel computes); forward equal to
+    scaling='channel', the weight gradient cancelled where |w| > 1 (larq's clip_value)."""
+    x = rng.randn(2, 3, 6, 6).astype(np.float32)
+    mas = bm.QConv2D(4, 3, padding=1, in_channels=3, weight_method="magnitude_aware_sign")
+    channel = bm.QConv2D(4, 3, padding=1, in_channels=3, scaling="channel")
+    for layer in (mas, channel):
+        layer.initialize(mx.init.Normal(1.0))
+    channel.weight.set_data(mas.weight.data())
+    with autograd.record():
+        out = mas(nd.array(x))
+    out.backward()
+    assert mas.scaling == "channel"
+    np.testing.assert_array_equal(out.asnumpy(), channel(nd.array(x)).asnumpy())
+    w = mas.weight.data().asnumpy()
+    assert (np.abs(w) > 1).any() and np.all(mas.weight.grad().asnumpy()[np.abs(w) > 1] == 0)
+    with pytest.raises(bm.UsageError, match="scales the output itself"):
+        bm.QConv2D(4, 3, weight_method="magnitude_aware_sign", scaling="channel")

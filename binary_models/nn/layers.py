@@ -91,6 +91,10 @@ class QuantizedLayer(HybridBlock):
                                 if input_quantizer is not None else quantization.activation_quantizer(options))
         self.weight_quantizer = (quantization.check_quantizer("weight_quantizer", weight_quantizer)
                                  if weight_quantizer is not None else quantization.weight_quantizer(options))
+        if self.weight_quantizer.scaling and options.scaling != "none":
+            raise UsageError("%s: the weight quantizer %r scales the output itself; give scaling='none', not %r"
+                             % (type(self).__name__, self.weight_quantizer, options.scaling))
+        self.scaling = self.weight_quantizer.scaling or options.scaling  # the output scaling in effect
         with self.name_scope():
             self.weight = self.params.get("weight", shape=weight_shape, init=weight_initializer, dtype=dtype,
                                           allow_deferred_init=True,
@@ -125,7 +129,7 @@ class QuantizedLayer(HybridBlock):
         return 0, macs
 
     def _scale_output(self, F, out, weight, shape):
-        scale = weight_scale(F, weight, self.config.scaling)
+        scale = weight_scale(F, weight, self.scaling)
         return out if scale is None else F.broadcast_mul(out, F.reshape(scale, shape=shape))
 
 
@@ -183,7 +187,7 @@ class QConv2D(QuantizedLayer):
         return F.ones_like(F.stop_gradient(first_tap))
 
     def hybrid_forward(self, F, x, weight):
-        x, qweight = self.input_quantizer(F, x), self.weight_quantizer(F, weight)
+        x, qweight = self.input_quantizer(F, x), self.weight_quantizer.unscaled(F, weight)
         out = F.Convolution(x, qweight, kernel=self.kernel_size, stride=self.strides, dilate=self.dilation,
                             pad=self.padding, num_filter=self.channels, num_group=self.groups, no_bias=True)
         if self.pad_value != 0 and any(self.padding):
@@ -196,7 +200,7 @@ class QConv2D(QuantizedLayer):
                 "input={a!r}, weight={w!r}, scaling={sc}, pad_mode={pm})").format(
             name=self.__class__.__name__, inc=self.in_channels or None, out=self.channels, k=self.kernel_size,
             s=self.strides, p=self.padding, d=self.dilation, g=self.groups, a=self.input_quantizer,
-            w=self.weight_quantizer, sc=c.scaling, pm=c.pad_mode)
+            w=self.weight_quantizer, sc=self.scaling, pm=c.pad_mode)
 
 
 class QDense(QuantizedLayer):
@@ -222,14 +226,14 @@ class QDense(QuantizedLayer):
         super().__init__((self.units, self.in_units), weight_initializer, options, dtype=dtype, **kwargs)
 
     def hybrid_forward(self, F, x, weight):
-        out = F.FullyConnected(self.input_quantizer(F, x), self.weight_quantizer(F, weight),
+        out = F.FullyConnected(self.input_quantizer(F, x), self.weight_quantizer.unscaled(F, weight),
                                num_hidden=self.units, no_bias=True, flatten=self.flatten)
         return self._scale_output(F, out, weight, (1, -1) if self.flatten else (-1,))
 
     def __repr__(self):
         return "%s(%s -> %d, input=%r, weight=%r, scaling=%s%s)" % (
             self.__class__.__name__, self.in_units or None, self.units, self.input_quantizer,
-            self.weight_quantizer, self.config.scaling, "" if self.flatten else ", flatten=False")
+            self.weight_quantizer, self.scaling, "" if self.flatten else ", flatten=False")
 
 
 class Scale(HybridBlock):
