@@ -247,3 +247,22 @@ def test_distributed_sync_training_on_digits_matches_a_single_process(tmp_path):
     assert dist_summary["num_workers"] == 2
     print("single-process top-1 %.4f, 2 workers %.4f" % (single_top1, dist_summary["final_top1"]))
     assert dist_summary["final_top1"] >= single_top1 - 0.03, (dist_summary["final_top1"], single_top1)
+
+
+def test_bop_trains_the_binary_weights_as_signs_and_adam_the_rest(image_folder, tmp_path):
+    """--optimizer bop (Helwegen et al. 2019): every binary weight ends +-1 (Bop's update), the full-precision
+    ones keep real values (Adam)."""
+    out = tmp_path / "bop"
+    train(["--data-dir", image_folder, "--num-epochs", "1", "--optimizer", "bop", "--bop-gamma", "0.01",
+           "--bop-threshold", "1e-6", "--save-dir", str(out)] + SMALL_RUN)
+    binary = binary_weight_values(str(out / "imagenet-meliusnet22-0.params"))
+    assert set(np.unique(binary)) == {-1.0, 1.0}
+    import binary_models as bm
+    net = bm.get_model("meliusnet22", stem="thumbnail", classes=3)
+    net.load_parameters(str(out / "imagenet-meliusnet22-0.params"))
+    assert len(np.unique(net.output.weight.data().asnumpy())) > 2
+
+
+def test_bop_flags_are_checked(image_folder, capsys):
+    expect_usage_error(["--data-dir", image_folder, "--optimizer", "bop", "--bop-gamma", "2"] + SMALL_RUN, capsys,
+                       "--bop-gamma")

@@ -99,6 +99,7 @@ class QuantizedLayer(HybridBlock):
             self.weight = self.params.get("weight", shape=weight_shape, init=weight_initializer, dtype=dtype,
                                           allow_deferred_init=True,
                                           wd_mult=options.wd_mult if self.weight_quantizer.quantized else 1.0)
+        self.weight.precision = self.weight_quantizer.bits  # larq's variable precision: Bop trains precision 1
 
     @property
     def is_binary(self):

@@ -96,15 +96,26 @@ def evaluate(net, val_data, batch_fn, ctx, dtype):
 
 
 def make_trainer(net, opt, kv, hvd, num_batches):
-    params = schedules.optimizer_params(opt, opt.optimizer, opt.num_epochs, num_batches)
+    bop = opt.optimizer == "bop"
+    name = opt.bop_default if bop else opt.optimizer
+    params = schedules.optimizer_params(opt, name, opt.num_epochs, num_batches)
     if opt.dtype != "float32":
         params["multi_precision"] = True
+    optimizer = opt.optimizer
+    if bop:
+        if not binary_weights(net):
+            raise UsageError("--optimizer bop: model %s has no binary weights" % opt.model)
+        if opt.bop_gamma <= 0:
+            raise UsageError("--bop-gamma must be above 0, got %g" % opt.bop_gamma)
+        optimizer = optimizers.bop_for_binary_weights(mx.optimizer.create(name, **params), opt.bop_threshold,
+                                                      opt.bop_gamma)
+        params = None
     if opt.no_wd:
         for name, param in net.collect_params(".*beta|.*gamma|.*bias").items():
             param.wd_mult = 0.0
     if hvd is not None:
         hvd.broadcast_parameters(net.collect_params(), root_rank=0)
-        return hvd.DistributedTrainer(net.collect_params(), opt.optimizer, params)
+        return hvd.DistributedTrainer(net.collect_params(), optimizer, params)
     update_on_kvstore = None
     if kv is not None and "dist" in kv.type:
         # Update on the workers: they then apply the bipolar weight clip to the same weights; async
@@ -113,9 +124,12 @@ def make_trainer(net, opt, kv, hvd, num_batches):
             if opt.bipolar_reg:
                 raise UsageError("--bipolar-reg clips weights after each update on the workers; "
                                  "dist_async updates on the servers: use dist_sync")
+            if bop:
+                raise UsageError("--optimizer bop picks the binary weights on the workers; dist_async updates "
+                                 "on the servers: use dist_sync")
         else:
             update_on_kvstore = False
-    return gluon.Trainer(net.collect_params(), opt.optimizer, params, kvstore=kv,
+    return gluon.Trainer(net.collect_params(), optimizer, params, kvstore=kv,
                          update_on_kvstore=update_on_kvstore)
 
 
