@@ -12,6 +12,7 @@ from mxnet import gluon, nd
 from mxnet.gluon import nn
 
 import binary_models as bm
+from binary_models.nn import quantization
 from binary_models.inference import native
 from binary_models.commands.convert import main
 from binary_models.inference.convert import BinaryConv2D, BinaryDense, convert, load_packed, save_packed
@@ -174,7 +175,7 @@ def test_layers_the_native_kernel_cannot_run_stay_emulated_with_one_warning(rng)
     flatten=False, float64, a 0/1 quantizer) stays float-emulated, named in one warning with the reason."""
     net = nn.HybridSequential()
     net.add(bm.QConv2D(8, 3, strides=5, in_channels=4), bm.QConv2D(8, 1, in_channels=8),
-            bm.QConv2D(8, 1, in_channels=8, input_quantizer=bm.quantization.SteHeaviside()),
+            bm.QConv2D(8, 1, in_channels=8, input_quantizer=quantization.SteHeaviside()),
             bm.QDense(5, flatten=False, in_units=2))
     net.initialize(mx.init.Normal(1.0))
     x = nd.array(rng.randn(2, 4, 11, 11))

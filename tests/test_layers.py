@@ -7,6 +7,7 @@ import mxnet as mx
 from mxnet import autograd, gluon, nd
 
 import binary_models as bm
+from binary_models.nn import quantization
 import reference
 
 
@@ -307,7 +308,7 @@ def test_one_padding_applies_to_sign_activations_only():
     assert bm.QConv2D(4, 3, padding=1, pad_mode="one").pad_value == 1.0
     assert bm.QConv2D(4, 3, padding=1, pad_mode="one", bits_a=2).pad_value == 0.0
     assert bm.QConv2D(4, 3, padding=1, pad_mode="one",
-                      input_quantizer=bm.quantization.SteHeaviside()).pad_value == 0.0
+                      input_quantizer=quantization.SteHeaviside()).pad_value == 0.0
 
 
 def test_magnitude_aware_sign_layer_is_channel_scaling_with_larqs_clipped_gradient(rng):
@@ -328,3 +329,33 @@ def test_magnitude_aware_sign_layer_is_channel_scaling_with_larqs_clipped_gradie
     assert (np.abs(w) > 1).any() and np.all(mas.weight.grad().asnumpy()[np.abs(w) > 1] == 0)
     with pytest.raises(bm.UsageError, match="scales the output itself"):
         bm.QConv2D(4, 3, weight_method="magnitude_aware_sign", scaling="channel")
+
+
+def test_weight_clip_constraint_projects_the_weight_after_each_step(rng):
+    """larq constraints_test.py: WeightClip(clip_value) clips to [-clip_value, clip_value]; the layer keeps it on
+    its weight and apply_constraints applies it (after trainer.step)."""
+    dense = bm.QDense(4, in_units=6, weight_constraint=bm.WeightClip(0.5))
+    dense.initialize(mx.init.Normal(2.0))
+    assert np.abs(dense.weight.data().asnumpy()).max() > 0.5
+    bm.apply_constraints(dense)
+    w = dense.weight.data().asnumpy()
+    assert np.abs(w).max() == 0.5 and (np.abs(w) < 0.5).any()
+    assert isinstance(bm.QConv2D(4, 3, weight_constraint="weight_clip").weight.constraint, bm.WeightClip)
+    with pytest.raises(bm.UsageError, match="clip_value"):
+        bm.WeightClip(0)
+    with pytest.raises(bm.UsageError, match="weight_constraint"):
+        bm.QDense(4, weight_constraint="max_norm")
+
+
+def test_a_clipping_binary_weight_quantizer_without_a_constraint_warns_once_per_layer():
+    """larq warns that a kernel quantizer without kernel_constraint may starve weights; here only where the
+    quantizer cancels the gradient beyond a threshold (the default identity-STE sign never starves weights)."""
+    with pytest.warns(UserWarning, match="weight_constraint"):
+        bm.QDense(4, weight_quantizer="ste_sign")
+    with pytest.warns(UserWarning, match="stop learning"):
+        bm.QConv2D(4, 3, weight_method="magnitude_aware_sign")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bm.QDense(4)
+        bm.QDense(4, weight_quantizer="ste_sign", weight_constraint=bm.WeightClip(1.0))

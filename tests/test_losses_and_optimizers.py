@@ -9,6 +9,7 @@ import mxnet as mx
 from mxnet import gluon, nd
 
 import binary_models as bm
+from binary_models.nn import quantization
 from binary_models.train import optimizers  # noqa: F401  (registers 'radam')
 from binary_models.train.losses import TrainingObjective, mixup, smooth_targets
 from binary_models.commands.cli import add_schedule_arguments
@@ -216,10 +217,31 @@ def test_case_optimizer_gives_binary_weights_to_bop_and_the_rest_to_adam(rng):
     assert np.abs(dense - before[net[1].weight.name]).max() == pytest.approx(0.01, rel=1e-3)  # Adam's first step
     assert trainer.learning_rate == 0.01
     assert optimizers.is_binary_weight(net[0].weight) and not optimizers.is_binary_weight(net[1].weight)
-    assert optimizers.is_binary_weight(bm.QDense(3, weight_quantizer=bm.quantization.NoOp(precision=1)).weight)
+    assert optimizers.is_binary_weight(bm.QDense(3, weight_quantizer=quantization.NoOp(precision=1)).weight)
 
 
 @pytest.mark.parametrize("bad", [dict(gamma=0), dict(gamma=2), dict(threshold=-1), dict(gamma=float("nan"))])
 def test_bop_refuses_bad_hyperparameters(bad):
     with pytest.raises(bm.UsageError, match=next(iter(bad))):
         optimizers.Bop(**bad)
+
+
+def test_flip_ratio_is_the_share_of_binary_weights_that_changed_sign(rng):
+    """larq metrics_test.py test_flip_ratio: the mean over steps of (changed signs) / (weights)."""
+    from binary_models.train.metrics import FlipRatio
+    net = gluon.nn.HybridSequential()
+    net.add(bm.QDense(5, in_units=4), gluon.nn.Dense(3, in_units=5), bm.QDense(2, in_units=3))
+    net.initialize(mx.init.Normal(1.0))
+    flips = FlipRatio(net)
+    flips.watch()
+    assert flips.get() is None and flips.size == 5 * 4 + 2 * 3
+    first = net[0].weight.data().asnumpy()
+    first[0, :3] *= -1  # 3 of 26 flip; the float layer changing does not count
+    net[0].weight.set_data(nd.array(first))
+    net[1].weight.set_data(-net[1].weight.data())
+    assert flips.update() == pytest.approx(3 / 26)
+    assert flips.update() == 0.0
+    assert flips.get() == pytest.approx(3 / 26 / 2)
+    flips.reset()
+    assert flips.get() is None
+    assert FlipRatio(gluon.nn.Dense(2, in_units=2)).update() is None

@@ -261,6 +261,12 @@ def test_bop_trains_the_binary_weights_as_signs_and_adam_the_rest(image_folder, 
     net = bm.get_model("meliusnet22", stem="thumbnail", classes=3)
     net.load_parameters(str(out / "imagenet-meliusnet22-0.params"))
     assert len(np.unique(net.output.weight.data().asnumpy())) > 2
+    # the flip ratio (larq's FlipRatio) in the log and the history, for the curves
+    with open(out / "train_imagenet.log") as f:
+        assert "flip_ratio=" in f.read()
+    with open(out / "history.json") as f:
+        flip_ratio = json.load(f)["flip_ratio"]
+    assert len(flip_ratio) == 1 and 0 < flip_ratio[0] < 1
 
 
 def test_bop_flags_are_checked(image_folder, capsys):

@@ -7,12 +7,13 @@ with ``scaling`` the result is multiplied by mean |W| (per output channel or in 
 """
 import math
 import numbers
+import warnings
 
 import numpy as np
 from mxnet import initializer
 from mxnet.gluon import HybridBlock
 
-from . import quantization
+from . import constraints, quantization
 from .config import LAYER_OPTIONS, get_layer_config
 from .quantization import weight_scale
 from ..errors import UsageError
@@ -84,7 +85,7 @@ class QuantizedLayer(HybridBlock):
     ``weight_quantizer`` objects replace the ones it describes."""
 
     def __init__(self, weight_shape, weight_initializer, options, input_quantizer=None, weight_quantizer=None,
-                 dtype="float32", **kwargs):
+                 dtype="float32", weight_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.config = options
         self.input_quantizer = (quantization.check_quantizer("input_quantizer", input_quantizer)
@@ -100,6 +101,14 @@ class QuantizedLayer(HybridBlock):
                                           allow_deferred_init=True,
                                           wd_mult=options.wd_mult if self.weight_quantizer.quantized else 1.0)
         self.weight.precision = self.weight_quantizer.bits  # larq's variable precision: Bop trains precision 1
+        self.weight.constraint = self.weight_constraint = constraints.check_constraint("weight_constraint",
+                                                                                       weight_constraint)
+        wq = self.weight_quantizer
+        if wq.is_binary and wq.clip_value is not None and self.weight_constraint is None:
+            warnings.warn("%s: the weight quantizer %r passes no gradient where |w| > %g, and without a "
+                          "weight_constraint (e.g. WeightClip(%g)) weights there stop learning (larq's starved "
+                          "weights)" % (type(self).__name__, wq, wq.clip_value, wq.clip_value), UserWarning,
+                          stacklevel=3)
 
     @property
     def is_binary(self):

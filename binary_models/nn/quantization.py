@@ -282,6 +282,11 @@ class SteSign(Quantizer):
     def __init__(self, grad_cancel=1.3):
         self.grad_cancel = _check_grad_cancel("SteSign", grad_cancel)
 
+    @property
+    def clip_value(self):
+        """larq's name for the gradient's cancelling threshold."""
+        return self.grad_cancel
+
     @classmethod
     def from_config(cls, config):
         return cls(config.grad_cancel)
