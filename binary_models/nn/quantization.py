@@ -280,7 +280,7 @@ class SteSign(Quantizer):
     name, bits, packable = "sign", 1, True
 
     def __init__(self, grad_cancel=1.3):
-        self.grad_cancel = _check_grad_cancel("SteSign", grad_cancel)
+        self.grad_cancel = _check_grad_cancel(type(self).__name__, grad_cancel)
 
     @property
     def clip_value(self):
@@ -357,24 +357,20 @@ class DoReFaWeight(DoReFaActivation):
 
 
 @register_activation
-class SteHeaviside(Quantizer):
+class SteHeaviside(SteSign):
     """larq's SteHeaviside: 0/1 values (1 where x > 0), straight-through gradient where |x| <= clip_value.
     One bit, but no xnor kernel (its values are not signs)."""
 
-    name, bits = "ste_heaviside", 1
+    name, packable = "ste_heaviside", False
 
     def __init__(self, clip_value=1.0):
-        self.clip_value = _check_grad_cancel("SteHeaviside", clip_value, "clip_value")
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(config.grad_cancel)
+        super().__init__(clip_value)
 
     def __call__(self, F, x):
-        return ste_heaviside(F, x, self.clip_value)
+        return ste_heaviside(F, x, self.grad_cancel)
 
     def __repr__(self):
-        return "ste_heaviside(clip_value=%g)" % self.clip_value
+        return "ste_heaviside(clip_value=%g)" % self.grad_cancel
 
 
 @register_activation
