@@ -301,3 +301,28 @@ def test_max_batches_limits_each_epoch_and_the_history_keeps_every_batch_loss(im
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert summary["classes"] == 3 and summary["args"]["classes"] == 3
     assert not os.path.exists(os.path.join(out, "run.lock"))
+
+
+def test_bop_trains_the_binary_weights_as_signs_and_adam_the_rest(image_folder, tmp_path):
+    """--optimizer bop (Helwegen et al. 2019): every binary weight ends +-1 (Bop's update), the full-precision
+    ones keep real values (Adam)."""
+    out = tmp_path / "bop"
+    train(["--data-dir", image_folder, "--num-epochs", "1", "--optimizer", "bop", "--bop-gamma", "0.01",
+           "--bop-threshold", "1e-6", "--save-dir", str(out)] + SMALL_RUN)
+    binary = binary_weight_values(str(out / "imagenet-meliusnet22-0.params"))
+    assert set(np.unique(binary)) == {-1.0, 1.0}
+    import binary_models as bm
+    net = bm.get_model("meliusnet22", stem="thumbnail", classes=3)
+    net.load_parameters(str(out / "imagenet-meliusnet22-0.params"))
+    assert len(np.unique(net.output.weight.data().asnumpy())) > 2
+    # the flip ratio (larq's FlipRatio) in the log and the history, for the curves
+    with open(out / "train_imagenet.log") as f:
+        assert "flip_ratio=" in f.read()
+    with open(out / "history.json") as f:
+        flip_ratio = json.load(f)["flip_ratio"]
+    assert len(flip_ratio) == 1 and 0 < flip_ratio[0] < 1
+
+
+def test_bop_flags_are_checked(image_folder, capsys):
+    expect_usage_error(["--data-dir", image_folder, "--optimizer", "bop", "--bop-gamma", "2"] + SMALL_RUN, capsys,
+                       "--bop-gamma")

@@ -13,9 +13,8 @@ from ..errors import UsageError
 from ..models.common import STEMS
 from ..nn.config import SCALING_METHODS, WEIGHT_BITS
 from ..nn.quantization import ACTIVATION_QUANTIZERS
-
-from ..train.optimizers import OPTIMIZERS
 from ..train import recipes
+from ..train.optimizers import BOP_DEFAULTS, OPTIMIZERS
 from ..train.imagenet import KVSTORES, gluoncv_model_list, layer_options, train
 from ..model_zoo import check_input_size
 from . import cli
@@ -83,7 +82,14 @@ def build_parser():
                        "(required unless --recipe names one)")
     train.add_argument("--batch-size", type=cli.positive_int, default=32, help="batch size per device (and per worker)")
     train.add_argument("--num-epochs", type=cli.positive_int, default=120)
-    train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
+                       help="bop: Bop (Helwegen et al. 2019) for the binary weights, --bop-default for the rest")
+    train.add_argument("--bop-gamma", type=cli.number(float, minimum=0, maximum=1), default=1e-4,
+                       help="Bop's adaptivity rate gamma (default 1e-4, larq's)")
+    train.add_argument("--bop-threshold", type=cli.non_negative_float, default=1e-8,
+                       help="Bop's flipping threshold tau (default 1e-8, larq's)")
+    train.add_argument("--bop-default", default="adam", choices=BOP_DEFAULTS,
+                       help="with --optimizer bop, the optimizer (and --lr schedule) of the other weights")
     cli.add_schedule_arguments(train, lr=0.002, lr_mode="cosine", lr_decay_epoch="100,110")
     train.add_argument("--wd", type=cli.non_negative_float, default=0.0,
                        help="weight decay (binary weights never decay; the papers state none)")

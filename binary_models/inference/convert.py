@@ -33,14 +33,14 @@ from mxnet.gluon import HybridBlock, SymbolBlock, nn
 
 from .. import storage
 from . import native
-from ..errors import error_line
+from ..errors import UsageError, error_line
 from ..storage import run_file, write_run_file
 from ..nn.layers import QConv2D, QDense
 from ..models.common import ChannelShuffle, DenseBlock
 from ..models.meliusnet import ImprovementBlock
 from ..nn.react import LearnableBias, RPReLU
 from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NativeRPReLU, NormPool,
-                            PackedBlock, shift_thresholds, stage_unit)
+                            PackedBlock, native_problem, packable, shift_thresholds, stage_unit)
 
 
 PACKED_LAYERS = ((QConv2D, BinaryConv2D), (QDense, BinaryDense))
@@ -62,8 +62,7 @@ def _packed_form(block, batchnorm=None):
     """The packed replacement of ``block`` (with ``batchnorm``, the BatchNorm before it, folded in where the
     packed form takes one), or None when it is not a binary layer."""
     for trained, packed in PACKED_LAYERS:
-        if isinstance(block, trained) and block.packable:
-            _checked_weights(block)
+        if isinstance(block, trained) and block.packable and packable(_checked_weights(block)):
             return packed(block, batchnorm) if batchnorm is not None else packed(block)
     return None
 
@@ -98,7 +97,7 @@ def _dense_unit(block, previous_conv):
 
 
 def _is_binary_conv(block):
-    return isinstance(block, QConv2D) and block.packable
+    return isinstance(block, QConv2D) and packable(block)
 
 
 def _match_dense_stage(blocks, start):
@@ -259,16 +258,31 @@ def _outside_references(net):
     return memo
 
 
-def convert(net):
+def _kept_emulated(packed):
+    """``[(path, reason)]`` of the binary layers left in ``packed`` (1-bit weights and activations, or a
+    quantizer a packed kernel runs) that no packed operator computes, with the reason."""
+    kept, pending = [], [("", packed)]
+    while pending:
+        path, block = pending.pop(0)
+        if isinstance(block, (QConv2D, QDense)) and (block.is_binary or block.packable):
+            kept.append((path or block.name, native_problem(block)))
+        pending += [(path + "." + name if path else name, child) for name, child in block._children.items()]
+    return kept
+
+
+def convert(net, strict=False):
     """An inference copy of ``net`` whose binary QConv2D/QDense layers run the native packed operators.
 
     Fused on the way (see :mod:`binary_models.packed_layers`): a BatchNorm before a binary conv becomes the
     conv's binarization thresholds; a run of DenseBlocks/ImprovementBlocks becomes one in-place dense stage;
     BatchNorm -> ReLU/MaxPool (-> ChannelShuffle) becomes one ``norm_pool``. Layers with multi-bit weights or
     activations, or Tang et al.'s multiple binarization (``binarizations > 1``), stay float-emulated: they
-    have no xnor kernel. Raises ``ValueError`` when ``net`` has no binary layer, and
-    :class:`binary_models.native.NativeLibraryError` when the native library cannot be built or loaded;
-    ``TypeError`` when ``net`` is not a Gluon block."""
+    have no xnor kernel. A binary layer the kernels cannot run (a stride above 4, a 0/1 quantizer, float64,
+    ``flatten=False``: :func:`~binary_models.packed_layers.native_problem`) is decided about here, not at the
+    first forward pass: it stays float-emulated, named with the reason in one ``UserWarning``, or with
+    ``strict=True`` it is refused (:class:`~binary_models.errors.UsageError`, one line). Raises ``ValueError``
+    when ``net`` has no binary layer, and :class:`binary_models.native.NativeLibraryError` when the native
+    library cannot be built or loaded; ``TypeError`` when ``net`` is not a Gluon block."""
     if not isinstance(net, mx.gluon.Block):
         raise TypeError("convert needs a Gluon block (a model of binary_models.get_model, trained or loaded), "
                         "got %r" % (net,))
@@ -276,7 +290,15 @@ def convert(net):
     root = _packed_form(packed)
     if root is not None:
         return root
-    if _replace_children(packed) == 0:
+    count = _replace_children(packed)
+    kept = _kept_emulated(packed)
+    if kept:
+        notice = "%d binary layer%s the native kernels cannot run: %s" % (
+            len(kept), "s" if len(kept) > 1 else "", "; ".join("%s (%s)" % item for item in kept))
+        if strict or count == 0:
+            raise UsageError(("convert(strict=True) refuses " if strict else "convert has nothing to pack: ") + notice)
+        warnings.warn("convert keeps float-emulated " + notice, UserWarning, stacklevel=2)
+    if count == 0:
         raise ValueError("%s has no binary layer to convert: no QConv2D/QDense with bits=1, bits_a=1 and "
                          "binarizations=1" % getattr(net, "model_name", type(net).__name__))
     packed.collect_params().setattr("grad_req", "null")
@@ -374,8 +396,8 @@ class _CallableModule(types.ModuleType):
     """Makes ``binary_models.convert(net)`` call :func:`convert` while ``binary_models.convert`` stays the
     module (for ``save_packed``, ``load_packed`` and ``python -m binary_models.convert``)."""
 
-    def __call__(self, net):
-        return convert(net)
+    def __call__(self, net, strict=False):
+        return convert(net, strict)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -25,6 +25,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from . import native
 from ..nn.layers import QConv2D, QDense
+from ..errors import UsageError
 from ..nn.quantization import weight_scale
 
 
@@ -123,13 +124,37 @@ class Identity(HybridBlock):
         return x
 
 
+def native_problem(layer):
+    """``''`` when a packed operator computes exactly the QConv2D/QDense ``layer``, else why not (one line):
+    its quantizers (``packable``: sign forward values on both sides), its dtype and form, or a geometry the
+    kernels do not run (asked of the library: :func:`binary_models.native.conv_problem`)."""
+    for side, quantizer in (("input", layer.input_quantizer), ("weight", layer.weight_quantizer)):
+        if not quantizer.packable:
+            return "its %s quantizer %r has no xnor kernel (it is not a sign)" % (side, quantizer)
+    dtype = np.dtype(layer.weight.dtype)
+    if dtype != np.float32:
+        return "its weights are %s (the kernels take float32)" % dtype.name
+    if isinstance(layer, QDense):
+        if not layer.flatten:
+            return "flatten=False (binary_dense flattens its input)"
+        return native.conv_problem(layer.weight.shape[1], layer.units, (1, 1))
+    return native.conv_problem(layer.weight.shape[1] * layer.groups, layer.channels, layer.kernel_size, layer.strides,
+                               layer.padding, layer.dilation, layer.groups)
+
+
+def packable(layer):
+    """True when ``layer`` is a QConv2D/QDense a packed operator computes exactly (see :func:`native_problem`)."""
+    return isinstance(layer, (QConv2D, QDense)) and not native_problem(layer)
+
+
 def _check_layer(block, layer, kind):
-    """``layer`` must be a packable ``kind`` (QConv2D or QDense): ``TypeError`` / ``ValueError`` saying so."""
+    """``layer`` must be a ``kind`` (QConv2D or QDense) the packed operator computes: ``TypeError`` /
+    :class:`~binary_models.errors.UsageError` saying why not."""
     if not isinstance(layer, kind):
         raise TypeError("%s needs a %s, got %r" % (block, kind.__name__, layer))
-    if not layer.packable:
-        raise ValueError("%s needs a %s the xnor kernel computes (1-bit sign weights and activations, one "
-                         "binarization), got %r" % (block, kind.__name__, layer))
+    problem = native_problem(layer)
+    if problem:
+        raise UsageError("%s cannot pack %s: %s" % (block, layer.name, problem))
 
 
 def _check_batchnorm(block, batchnorm):
@@ -143,8 +168,8 @@ def _packed_weights(layer):
     weight = layer.weight.data()
     packed = mx.nd.binary_pack_weights(weight, num_group=getattr(layer, "groups", 1))
     scale = None
-    if layer.config.scaling != "none":
-        scale = mx.nd.broadcast_to(weight_scale(mx.nd, weight, layer.config.scaling), shape=(weight.shape[0],))
+    if layer.scaling != "none":
+        scale = mx.nd.broadcast_to(weight_scale(mx.nd, weight, layer.scaling), shape=(weight.shape[0],))
     return packed, scale, weight.context
 
 
@@ -231,14 +256,14 @@ def stage_unit(conv, previous=None):
     """True when ``conv`` (a QConv2D) can be a unit of a :class:`BinaryDenseStage`, after ``previous`` (the
     previous unit's conv, or None): packable, 3x3 or other square kernel, stride 1, no groups, padding =
     dilation, and the same growth, kernel, dilation, padding value and scaling as ``previous``."""
-    if not (conv.packable and conv.groups == 1 and conv.strides == (1, 1) and conv.kernel_size[0] == conv.kernel_size[1]
+    if not (packable(conv) and conv.groups == 1 and conv.strides == (1, 1) and conv.kernel_size[0] == conv.kernel_size[1]
             and conv.dilation[0] == conv.dilation[1] and conv.padding == conv.dilation
             and conv.kernel_size[0] == 3):
         return False
     if previous is None:
         return True
-    return (conv.channels, conv.dilation, conv.config.pad_mode, conv.config.scaling == "none") == \
-        (previous.channels, previous.dilation, previous.config.pad_mode, previous.config.scaling == "none")
+    return (conv.channels, conv.dilation, conv.config.pad_mode, conv.scaling == "none") == \
+        (previous.channels, previous.dilation, previous.config.pad_mode, previous.scaling == "none")
 
 
 class NormPool(PackedBlock):

@@ -24,14 +24,19 @@ namespace {
 
 int sign_of(float v) { return v >= 0.0f ? 1 : -1; }
 
-// Direct convolution of sign(input) padded with -1 or 0 with sign(weights) (integer sums). Signs are laid out
+const char* pad_mode_name(PadMode mode) {
+  return mode == PadMode::kZero ? "zero" : mode == PadMode::kOne ? "one" : "minus_one";
+}
+
+// Direct convolution of sign(input) padded with -1, 0 or +1 with sign(weights) (integer sums). Signs are laid out
 // channels-last ([n][y][x][c] padded, [o][ky][kx][c]) so the inner loop is a plain dot product.
 // With `threshold` and `direction`, the sign of channel c is +1 where x * direction[c] >= threshold[c].
 std::vector<int> naive_conv(const ConvShape& s, const std::vector<float>& input, const std::vector<float>& weights,
                             const float* threshold = nullptr, const float* direction = nullptr) {
   const int oh = s.out_height(), ow = s.out_width(), cg = s.group_in_channels(), og = s.group_out_channels();
   const int c = s.in_channels, hp = s.height + 2 * s.pad_h, wp = s.width + 2 * s.pad_w;
-  std::vector<int> image(size_t(s.batch) * hp * wp * c, s.pad_mode == PadMode::kMinusOne ? -1 : 0);
+  const int pad_value = s.pad_mode == PadMode::kMinusOne ? -1 : s.pad_mode == PadMode::kOne ? 1 : 0;
+  std::vector<int> image(size_t(s.batch) * hp * wp * c, pad_value);
   for (int n = 0; n < s.batch; ++n)
     for (int ci = 0; ci < c; ++ci)
       for (int y = 0; y < s.height; ++y)
@@ -82,6 +87,8 @@ int pick(std::mt19937& rng, std::initializer_list<int> values) {
 
 int uniform(std::mt19937& rng, int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng); }
 
+PadMode random_pad_mode(std::mt19937& rng) { return PadMode(uniform(rng, 0, 2)); }  // kMinusOne, kZero, kOne
+
 ConvShape random_shape(std::mt19937& rng) {
   ConvShape s;
   for (;;) {
@@ -98,7 +105,7 @@ ConvShape random_shape(std::mt19937& rng) {
     s.height = uniform(rng, 1, 19);
     s.width = uniform(rng, 1, 23);
     s.batch = uniform(rng, 1, 3);
-    s.pad_mode = uniform(rng, 0, 1) ? PadMode::kMinusOne : PadMode::kZero;
+    s.pad_mode = random_pad_mode(rng);
     if (s.check().empty() && double(s.batch) * s.out_channels * s.out_height() * s.out_width() *
                                      s.group_in_channels() * s.taps() < 4e6)
       return s;
@@ -111,7 +118,7 @@ std::string describe(const ConvShape& s) {
                 "N%d C%d %dx%d -> O%d, kernel %dx%d, stride %d,%d, pad %d,%d, dilate %d,%d, groups %d, pad %s",
                 s.batch, s.in_channels, s.height, s.width, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h,
                 s.stride_w, s.pad_h, s.pad_w, s.dilate_h, s.dilate_w, s.groups,
-                s.pad_mode == PadMode::kZero ? "zero" : "minus_one");
+                pad_mode_name(s.pad_mode));
   return text;
 }
 
@@ -176,7 +183,7 @@ bool dense_stage_is_right(std::mt19937& rng, const std::vector<Isa>& isas) {
   s.width = uniform(rng, 2, 11);
   s.kernel = pick(rng, {1, 3, 3});
   s.dilation = pick(rng, {1, 1, 2});
-  s.pad_mode = uniform(rng, 0, 1) ? PadMode::kMinusOne : PadMode::kZero;
+  s.pad_mode = random_pad_mode(rng);
   for (int u = uniform(rng, 1, 4); u > 0; --u) s.units += "DI"[uniform(rng, 0, 1)];
   if (!s.check().empty()) return true;  // e.g. a dilated kernel larger than the input: nothing to test
   const int64_t plane = int64_t(s.height) * s.width;
