@@ -4,6 +4,7 @@
 
 #include "../../native/kernels/dense_stage.h"
 #include "../../native/kernels/norm_pool.h"
+#include "../../native/kernels/rprelu.h"
 #include "../error.h"
 #include "ops.h"
 
@@ -14,7 +15,8 @@ using deploy::Error;
 namespace {
 
 PadMode pad_mode(AttrReader& r) {
-  return r.text("pad_mode", "minus_one", {"minus_one", "zero"}) == "zero" ? PadMode::kZero : PadMode::kMinusOne;
+  const std::string mode = r.text("pad_mode", "minus_one", {"minus_one", "zero", "one"});
+  return mode == "zero" ? PadMode::kZero : mode == "one" ? PadMode::kOne : PadMode::kMinusOne;
 }
 
 void check(const std::string& problem) {
@@ -187,6 +189,25 @@ class NormPool : public Op {
   NormPoolShape shape_;
 };
 
+// rprelu: data, shift_in, slope, shift_out (ReActNet's RPReLU, kernels/rprelu.h).
+class RPReLU : public Op {
+ public:
+  explicit RPReLU(const Attrs& attrs) { AttrReader(attrs, {}); }  // refuses any attribute
+  std::pair<size_t, size_t> arity() const override { return {4, 4}; }
+
+  Shape infer(const std::vector<Value>& in) const override {
+    if (in[0].shape.size() != 4) throw Error("rprelu: data must be NCHW (4 dimensions)");
+    for (size_t i = 1; i < 4; ++i)
+      expect_shape(i == 1 ? "shift_in" : i == 2 ? "slope" : "shift_out", in[i], {in[0].shape[1]});
+    return in[0].shape;
+  }
+
+  void run(const std::vector<Value>& in, float* output, const RunContext&) const override {
+    const Shape& s = in[0].shape;
+    rprelu(s[0], s[1], s[2] * s[3], in[0].floats(), in[1].floats(), in[2].floats(), in[3].floats(), output);
+  }
+};
+
 }  // namespace
 
 std::unique_ptr<Op> make_binary_op(const std::string& op, const Attrs& attrs) {
@@ -194,6 +215,7 @@ std::unique_ptr<Op> make_binary_op(const std::string& op, const Attrs& attrs) {
   if (op == "binary_dense") return std::make_unique<BinaryConv>(attrs, true);
   if (op == "binary_dense_stage") return std::make_unique<DenseStage>(attrs);
   if (op == "norm_pool") return std::make_unique<NormPool>(attrs);
+  if (op == "rprelu") return std::make_unique<RPReLU>(attrs);
   return nullptr;
 }
 
