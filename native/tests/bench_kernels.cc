@@ -5,12 +5,15 @@
 //        build/bench_kernels --stages [samples]   the dense stages and norm_pools of meliusnet22 and
 //                                                  binary_densenet28 at 224x224, batch 1, per ISA
 //        build/bench_kernels --l1 [samples]       the micro-kernel alone on one tile held in L1
+// The last two report CPU time (of all threads: run them with OMP_NUM_THREADS=1), which a busy machine
+// disturbs far less than the wall clock.
 // Under valgrind --tool=callgrind, a few samples give instruction counts per kernel piece that do not
 // depend on the machine's load.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <random>
 #include <string>
@@ -42,14 +45,22 @@ std::string cpu_model() {
   return name + " (family " + family + " model " + model + ")";
 }
 
-// (best, median) ms of `run` over `samples` calls after 3 warm-up calls.
+// The process's CPU time in ms: on a shared machine, unlike the wall clock, it leaves out the time other
+// processes hold the core (their cache traffic stays in). With one thread it is the latency of an idle core.
+double cpu_ms() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+// (best, median) CPU ms of `run` over `samples` calls after 3 warm-up calls.
 template <typename Run>
 std::pair<double, double> time_ms(int samples, Run run) {
   std::vector<double> ms;
   for (int i = 0; i < samples + 3; ++i) {
-    const auto start = std::chrono::steady_clock::now();
+    const double start = cpu_ms();
     run(i);
-    if (i >= 3) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    if (i >= 3) ms.push_back(cpu_ms() - start);
   }
   std::sort(ms.begin(), ms.end());
   return {ms.front(), ms[ms.size() / 2]};
