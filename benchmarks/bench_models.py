@@ -1,6 +1,8 @@
-"""Whole models, in one process per ISA and thread count: GluonCV's float models (oneDNN) next to this
-package's converted binary models (native dense stages, folded BatchNorms, fused pooling), 224x224,
-hybridized with ``static_alloc``; batch 1 (latency) and batch 8 (images/s).
+"""Whole models (inference, or a training step) against GluonCV's float ones, per ISA and thread count.
+
+In one process per ISA and thread count: GluonCV's float models (oneDNN) next to this package's converted
+binary models (native dense stages, folded BatchNorms, fused pooling), 224x224, hybridized with
+``static_alloc``; batch 1 (latency) and batch 8 (images/s).
 
     python benchmarks/bench_models.py [--models meliusnet22 ...] [--baselines resnet18_v1 ...]
                                       [--isa avx2 avx512] [--threads 1 2] [--batch 1 8] [--repeat 10]
