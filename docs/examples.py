@@ -14,11 +14,13 @@ what each printed into the page's marked block::
 ``python docs/examples.py NAME...`` runs only the sessions holding those examples (a session's examples run in
 order, in one folder: later ones read what earlier ones wrote). ``--list`` prints the examples.
 
-What is shown is the terminal's view: a progress bar's last state (then nothing, where it clears itself), the
-scratch folder and the checkout shown as ``/path/to/binary-models``, lines longer than ``WIDTH`` characters cut
-with `` ...``. ``tests/test_docs_examples.py`` checks every block: its commands are the ones below; an
-``exact`` example, re-run, prints what the block shows; a ``words`` example the same words (numbers aside);
-a ``recorded`` one (training, and what reads its results) is not re-run, and no output shows an absolute path.
+Every command runs with ``OMP_NUM_THREADS=1`` (``THREADS``). What is shown is the terminal's view: a progress
+bar's last state (then nothing, where it clears itself), the scratch folder and the checkout shown as
+``/path/to/binary-models``, a line longer than ``WIDTH`` characters cut with `` ...``.
+
+``tests/test_docs_examples.py`` checks every block: its commands are the ones below; an ``exact`` example,
+re-run, prints what the block shows; a ``words`` example the same words (numbers aside); a ``recorded`` one
+(training, and what reads its results) is not re-run; no output shows an absolute path of this machine.
 """
 import argparse
 import collections
@@ -32,7 +34,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOWN_ROOT = "/path/to/binary-models"
-WIDTH = 120
+WIDTH = 200  # a longer line (the training's Namespace(...) line) is cut to its first CUT characters and " ..."
+CUT = 112
+THREADS = "1"  # OMP_NUM_THREADS of every command: a shared machine's second thread spins at barriers
 
 Example = collections.namedtuple("Example", "name page session check commands status")
 
@@ -56,36 +60,40 @@ EXAMPLES = [
     example("tour-examples", "README.md", "tour", "exact", "bm examples runs/tour"),
     example("tour-train", "README.md", "tour", "recorded", TOUR_TRAIN),
     example("tour-convert", "README.md", "tour", "recorded",
-            "bm convert --params runs/tour/train/imagenet-meliusnet22-best.params --output runs/tour/packed/meliusnet22"),
+            "bm convert --params runs/tour/train/imagenet-meliusnet22-best.params "
+            "--output runs/tour/packed/meliusnet22"),
     example("tour-predict", "README.md", "tour", "recorded",
             "bm predict --packed runs/tour/packed/meliusnet22 --top 2 --repeat 10 runs/tour/digit1794.png \\\n"
             "    runs/tour/digit1795.png runs/tour/digit1796.png"),
     example("tour-bm-predict", "README.md", "tour", "recorded",
             "deploy/build/bm-predict --top 2 --repeat 10 runs/tour/packed/meliusnet22 runs/tour/digit1796.png"),
     example("tour-run", "README.md", "tour", "exact",
-            "python runs/tour/count_models.py meliusnet22 2>&1 | tail -1",
+            "python runs/tour/count_models.py meliusnet22 2>&1 | grep '^ValueError'",
             "bm run runs/tour/count_models.py meliusnet22"),
     # docs/formats.md
-    example("formats-pair", "docs/formats.md", "tour", "recorded", "cat runs/tour/train/imagenet-meliusnet22-0.pair.json"),
-    example("formats-run", "docs/formats.md", "tour", "recorded", "cat runs/tour/train/imagenet-meliusnet22-run.json"),
+    example("formats-pair", "docs/formats.md", "tour", "recorded",
+            "cat runs/tour/train/imagenet-meliusnet22-0.pair.json"),
+    example("formats-run", "docs/formats.md", "tour", "recorded",
+            "cat runs/tour/train/imagenet-meliusnet22-run.json"),
     # docs/models.md
     example("stats-totals", "docs/models.md", "quick", "exact",
             "bm stats meliusnet22 --input-size 32 --stem thumbnail --classes 10 | tail -8"),
     # docs/training.md
     example("train-smoke", "docs/training.md", "quick", "words",
-            "bm train --dataset digits --model meliusnet22 --input-size 8 --num-epochs 2 --max-batches 5 \\\n"
+            "bm train --dataset digits --model meliusnet22 --input-size 8 --num-epochs 1 --max-batches 5 \\\n"
             "    --no-progress --save-dir runs/smoke",
             "ls runs/smoke"),
     example("tour-resume", "docs/training.md", "tour", "recorded",
             TOUR_TRAIN.replace("--num-epochs 1", "--num-epochs 2") +
             " \\\n    --resume-epoch 1 --resume-params runs/tour/train/imagenet-meliusnet22-0.params \\\n"
             "    --resume-states runs/tour/train/imagenet-meliusnet22-0.states --no-progress"),
-    example("demo", "docs/training.md", "demo", "recorded", "bm demo"),
+    example("demo", "docs/training.md", "demo", "recorded", "bm demo 2>&1 | grep -v '^features\\.'"),
     # docs/detection.md
-    example("ssd-data", "docs/detection.md", "detection", "exact", "bm synthetic-voc runs/synthetic_voc --train 48 --val 24"),
+    example("ssd-data", "docs/detection.md", "detection", "exact",
+            "bm synthetic-voc runs/synthetic_voc --train 48 --val 24"),
     example("ssd-train", "docs/detection.md", "detection", "recorded", SSD_TRAIN),
     example("ssd-detect", "docs/detection.md", "detection", "recorded",
-            "bm detect --params runs/synthetic/ssd_128_binary_densenet28_custom_best.params --thresh 0.5 \\\n"
+            "bm detect --params runs/synthetic/ssd_128_binary_densenet28_custom_best.params --thresh 0.3 \\\n"
             "    --output-dir runs/detections runs/synthetic_voc/JPEGImages/000050.jpg"),
     # docs/reliability.md
     example("error-flag", "docs/reliability.md", "quick", "exact",
@@ -164,7 +172,7 @@ def terminal_view(text, scratch):
     for line in text.split("\n"):
         line = line.split("\r")[-1].rstrip()
         if len(line) > WIDTH:
-            line = line[:WIDTH - 8] + " ..."
+            line = line[:CUT] + " ..."
         lines.append(line)
     while lines and not lines[-1]:
         lines.pop()
@@ -189,10 +197,8 @@ def new_scratch():
 
 
 def environment():
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-               COLUMNS="100", PYTHONWARNINGS="ignore")
-    env.pop("OMP_NUM_THREADS", None)
-    return env
+    return dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+                COLUMNS="100", PYTHONWARNINGS="ignore", OMP_NUM_THREADS=THREADS)
 
 
 def run_example(ex, scratch):
@@ -201,12 +207,13 @@ def run_example(ex, scratch):
     outputs = []
     for i, command in enumerate(ex.commands):
         result = subprocess.run(["bash", "-c", command], cwd=scratch, env=environment(),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        outputs.append(terminal_view(result.stdout, scratch))
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        printed = result.stdout.decode("utf-8", "replace")  # not text=True: that would turn each \r into \n
+        outputs.append(terminal_view(printed, scratch))
         expected = ex.status if i + 1 == len(ex.commands) else 0
         if result.returncode != expected:
             raise RuntimeError("%s: `%s` exited with %d, not %d:\n%s"
-                               % (ex.name, command, result.returncode, expected, result.stdout))
+                               % (ex.name, command, result.returncode, expected, printed))
     return outputs
 
 
@@ -238,7 +245,9 @@ def main(argv=None):
         for ex in EXAMPLES:
             if ex.session not in sessions:
                 continue
-            scratch = scratches.setdefault(ex.session, new_scratch())
+            if ex.session not in scratches:
+                scratches[ex.session] = new_scratch()
+            scratch = scratches[ex.session]
             started = time.time()
             content = render(ex, run_example(ex, scratch))
             write_block(ex, content)
