@@ -13,7 +13,7 @@ Counting rules (they reproduce MeliusNet Tables 1-2 and the model sizes of Binar
 The network is traced symbolically, so nothing is computed or initialised: a large model at 224x224 takes
 well under a second.
 
-Command line: ``python -m binary_models.stats NAME [--input-size 224] [--json]`` or ``--all``.
+Command line: ``bm stats NAME [--input-size 224] [--json]`` or ``--all``.
 """
 import contextlib
 import io

@@ -17,8 +17,8 @@ the parameters; flags override it, and name them when there is none). Beside the
 ``{output}-run.json``: that record plus the preprocessing and class names, for ``binary_models.predict`` and
 the C++ program of ``deploy/``::
 
-    python -m binary_models.convert --params runs/imagenet-meliusnet22-best.params --output packed/meliusnet22
-    python -m binary_models.convert --model meliusnet22 --params trained.params --output packed/meliusnet22 \\
+    bm convert --params runs/imagenet-meliusnet22-best.params --output packed/meliusnet22
+    bm convert --model meliusnet22 --params trained.params --output packed/meliusnet22 \\
         [--stem thumbnail] [--classes 10] [--input-size 32]
 """
 import copy
@@ -379,7 +379,7 @@ def load_packed(prefix, ctx=None):
 def write_packed_run_file(prefix, record, symbol_file):
     """``{prefix}-run.json``: the training's run file ``record`` (model, options, input size, dataset) plus what
     serving the packed model needs without Python: its ``preprocessing`` and ``class_names`` (read by
-    ``python -m binary_models.predict --packed`` and ``deploy/``'s C++ program)."""
+    ``bm predict --packed`` and ``deploy/``'s C++ program)."""
     from ..data.labels import class_names
     from ..data.transforms import preprocessing_of
     size = record["input_size"]
@@ -394,7 +394,7 @@ def write_packed_run_file(prefix, record, symbol_file):
 
 class _CallableModule(types.ModuleType):
     """Makes ``binary_models.convert(net)`` call :func:`convert` while ``binary_models.convert`` stays the
-    module (for ``save_packed``, ``load_packed`` and ``python -m binary_models.convert``)."""
+    module (for ``save_packed``, ``load_packed`` and ``bm convert``)."""
 
     def __call__(self, net, strict=False):
         return convert(net, strict)
