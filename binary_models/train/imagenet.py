@@ -106,9 +106,9 @@ def make_trainer(net, opt, kv, hvd, num_batches):
     optimizer = opt.optimizer
     if bop:
         if not binary_weights(net):
-            raise UsageError("--optimizer bop: model %s has no binary weights" % opt.model)
+            raise UsageError("optimizer bop: model %s has no binary weights" % opt.model, "optimizer")
         if opt.bop_gamma <= 0:
-            raise UsageError("--bop-gamma must be above 0, got %g" % opt.bop_gamma)
+            raise UsageError("bop_gamma must be above 0, got %g" % opt.bop_gamma, "bop_gamma")
         optimizer = optimizers.bop_for_binary_weights(mx.optimizer.create(name, **params), opt.bop_threshold,
                                                       opt.bop_gamma)
         params = None
