@@ -221,10 +221,13 @@ class BatchNorm : public Op {
 
 // ---- Activation, and the standalone relu, sigmoid, tanh and softsign: one function per element ----
 
-// MXNet's CPU build runs Activation(relu) through oneDNN, whose relu is max(x, 0): NaN gives 0. The standalone
-// relu is mshadow_op::relu, which keeps NaN. Both give +0.0 for -0.0. sigmoid is mshadow_op's
-// 1 / (1 + expf(-x)) (Activation's oneDNN sigmoid differs from it in the last bits), tanh tanhf, softsign
-// x / (1 + |x|), softrelu log1p(exp(x)).
+// MXNet's CPU build runs Activation and LeakyReLU(leaky) on tensors of 1 to 5 dimensions through oneDNN, more
+// through mshadow_op. oneDNN's relu (and leaky relu of slope 0) is max(x, 0): NaN gives 0; mshadow_op::relu
+// (also the standalone relu, at every rank) keeps NaN. Both give +0.0 for -0.0. sigmoid is mshadow_op's
+// 1 / (1 + expf(-x)), tanh tanhf, softsign x / (1 + |x|), softrelu x above 20, else log1p(expf(x));
+// oneDNN's sigmoid, tanh and softrelu (Activation's, up to 5 dimensions) differ from these in the last bits.
+constexpr size_t kOneDnnMaxRank = 5;
+
 enum class Act { kRelu, kReluKeepNan, kSigmoid, kTanh, kSoftrelu, kSoftsign };
 
 inline float activate(Act kind, float v) {
@@ -233,7 +236,7 @@ inline float activate(Act kind, float v) {
     case Act::kReluKeepNan: return std::isnan(v) ? v : v > 0.0f ? v : 0.0f;
     case Act::kSigmoid: return 1.0f / (1.0f + std::exp(-v));
     case Act::kTanh: return std::tanh(v);
-    case Act::kSoftrelu: return std::log1p(std::exp(v));
+    case Act::kSoftrelu: return v > 20.0f ? v : std::log1p(std::exp(v));
     case Act::kSoftsign: return v / (1.0f + std::fabs(v));
   }
   return v;
@@ -254,8 +257,9 @@ class Activation : public Op {
   void run(const std::vector<Value>& in, float* output, const RunContext&) const override {
     const int64_t count = element_count(in[0].shape);
     const float* x = in[0].floats();
+    const Act kind = kind_ == Act::kRelu && in[0].shape.size() > kOneDnnMaxRank ? Act::kReluKeepNan : kind_;
 #pragma omp parallel for if (count > kMinParallelWork)
-    for (int64_t i = 0; i < count; ++i) output[i] = activate(kind_, x[i]);
+    for (int64_t i = 0; i < count; ++i) output[i] = activate(kind, x[i]);
   }
 
  private:
@@ -264,7 +268,8 @@ class Activation : public Op {
 
 // ---- LeakyReLU: x > 0 ? x : x * slope, slope the attribute (leaky) or gamma per channel or one (prelu) ----
 
-// mshadow_op::xelu, in float32: NaN and -0.0 go through the product (NaN stays NaN, -0.0 * 0.25 is -0.0).
+// mshadow_op::xelu, in float32: NaN and -0.0 go through the product (NaN stays NaN, -0.0 * 0.25 is -0.0);
+// oneDNN's (leaky, up to 5 dimensions) the same, except that slope 0 is its relu, max(x, 0).
 class LeakyReLU : public Op {
  public:
   explicit LeakyReLU(const Attrs& attrs) {
@@ -288,12 +293,16 @@ class LeakyReLU : public Op {
     if (count == 0) return;
     const int64_t channels = prelu_ ? d[1] : 1, inner = prelu_ ? count / d[0] / channels : count;
     const bool one = !prelu_ || in[1].shape[0] == 1 || channels == 1;
+    const bool max = !prelu_ && slope_ == 0.0f && d.size() <= kOneDnnMaxRank;
 #pragma omp parallel for if (count > kMinParallelWork)
     for (int64_t plane = 0; plane < count / inner; ++plane) {
       const float slope = !prelu_ ? slope_ : in[1].floats()[one ? 0 : plane % channels];
       const float* x = in[0].floats() + plane * inner;
       float* y = output + plane * inner;
-      for (int64_t i = 0; i < inner; ++i) y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
+      if (max)
+        for (int64_t i = 0; i < inner; ++i) y[i] = activate(Act::kRelu, x[i]);
+      else
+        for (int64_t i = 0; i < inner; ++i) y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
     }
   }
 
