@@ -378,6 +378,15 @@ def hostile_variants(prefix):
         (n for n in g["nodes"] if n["op"] == "binary_dense_stage"), {"attrs": {}})["attrs"].update(units="DX"))
     edited("a wrong in_channels", lambda g: next(
         (n for n in g["nodes"] if n["op"] == "binary_dense_stage"), {"attrs": {}})["attrs"].update(in_channels="7"))
+    flatten = next(i for i, n in enumerate(graph["nodes"]) if n["op"] == "Flatten")
+    bias = next(i for i, n in enumerate(graph["nodes"]) if n["name"].endswith("bias"))
+    for op, attrs in (("Reshape", {"shape": "(2147483647, 2147483647, 2147483647, 8)"}),
+                      ("Reshape", {"shape": "(-4, 1, -1)"}), ("Reshape", {"shape": "()"}),
+                      ("LeakyReLU", {"act_type": "prelu"}), ("LeakyReLU", {"act_type": "elu"})):
+        edited("the Flatten a %s %s" % (op, attrs), lambda g, op=op, attrs=attrs: g["nodes"][flatten].update(
+            op=op, attrs=attrs))
+    edited("the Flatten a broadcast_mul by a bias", lambda g: g["nodes"][flatten].update(
+        op="broadcast_mul", inputs=g["nodes"][flatten]["inputs"] + [[bias, 0, 0]]))
     edited("no data", lambda g: g["nodes"][0].update(name="other"))
     edited("no heads", lambda g: g.update(heads=[]))
     edited("a head out of range", lambda g: g.update(heads=[[10**6, 0, 0]]))

@@ -43,13 +43,14 @@ class Reshape : public Copy {
   explicit Reshape(const Attrs& attrs) {
     AttrReader r(attrs, {"shape", "reverse", "target_shape", "keep_highest"});
     shape_ = r.list("shape", 32, INT_MIN, INT_MAX);
+    text_ = attrs.at("shape");
     std::string codes;
     for (int d : shape_)
       if (d < -1 && codes.find(" " + std::to_string(d) + ",") == std::string::npos) codes += " " + std::to_string(d) + ",";
     if (!codes.empty())
-      throw Error("shape " + attrs.at("shape") + ": Reshape's codes" + codes.substr(0, codes.size() - 1) +
+      throw Error("shape " + text_ + ": Reshape's codes" + codes.substr(0, codes.size() - 1) +
                   " are not supported (only 0, -1 and sizes)");
-    if (std::count(shape_.begin(), shape_.end(), -1) > 1) throw Error("shape " + attrs.at("shape") + " has two -1");
+    if (std::count(shape_.begin(), shape_.end(), -1) > 1) throw Error("shape " + text_ + " has two -1");
     if (r.boolean("reverse", false)) throw Error("reverse=True is not supported");
     if (r.has("target_shape") && attrs.at("target_shape") != "()") throw Error("target_shape is not supported");
     if (r.boolean("keep_highest", false)) throw Error("keep_highest is not supported");
@@ -63,7 +64,7 @@ class Reshape : public Copy {
       if (shape_[i] == 0 && i >= d.size())
         throw Error("shape code 0 at position " + std::to_string(i) + " copies no dimension of " + shape_text(d));
       int64_t size = shape_[i] == -1 ? 1 : shape_[i] == 0 ? d[i] : shape_[i];
-      if (__builtin_mul_overflow(known, size, &known)) throw Error("shape " + shape_text(out) + "... is too large");
+      if (__builtin_mul_overflow(known, size, &known)) throw Error("shape " + text_ + " is too large");
       out.push_back(size);
     }
     const int64_t count = element_count(d);
@@ -76,6 +77,7 @@ class Reshape : public Copy {
 
  private:
   std::vector<int> shape_;
+  std::string text_;
 };
 
 // +, - or * of two tensors. elemwise_* need equal shapes, as in MXNet; broadcast_* broadcast as NumPy does
@@ -105,6 +107,7 @@ class Elementwise : public Op {
 
   void run(const std::vector<Value>& in, float* output, const RunContext&) const override {
     const Shape out = infer(in);
+    if (element_count(out) == 0) return;
     // The output's axes of size > 1, neighbours merged where both operands broadcast alike: (N, C, H, W) *
     // (N, C, 1, 1) is (N*C, H*W) * (N*C, 1). An operand's step along an axis it broadcasts is 0.
     Shape sizes;
