@@ -153,6 +153,146 @@ def test_every_binary_operator_gives_pythons_output_bit_for_bit(runtime, zoo_fol
     assert checked >= {"norm_pool"} and checked & {"binary_conv2d", "binary_dense_stage"}
 
 
+# ---- The float operators alone (one node each): MXNet's output to the bit, NaN, infinities and -0.0 included ----
+
+def hostile_floats(shape, seed=0):
+    """Normal values (std 4, so that sigmoid and tanh saturate somewhere) with NaN of both signs, +-inf,
+    +-0.0, subnormals and large values at the front."""
+    x = np.random.RandomState(seed).normal(0, 4, shape).astype(np.float32).ravel()
+    special = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 88.7, -88.7, 104.0, -104.0,
+                        3e38, -3e38], dtype=np.float32)
+    x[:min(x.size, special.size)] = special[:x.size]
+    return x.reshape(shape)
+
+
+def single_op_prefix(folder, build, params=None):
+    """``build(data, **variables)``, a symbol of an operator or two, saved with ``params`` as a pair of files."""
+    params = params or {}
+    prefix = os.path.join(str(folder), "single")
+    build(mx.sym.var("data"), **{k: mx.sym.var(k) for k in params}).save(prefix + "-symbol.json")
+    mx.nd.save(prefix + "-0000.params", {"arg:" + k: mx.nd.array(v) for k, v in params.items()})
+    return prefix
+
+
+def assert_bit_for_bit(runtime, prefix, x):
+    """The runtime's output and MXNet's for x: the same shape and the same bits (NaN's sign, -0.0)."""
+    expected = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params")
+    want = expected(mx.nd.array(x)).asnumpy()
+    got = run_runtime(runtime, prefix, x)
+    assert got.shape == want.shape
+    mismatch = np.flatnonzero(got.view(np.uint32).ravel() != want.view(np.uint32).ravel())
+    assert mismatch.size == 0, "%d of %d differ, e.g. x=%r: %r, MXNet %r" % (
+        mismatch.size, got.size, x.ravel()[mismatch[0]] if x.size == got.size else "-", got.ravel()[mismatch[0]],
+        want.ravel()[mismatch[0]])
+
+
+def load_error(runtime, prefix, x=None):
+    """The runtime's one-line message when it refuses the model (at load, or at run for x's shape)."""
+    model = ctypes.c_void_p()
+    if runtime.bm_model_load(prefix.encode(), ctypes.byref(model)) != 0:
+        return runtime.bm_last_error().decode()
+    try:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        shape = (ctypes.c_int64 * 4)(*x.shape)
+        assert runtime.bm_model_run(model, x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), shape) != 0
+        return runtime.bm_last_error().decode()
+    finally:
+        runtime.bm_model_free(model)
+
+
+def in_6d(op):
+    """op on the data reshaped to 6 dimensions: beyond oneDNN's 5, MXNet's CPU build runs mshadow_op's kernels."""
+    return lambda d: op(mx.sym.Reshape(d, shape=(0, 0, 1, -1, 1, 1)))
+
+
+# Activation's sigmoid, tanh and softrelu on up to 5 dimensions are oneDNN's approximations in MXNet's CPU
+# build, a few bits from libm's (docs/runtime.md): on 6 the runtime's equal them.
+@pytest.mark.parametrize("build", [
+    lambda d: mx.sym.relu(d), lambda d: mx.sym.sigmoid(d), lambda d: mx.sym.tanh(d), lambda d: mx.sym.softsign(d),
+    lambda d: mx.sym.Activation(d, act_type="relu"), lambda d: mx.sym.Activation(d, act_type="softsign"),
+    in_6d(lambda d: mx.sym.Activation(d, act_type="relu")), in_6d(lambda d: mx.sym.Activation(d, act_type="sigmoid")),
+    in_6d(lambda d: mx.sym.Activation(d, act_type="tanh")), in_6d(lambda d: mx.sym.Activation(d, act_type="softrelu")),
+    in_6d(lambda d: mx.sym.relu(d)),
+], ids=["relu", "sigmoid", "tanh", "softsign", "Activation-relu", "Activation-softsign", "Activation-relu-6d",
+        "Activation-sigmoid-6d", "Activation-tanh-6d", "Activation-softrelu-6d", "relu-6d"])
+def test_activations_give_mxnets_output_bit_for_bit(runtime, tmp_path, build):
+    assert_bit_for_bit(runtime, single_op_prefix(tmp_path, build), hostile_floats((2, 8, 16, 16)))
+
+
+@pytest.mark.parametrize("build, params", [
+    (lambda d: mx.sym.LeakyReLU(d), {}),  # leaky, slope 0.25
+    (lambda d: mx.sym.LeakyReLU(d, act_type="leaky", slope=0.1), {}),
+    (lambda d: mx.sym.LeakyReLU(d, act_type="leaky", slope=-0.5), {}),
+    (lambda d: mx.sym.LeakyReLU(d, act_type="leaky", slope=0.0), {}),  # oneDNN's relu: NaN gives 0
+    (in_6d(lambda d: mx.sym.LeakyReLU(d, act_type="leaky", slope=0.0)), {}),  # mshadow's: NaN * 0
+    (in_6d(lambda d: mx.sym.LeakyReLU(d, act_type="leaky", slope=0.1)), {}),
+    (lambda d, gamma: mx.sym.LeakyReLU(d, gamma, act_type="prelu"),
+     {"gamma": np.array([0.25, -1.5, 0.0, -0.0, 1e-3, np.nan, np.inf, 2.0], np.float32)}),
+    (lambda d, gamma: mx.sym.LeakyReLU(d, gamma, act_type="prelu"), {"gamma": np.array([-0.3], np.float32)}),
+], ids=["leaky-default", "leaky-0.1", "leaky-negative", "leaky-0", "leaky-0-6d", "leaky-0.1-6d", "prelu-per-channel",
+        "prelu-one"])
+def test_leaky_relu_and_prelu_give_mxnets_output_bit_for_bit(runtime, tmp_path, build, params):
+    assert_bit_for_bit(runtime, single_op_prefix(tmp_path, build, params), hostile_floats((2, 8, 5, 7)))
+
+
+@pytest.mark.parametrize("shape", [(0, 0, 1, 1), (0, -1), (-1,), (0, 0, -1), (-1, 35), (2, -1, 5), (0, 8, 35, 1),
+                                   (4, 4, 35)])
+def test_reshape_with_0_and_minus_1_gives_mxnets_shape_and_values(runtime, tmp_path, shape):
+    x = hostile_floats((2, 8, 5, 7)) if shape != (0, 0, 1, 1) else hostile_floats((2, 8, 1, 1))
+    assert_bit_for_bit(runtime, single_op_prefix(tmp_path, lambda d: mx.sym.Reshape(d, shape=shape)), x)
+
+
+@pytest.mark.parametrize("op", ["broadcast_add", "broadcast_sub", "broadcast_mul"])
+@pytest.mark.parametrize("data_shape, other_shape", [
+    ((2, 8, 5, 7), (2, 8, 1, 1)),  # a channel gate
+    ((2, 8, 5, 7), (1, 8, 1, 1)), ((2, 8, 5, 7), (1, 1, 5, 7)), ((2, 8, 5, 7), (2, 8, 5, 7)),
+    ((2, 1, 5, 1), (1, 8, 1, 7)),  # both operands broadcast
+    ((2, 8, 5, 7), (8, 1, 7)), ((2, 8, 5, 7), (1,)), ((1, 1, 1, 1), (2, 3, 4)),  # ranks differ
+])
+def test_broadcast_operators_broadcast_as_mxnet(runtime, tmp_path, op, data_shape, other_shape):
+    other = hostile_floats(other_shape, seed=1).ravel()[::-1].reshape(other_shape)  # specials at the end
+    other = np.full(other_shape, 2.5, np.float32) if other.size == 1 else other
+    prefix = single_op_prefix(tmp_path, lambda d, other: getattr(mx.sym, op)(d, other), {"other": other})
+    assert_bit_for_bit(runtime, prefix, hostile_floats(data_shape))
+
+
+@pytest.mark.parametrize("build, params, shape, message", [
+    (lambda d: mx.sym.LeakyReLU(d, act_type="elu"), {}, None,
+     "attribute act_type 'elu' is not supported (supported: leaky, prelu)"),
+    (lambda d: mx.sym.LeakyReLU(d, act_type="gelu"), {}, None, "attribute act_type 'gelu' is not supported"),
+    (lambda d: mx.sym.LeakyReLU(d, act_type="rrelu"), {}, None, "attribute act_type 'rrelu' is not supported"),
+    (lambda d: mx.sym.LeakyReLU(d, act_type="selu"), {}, None, "attribute act_type 'selu' is not supported"),
+    (lambda d: mx.sym.Reshape(d, shape=(-2,)), {}, None, "shape (-2,): Reshape's codes -2 are not supported"),
+    (lambda d: mx.sym.Reshape(d, shape=(0, -3, -4, 2, -1, -3)), {}, None,
+     "Reshape's codes -3, -4 are not supported (only 0, -1 and sizes)"),
+    (lambda d: mx.sym.Reshape(d, shape=(0, -1), reverse=True), {}, None, "reverse=True is not supported"),
+    (lambda d: mx.sym.Reshape(d, shape=(-1, -1)), {}, None, "has two -1"),
+    (lambda d: mx.sym.Reshape(d, shape=(0, 0, 0, 0, 0)), {}, (1, 2, 3, 4), "copies no dimension of (1, 2, 3, 4)"),
+    (lambda d: mx.sym.Reshape(d, shape=(5, -1)), {}, (1, 2, 3, 4), "cannot reshape (1, 2, 3, 4) to (5, 4)"),
+    (lambda d: mx.sym.Reshape(d, shape=(2**31 - 1,) * 4), {}, (1, 2, 3, 4), "is too large"),
+    (lambda d, g: mx.sym.elemwise_mul(d, g), {"g": np.ones((1, 2, 1, 1), np.float32)}, (1, 2, 3, 4),
+     "operands of shapes (1, 2, 3, 4) and (1, 2, 1, 1) (only the broadcast_ operators broadcast)"),
+    (lambda d, g: mx.sym.broadcast_mul(d, g), {"g": np.ones((1, 3, 1, 1), np.float32)}, (1, 2, 3, 4),
+     "operands of shapes (1, 2, 3, 4) and (1, 3, 1, 1) do not broadcast"),
+    (lambda d, g: mx.sym.LeakyReLU(d, g, act_type="prelu"), {"g": np.ones(3, np.float32)}, (1, 2, 3, 4),
+     "gamma has shape (3,), the attributes need (2,)"),
+], ids=["elu", "gelu", "rrelu", "selu", "reshape-2", "reshape-3-4", "reverse", "two-minus-1", "zero-beyond-rank",
+        "sizes-differ", "huge", "elemwise-shapes", "broadcast-mismatch", "prelu-gamma"])
+def test_unsupported_variants_are_refused_in_one_line(runtime, tmp_path, build, params, shape, message):
+    error = load_error(runtime, single_op_prefix(tmp_path, build, params), np.zeros(shape or (1, 2, 3, 4)))
+    assert message in error and "\n" not in error, error
+
+
+def test_docs_runtime_md_lists_every_operator_name_of_the_runtime():
+    with open(os.path.join(REPO, "deploy", "runtime", "ops_tensor.cc")) as f:
+        body = re.search(r"operator_names\(\) \{\s*return \{(.*?)\};", f.read(), re.S).group(1)
+    with open(os.path.join(REPO, "docs", "runtime.md")) as f:
+        table = f.read().split("## What it runs")[1].split("## The checks")[0]
+    names = re.findall(r'"(\w+)"', body)
+    assert {"relu", "sigmoid", "tanh", "LeakyReLU", "Reshape", "broadcast_mul"} <= set(names)
+    assert [n for n in names if "`%s`" % n not in table] == []
+
+
 def test_bm_run_gives_bm_predicts_top5_without_libmxnet(runtime, program, packed):  # noqa: F811
     images = packed["images"]
     expected = json.loads(subprocess.run([program, "--json", packed["prefix"]] + images, capture_output=True,
@@ -238,6 +378,15 @@ def hostile_variants(prefix):
         (n for n in g["nodes"] if n["op"] == "binary_dense_stage"), {"attrs": {}})["attrs"].update(units="DX"))
     edited("a wrong in_channels", lambda g: next(
         (n for n in g["nodes"] if n["op"] == "binary_dense_stage"), {"attrs": {}})["attrs"].update(in_channels="7"))
+    flatten = next(i for i, n in enumerate(graph["nodes"]) if n["op"] == "Flatten")
+    bias = next(i for i, n in enumerate(graph["nodes"]) if n["name"].endswith("bias"))
+    for op, attrs in (("Reshape", {"shape": "(2147483647, 2147483647, 2147483647, 8)"}),
+                      ("Reshape", {"shape": "(-4, 1, -1)"}), ("Reshape", {"shape": "()"}),
+                      ("LeakyReLU", {"act_type": "prelu"}), ("LeakyReLU", {"act_type": "elu"})):
+        edited("the Flatten a %s %s" % (op, attrs), lambda g, op=op, attrs=attrs: g["nodes"][flatten].update(
+            op=op, attrs=attrs))
+    edited("the Flatten a broadcast_mul by a bias", lambda g: g["nodes"][flatten].update(
+        op="broadcast_mul", inputs=g["nodes"][flatten]["inputs"] + [[bias, 0, 0]]))
     edited("no data", lambda g: g["nodes"][0].update(name="other"))
     edited("no heads", lambda g: g.update(heads=[]))
     edited("a head out of range", lambda g: g.update(heads=[[10**6, 0, 0]]))

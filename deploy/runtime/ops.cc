@@ -55,18 +55,27 @@ const std::string* AttrReader::find(const char* key) const {
 }
 
 std::vector<int> AttrReader::ints(const char* key, size_t count, std::vector<int> fallback, int low, int high) {
-  const std::string* text = find(key);
-  if (!text) {
+  if (!find(key)) {
     if (fallback.empty()) throw Error(std::string("attribute ") + key + " is missing");
     fallback.resize(count, fallback[0]);  // {1}: (1, 1)
     return fallback;
   }
+  std::vector<int> values = list(key, count, low, high);
+  if (values.size() != 1 && values.size() != count)
+    throw Error(std::string("attribute ") + key + " '" + *find(key) + "' is not " + std::to_string(count) + " integers");
+  values.resize(count, values[0]);  // "3": (3, 3)
+  return values;
+}
+
+std::vector<int> AttrReader::list(const char* key, size_t at_most, int low, int high) {
+  const std::string* text = find(key);
+  if (!text) throw Error(std::string("attribute ") + key + " is missing");
   std::vector<long long> values;
-  if (!parse_int_list(*text, &values) || (values.size() != 1 && values.size() != count))
-    throw Error(std::string("attribute ") + key + " '" + *text + "' is not " + std::to_string(count) + " integers");
+  if (!parse_int_list(*text, &values) || values.size() > at_most)
+    throw Error(std::string("attribute ") + key + " '" + *text + "' is not " +
+                (at_most == 1 ? "an integer" : "1 to " + std::to_string(at_most) + " integers"));
   std::vector<int> out;
-  for (size_t i = 0; i < count; ++i) {
-    long long v = values[values.size() == 1 ? 0 : i];
+  for (long long v : values) {
     if (v < low || v > high)
       throw Error(std::string("attribute ") + key + " '" + *text + "' is out of range (" + std::to_string(low) + ".." +
                   std::to_string(high) + ")");

@@ -23,6 +23,8 @@ class AttrReader {
   // "3" means (3, 3); absent: fallback (required when fallback is empty). Values must lie in [low, high].
   std::vector<int> ints(const char* key, size_t count, std::vector<int> fallback, int low, int high);
   int integer(const char* key, int fallback, int low, int high, bool required = false);
+  // "(0, -1, 7)": one to at_most integers in [low, high] (required).
+  std::vector<int> list(const char* key, size_t at_most, int low, int high);
   bool boolean(const char* key, bool fallback);
   double number(const char* key, double fallback);
   std::string text(const char* key, const std::string& fallback, const std::set<std::string>& allowed);

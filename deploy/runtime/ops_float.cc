@@ -1,7 +1,8 @@
 // MXNet's full-precision operators that a converted classifier keeps: Convolution (the stems, transitions
-// and shortcuts), FullyConnected (the head), BatchNorm, Activation and Pooling, with MXNet's attributes and
-// defaults. Convolution and FullyConnected multiply matrices with Eigen (docs/runtime.md says why), the
-// others are plain loops; all split their work over the OpenMP team of the caller.
+// and shortcuts), FullyConnected (the head), BatchNorm, Activation (and the standalone relu, sigmoid, tanh,
+// softsign), LeakyReLU (leaky, prelu) and Pooling, with MXNet's attributes and defaults. Convolution and
+// FullyConnected multiply matrices with Eigen (docs/runtime.md says why), the others are plain loops; all
+// split their work over the OpenMP team of the caller.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cfloat>
@@ -218,36 +219,96 @@ class BatchNorm : public Op {
   bool fix_gamma_ = true;
 };
 
-// ---- Activation ----
+// ---- Activation, and the standalone relu, sigmoid, tanh and softsign: one function per element ----
+
+// MXNet's CPU build runs Activation and LeakyReLU(leaky) on tensors of 1 to 5 dimensions through oneDNN, more
+// through mshadow_op. oneDNN's relu (and leaky relu of slope 0) is max(x, 0): NaN gives 0; mshadow_op::relu
+// (also the standalone relu, at every rank) keeps NaN. Both give +0.0 for -0.0. sigmoid is mshadow_op's
+// 1 / (1 + expf(-x)), tanh tanhf, softsign x / (1 + |x|), softrelu x above 20, else log1p(expf(x));
+// oneDNN's sigmoid, tanh and softrelu (Activation's, up to 5 dimensions) differ from these in the last bits.
+constexpr size_t kOneDnnMaxRank = 5;
+
+enum class Act { kRelu, kReluKeepNan, kSigmoid, kTanh, kSoftrelu, kSoftsign };
+
+inline float activate(Act kind, float v) {
+  switch (kind) {
+    case Act::kRelu: return v > 0.0f ? v : 0.0f;
+    case Act::kReluKeepNan: return std::isnan(v) ? v : v > 0.0f ? v : 0.0f;
+    case Act::kSigmoid: return 1.0f / (1.0f + std::exp(-v));
+    case Act::kTanh: return std::tanh(v);
+    case Act::kSoftrelu: return v > 20.0f ? v : std::log1p(std::exp(v));
+    case Act::kSoftsign: return v / (1.0f + std::fabs(v));
+  }
+  return v;
+}
 
 class Activation : public Op {
  public:
-  explicit Activation(const Attrs& attrs) {
+  explicit Activation(const Attrs& attrs) {  // Activation(act_type=...)
     AttrReader r(attrs, {"act_type"});
-    type_ = r.text("act_type", "", {"relu", "sigmoid", "tanh", "softrelu", "softsign"});
+    const std::string type = r.text("act_type", "", {"relu", "sigmoid", "tanh", "softrelu", "softsign"});
+    kind_ = type == "relu" ? Act::kRelu : type == "sigmoid" ? Act::kSigmoid : type == "tanh" ? Act::kTanh
+            : type == "softrelu" ? Act::kSoftrelu : Act::kSoftsign;
   }
+  Activation(const Attrs& attrs, Act kind) : kind_(kind) { AttrReader(attrs, {}); }  // relu, sigmoid, ...: none
   std::pair<size_t, size_t> arity() const override { return {1, 1}; }
   Shape infer(const std::vector<Value>& in) const override { return in[0].shape; }
 
   void run(const std::vector<Value>& in, float* output, const RunContext&) const override {
     const int64_t count = element_count(in[0].shape);
     const float* x = in[0].floats();
-    const char kind = type_ == "softrelu" ? 'p' : type_ == "softsign" ? 'n' : type_[0];
+    const Act kind = kind_ == Act::kRelu && in[0].shape.size() > kOneDnnMaxRank ? Act::kReluKeepNan : kind_;
 #pragma omp parallel for if (count > kMinParallelWork)
-    for (int64_t i = 0; i < count; ++i) {
-      const float v = x[i];
-      switch (kind) {
-        case 'r': output[i] = v > 0.0f ? v : 0.0f; break;
-        case 's': output[i] = 1.0f / (1.0f + std::exp(-v)); break;
-        case 't': output[i] = std::tanh(v); break;
-        case 'p': output[i] = std::log1p(std::exp(v)); break;
-        default: output[i] = v / (1.0f + std::fabs(v)); break;
-      }
+    for (int64_t i = 0; i < count; ++i) output[i] = activate(kind, x[i]);
+  }
+
+ private:
+  Act kind_ = Act::kRelu;
+};
+
+// ---- LeakyReLU: x > 0 ? x : x * slope, slope the attribute (leaky) or gamma per channel or one (prelu) ----
+
+// mshadow_op::xelu, in float32: NaN and -0.0 go through the product (NaN stays NaN, -0.0 * 0.25 is -0.0);
+// oneDNN's (leaky, up to 5 dimensions) the same, except that slope 0 is its relu, max(x, 0).
+class LeakyReLU : public Op {
+ public:
+  explicit LeakyReLU(const Attrs& attrs) {
+    AttrReader r(attrs, {"act_type", "slope", "lower_bound", "upper_bound"});
+    prelu_ = r.text("act_type", "leaky", {"leaky", "prelu"}) == "prelu";
+    slope_ = float(r.number("slope", 0.25));
+  }
+  std::pair<size_t, size_t> arity() const override { return {prelu_ ? 2 : 1, prelu_ ? 2 : 1}; }
+
+  Shape infer(const std::vector<Value>& in) const override {
+    if (!prelu_) return in[0].shape;
+    const Shape& d = in[0].shape;
+    if (d.size() < 2) throw Error("prelu: data must have a channel axis, got shape " + shape_text(d));
+    if (in[1].shape != Shape{1}) expect_shape("gamma", in[1], {d[1]});
+    return d;
+  }
+
+  void run(const std::vector<Value>& in, float* output, const RunContext&) const override {
+    const Shape& d = in[0].shape;
+    const int64_t count = element_count(d);
+    if (count == 0) return;
+    const int64_t channels = prelu_ ? d[1] : 1, inner = prelu_ ? count / d[0] / channels : count;
+    const bool one = !prelu_ || in[1].shape[0] == 1 || channels == 1;
+    const bool max = !prelu_ && slope_ == 0.0f && d.size() <= kOneDnnMaxRank;
+#pragma omp parallel for if (count > kMinParallelWork)
+    for (int64_t plane = 0; plane < count / inner; ++plane) {
+      const float slope = !prelu_ ? slope_ : in[1].floats()[one ? 0 : plane % channels];
+      const float* x = in[0].floats() + plane * inner;
+      float* y = output + plane * inner;
+      if (max)
+        for (int64_t i = 0; i < inner; ++i) y[i] = activate(Act::kRelu, x[i]);
+      else
+        for (int64_t i = 0; i < inner; ++i) y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
     }
   }
 
  private:
-  std::string type_;
+  bool prelu_ = false;
+  float slope_ = 0.25f;
 };
 
 // ---- Pooling (2-D): MXNet's output sizes (valid: floor, full: ceil) and average divisors ----
@@ -328,6 +389,11 @@ std::unique_ptr<Op> make_float_op(const std::string& op, const Attrs& attrs) {
   if (op == "FullyConnected") return std::make_unique<FullyConnected>(attrs);
   if (op == "BatchNorm") return std::make_unique<BatchNorm>(attrs);
   if (op == "Activation") return std::make_unique<Activation>(attrs);
+  if (op == "relu") return std::make_unique<Activation>(attrs, Act::kReluKeepNan);
+  if (op == "sigmoid") return std::make_unique<Activation>(attrs, Act::kSigmoid);
+  if (op == "tanh") return std::make_unique<Activation>(attrs, Act::kTanh);
+  if (op == "softsign") return std::make_unique<Activation>(attrs, Act::kSoftsign);
+  if (op == "LeakyReLU") return std::make_unique<LeakyReLU>(attrs);
   if (op == "Pooling") return std::make_unique<Pooling>(attrs);
   return nullptr;
 }
