@@ -145,17 +145,20 @@ def test_use_gn_and_last_gamma_build_group_norms_and_zero_the_residual_ends_or_w
     import gluoncv
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        net = imagenet_script_net(name, 1000, use_gn=True, last_gamma=True)  # the full-width model
+        try:
+            net = imagenet_script_net(name, 1000, use_gn=True, last_gamma=True)  # the full-width model
+        except bm.UsageError as err:  # a layer narrower than 32 channels (QuickNet's stems): said in one line
+            assert name.startswith("quicknet") and "norm_kwargs={'ngroups': ...} with a divisor of" in str(err)
+            return
     norms = [b for b in walk_blocks(net) if isinstance(b, (nn.BatchNorm, gluoncv.nn.GroupNorm))]
     # every one GluonCV's GroupNorm, told its width (it cannot infer it), which its 32 groups divide
     assert norms and all(type(b) is gluoncv.nn.GroupNorm and b.gamma.shape[0] % 32 == 0 < b.gamma.shape[0]
                          for b in norms)
     zeroed = [b for b in norms if b.gamma.init == "zeros"]
     unused = [w for w in caught if "last_gamma=True has no effect on %s" % name in str(w.message)]
+    assert bool(zeroed) != bool(unused) and len(unused) <= 1  # residual ends zeroed, or one warning saying none
     if name.startswith("resnet_e"):  # the BN after each block's binary conv, before the add
-        assert len(zeroed) == sum(isinstance(b, ResNetEBlock) for b in walk_blocks(net)) > 0 and not unused
-    else:
-        assert not zeroed and len(unused) == 1
+        assert len(zeroed) == sum(isinstance(b, ResNetEBlock) for b in walk_blocks(net))
 
 
 # ---- train_ssd.py, demo_ssd.py ------------------------------------------------------------------------

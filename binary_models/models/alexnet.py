@@ -19,6 +19,7 @@ Where these differ from larq-zoo without changing a parameter count:
 from mxnet.gluon import HybridBlock, nn
 
 from ..nn.layers import QConv2D, QDense
+from ..nn.normalization import make_norm
 from ..registry import register_model
 from .common import family_stem
 
@@ -66,14 +67,14 @@ class Clip(HybridBlock):
 
 
 def build_layer(spec, in_channels=0):
-    """The block of one ``ALEXNET_SPEC`` entry; ``in_channels``: what a binary conv receives (0: inferred)."""
+    """The block of one ``ALEXNET_SPEC`` entry; ``in_channels``: the channels (or units) it receives."""
     kind, args = spec[0], spec[1:]
     if kind == "fp_conv":
         channels, kernel, stride, pad, bias = args
         return nn.Conv2D(channels, kernel, strides=stride, padding=pad, use_bias=bias)
     if kind == "bn":
         scale, eps = args
-        return nn.BatchNorm(scale=scale, epsilon=eps)
+        return make_norm(in_channels, scale=scale, epsilon=eps)
     if kind == "relu":
         return nn.Activation("relu")
     if kind == "pool":
@@ -100,13 +101,13 @@ class LayerListNet(HybridBlock):
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="")
             if stem == "original":
-                self.features.add(*(build_layer(layer) for layer in stem_layers))
+                self.features.add(*(build_layer(layer, stem_layers[0][1]) for layer in stem_layers))
             else:
                 self.features.add(family_stem(stem, stem_layers[0][1], {}))
             channels = stem_layers[0][1]
             for layer in body:
                 self.features.add(build_layer(layer, channels))
-                channels = layer[1] if layer[0] == "bconv" else channels
+                channels = layer[1] if layer[0] in ("bconv", "bdense") else channels
             self.output = nn.Dense(classes, use_bias=classifier[1])
 
     def hybrid_forward(self, F, x):

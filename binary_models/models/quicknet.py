@@ -69,7 +69,7 @@ def quicknet_stem(channels):
         stem.add(nn.Conv2D(quarter, 3, strides=2, padding=1, use_bias=False), make_norm(quarter),
                  nn.Activation("relu"),
                  nn.Conv2D(quarter, 3, strides=2, padding=1, groups=quarter, in_channels=quarter, use_bias=False),
-                 nn.BatchNorm(in_channels=quarter, scale=False, center=False),
+                 make_norm(quarter, scale=False, center=False),
                  nn.Conv2D(channels, 1, use_bias=False), make_norm(channels))
     return stem
 

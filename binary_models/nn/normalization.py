@@ -90,12 +90,15 @@ def default_norm():
         _current = previous
 
 
-def make_norm(channels, residual_end=False):
+def make_norm(channels, residual_end=False, **options):
     """A normalisation layer over ``channels`` channels, of the kind :func:`norm_config` chose (BatchNorm by
     default). ``residual_end``: it ends a residual branch (its output is added to a shortcut), so
-    ``last_gamma`` initialises its gamma to zero."""
+    ``last_gamma`` initialises its gamma to zero. ``options`` (``scale``, ``center``, ``epsilon``: what the
+    architecture asks of it) go to the layer where it takes them; the user's ``norm_kwargs`` come first."""
     config = _current
-    kwargs = dict(config.kwargs)
+    accepted = _parameters(config.layer)
+    kwargs = {k: v for k, v in options.items() if not accepted or k in accepted}
+    kwargs.update(config.kwargs)
     if residual_end:
         _residual_ends[0] += 1
         if config.last_gamma:
