@@ -16,13 +16,14 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 from binary_models.commands import convert as convert_command
+from binary_models.errors import FileProblem
 from binary_models.inference import convert, native
 from binary_models.storage import pairs
 from binary_models.data import transforms
 from binary_models.inference.convert import load_packed
 from binary_models.storage import run_file, write_json
 
-from test_files import in_child
+from test_files import HOSTILE_STAGED, in_child, plant_hostile_record, tree
 from test_predict import save_trained, tiny_classifier, write_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -305,71 +306,23 @@ def test_a_file_that_is_not_the_one_recorded_in_the_pair_record_is_refused_as_py
     assert "the pair record " + prefix + ".pair.json" in result.stderr
 
 
-def tree(root):
-    """Every path under ``root`` -> its bytes (files) or its target (symbolic links)."""
-    found = {}
-    for folder, dirs, names in os.walk(str(root)):
-        for name in dirs + names:
-            path = os.path.join(folder, name)
-            if os.path.islink(path):
-                found[path] = "-> " + os.readlink(path)
-            elif os.path.isfile(path):
-                with open(path, "rb") as f:
-                    found[path] = f.read()
-            else:
-                found[path] = "folder"
-    return found
-
-
-# Records a hostile or careless writer could leave in a pack: each names a file outside the record's
-# folder, or something that is not a file name. {outside} is a folder beside the pack.
-HOSTILE_STAGED = [
-    {"tiny-0000.params": "../outside/victim"},
-    {"tiny-0000.params": "{outside}/victim"},
-    {"tiny-0000.params": "staged", "../outside/escaped": "staged"},
-    {"tiny-0000.params": "staged", "{outside}/escaped": "staged"},
-    {"tiny-0000.params": ".packing-abcdefgh.1/model-0000.params"},  # a link to {outside}
-    {"tiny-0000.params": ".packing-real0000.1/../../outside/victim"},
-    {"tiny-0000.params": "sub/victim"},
-    {"tiny-0000.params": ""},
-    {"tiny-0000.params": "."},
-    {"tiny-0000.params": ".."},
-    {"": "staged"},
-    {".": "staged"},
-    {"..": "staged"},
-    {"tiny-0000.params": 7},
-    # one good entry does not move either
-    {"tiny-symbol.json": ".packing-real0000.1/model-symbol.json", "tiny-0000.params": "../outside/victim"},
-]
-
-
 @pytest.mark.parametrize("staged", HOSTILE_STAGED, ids=[str(i) for i in range(len(HOSTILE_STAGED))])
 def test_a_pair_record_naming_files_outside_its_folder_is_refused_and_nothing_is_moved(program, packed, tmp_path,
                                                                                        staged):
-    pack = tmp_path / "pack"
-    pack.mkdir()
-    prefix = copy_of_pack(packed, pack)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "victim").write_bytes(b"a file outside the pack")
-    (outside / "model-0000.params").write_bytes(b"reached through a link")
-    os.symlink(str(outside), str(pack / ".packing-abcdefgh.1"))
-    (pack / "staged").write_bytes(b"a staged file")
-    (pack / "sub").mkdir()
-    (pack / "sub" / "victim").write_bytes(b"a file in a subfolder")
-    (pack / ".packing-real0000.1").mkdir()
-    shutil.copy(prefix + "-symbol.json", str(pack / ".packing-real0000.1" / "model-symbol.json"))
-    with open(prefix + ".pair.json") as f:
-        record = json.load(f)
-    record["staged"] = {k.format(outside=outside): v.format(outside=outside) if isinstance(v, str) else v
-                        for k, v in staged.items()}
-    write_json(prefix + ".pair.json", record)
+    """The program and Python's reader (predict --packed) refuse each hostile record with the same line."""
+    (tmp_path / "pack").mkdir()
+    prefix = copy_of_pack(packed, tmp_path / "pack")
+    plant_hostile_record(tmp_path, prefix, [prefix + "-0000.params", prefix + "-symbol.json"], staged)
     before = tree(tmp_path)
     result = run(program, prefix, packed["images"][0])
     assert tree(tmp_path) == before
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith("error: pair record %s.pair.json: " % prefix), result.stderr
     assert result.stderr.endswith(" is not the name of a file in its folder\n") and result.stderr.count("\n") == 1
+    with pytest.raises(FileProblem) as python_error:
+        load_packed(prefix)
+    assert tree(tmp_path) == before
+    assert result.stderr == "error: %s\n" % python_error.value
 
 
 def test_a_pair_record_may_name_plain_temporaries_in_its_folder(program, packed, tmp_path):
