@@ -233,6 +233,85 @@ def test_class_names_and_run_file_fields_that_do_not_fit_the_model_are_refused(p
     assert result.stderr == message.format(run=run_file(prefix), labels=tmp_path / "labels.txt") + "\n"
 
 
+# A run file's field -> bm-predict's line; Python's where it words it otherwise (the program's --mean/--std flags
+# share its rules, Python has no such flags).
+BAD_RUN_FIELDS = [
+    (dict(input_size=-16), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size=0), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size="16"), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size=True), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size=16.5), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size=2000000), "run file {run}: input_size must be a positive integer", None),
+    (dict(preprocessing="imagenet"), "run file {run}: preprocessing must be an object", None),
+    (dict(preprocessing=[16]), "run file {run}: preprocessing must be an object", None),
+    (dict(preprocessing=dict(input_size=-3)), "run file {run}: preprocessing.input_size must be a positive integer",
+     None),
+    (dict(preprocessing=dict(crop_ratio=-1)), "run file {run}: preprocessing.crop_ratio must be a positive number or "
+                                              "null", None),
+    (dict(preprocessing=dict(crop_ratio=0)), "run file {run}: preprocessing.crop_ratio must be a positive number or "
+                                             "null", None),
+    (dict(preprocessing=dict(crop_ratio="0.875")), "run file {run}: preprocessing.crop_ratio must be a positive "
+                                                   "number or null", None),
+    (dict(preprocessing=dict(grayscale="yes")), "run file {run}: preprocessing.grayscale must be true or false", None),
+    (dict(preprocessing=dict(mean=[])), "run file {run}: preprocessing.mean must be a number or a list of numbers",
+     None),
+    (dict(preprocessing=dict(mean=[0.5, "0.5", 0.5])), "run file {run}: preprocessing.mean must be a number or a "
+                                                       "list of numbers", None),
+    (dict(preprocessing=dict(std=None)), "run file {run}: preprocessing.std must be a number or a list of numbers",
+     None),
+    (dict(preprocessing=dict(std=[0])), "the normalisation's std must be positive",
+     "run file {run}: preprocessing.std must be positive"),
+    (dict(preprocessing=dict(std=[0.2, -0.2, 0.2])), "the normalisation's std must be positive",
+     "run file {run}: preprocessing.std must be positive"),
+    (dict(preprocessing=dict(mean=[0.5, 0.5])), "--mean and --std need 3 values (or 1) for this model's input",
+     "run file {run}: preprocessing.mean and preprocessing.std need 3 values (or 1) for this model's input"),
+    (dict(class_names=["cat", "dog", "bird"]), "run file {run}: class_names has 3 names, the model has 10 classes",
+     None),
+    (dict(class_names=["n%d" % i for i in range(11)]), "run file {run}: class_names has 11 names, the model has 10 "
+                                                       "classes", None),
+    (dict(class_names=["n%d" % i for i in range(9)] + [7]), "run file {run}: class_names must be a list of strings",
+     None),
+    (dict(class_names="cat"), "run file {run}: class_names must be a list of strings", None),
+]
+
+
+@pytest.mark.parametrize("fields,program_line,python_line", BAD_RUN_FIELDS,
+                         ids=[str(i) for i in range(len(BAD_RUN_FIELDS))])
+def test_python_predict_refuses_the_run_files_the_program_refuses_in_its_words(program, packed, tmp_path, capsys,
+                                                                               fields, program_line, python_line):
+    """The run file convert wrote with one field made bad: both readers refuse it, before any output."""
+    from binary_models.commands import predict as predict_command
+    from binary_models.commands.cli import run_script
+    prefix = copy_of_pack(packed, tmp_path)
+    with open(run_file(prefix)) as f:
+        record = json.load(f)
+    write_json(run_file(prefix), dict(record, **fields))
+    result = run(program, prefix, packed["images"][0])
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: %s\n" % program_line.format(run=run_file(prefix))
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(predict_command.main, ["--packed", prefix, packed["images"][0]])
+    out, err = capsys.readouterr()
+    assert (exit_info.value.code, out) == (2, "")
+    assert err == "error: %s\n" % (python_line or program_line).format(run=run_file(prefix))
+
+
+def test_run_file_fields_of_the_other_kinds_the_program_accepts_python_accepts(program, packed, tmp_path, capsys):
+    """A whole-number float input size, a crop ratio of null (stretch), one mean and std for every channel."""
+    from binary_models.commands import predict as predict_command
+    prefix = copy_of_pack(packed, tmp_path)
+    with open(run_file(prefix)) as f:
+        record = json.load(f)
+    write_json(run_file(prefix), dict(record, input_size=16.0, preprocessing=dict(crop_ratio=None, mean=0.5,
+                                                                                  std=[0.25])))
+    result = run(program, "--json", prefix, packed["images"][0])
+    assert result.returncode == 0, result.stderr
+    assert predict_command.main(["--json", "--packed", prefix, packed["images"][0]]) == 0
+    python = json.loads(capsys.readouterr().out)
+    expected = [(e["class"], round(e["probability"], 4)) for e in json.loads(result.stdout)[0]["top"]]
+    assert [(e["class"], round(e["probability"], 4)) for e in python[0]["top"]] == expected
+
+
 def test_class_names_of_the_models_length_name_every_class(program, packed, tmp_path):
     prefix = copy_of_pack(packed, tmp_path)
     write_json(run_file(prefix), dict(input_size=16, class_names=["n%d" % i for i in range(10)]))

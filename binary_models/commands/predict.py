@@ -62,7 +62,7 @@ def main(argv=None):
                                                                        preprocessing.input_size, error_line(err)))
     num_classes = len(logits[0])
     names = (labels.read_names(opt.classes_file, num_classes) if opt.classes_file
-             else labels.class_names(num_classes, record))
+             else labels.class_names(num_classes, record, "run file %s: class_names" % predict.run_path(opt)))
     outputs = predict.output_paths(opt.images, opt.output_dir) if opt.output_dir else [None] * len(opt.images)
     results = []
     for path, (image, _, prep_ms), row, forward_ms, output in zip(opt.images, inputs, logits, latencies, outputs):

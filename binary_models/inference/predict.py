@@ -41,16 +41,24 @@ def load_model(opt):
     return load_packed_model(opt)
 
 
+def run_path(opt):
+    """The run file describing the model of ``--params`` or ``--packed`` (``--run``, else the one beside it;
+    None: none)."""
+    if opt.run:
+        return opt.run
+    path = storage.run_file(opt.packed) if opt.packed else storage.find_run_file(opt.params)
+    return path if path and os.path.isfile(path) else None
+
+
 def load_packed_model(opt):
     from .convert import load_packed
     from .native import NativeLibraryError
-    run_path = opt.run or storage.run_file(opt.packed)
     if opt.run and not os.path.isfile(opt.run):
         raise UsageError("--run not found: %s" % opt.run)
-    record = storage.read_run_file(run_path) if os.path.isfile(run_path) else {}
+    record = storage.read_run_file(run_path(opt)) if run_path(opt) else {}
     if opt.model and record.get("model") not in (None, opt.model):
         raise UsageError("--model %s, but the packed model %s is %s (run file %s)"
-                         % (opt.model, opt.packed, record["model"], run_path))
+                         % (opt.model, opt.packed, record["model"], run_path(opt)))
     try:
         net = load_packed(opt.packed)
     except (FileNotFoundError, NativeLibraryError) as err:
