@@ -338,6 +338,27 @@ def test_a_thread_count_or_an_empty_omp_num_threads_runs(program, packed, value)
     assert_same_as_python(result.stdout, load_packed(packed["prefix"]), transforms.imagenet_preprocessing(16))
 
 
+@pytest.mark.parametrize("value", ["lots", "4x", "4,2", "0", "-1", "99999999999", "5000", "1.5", " 4", "\u0664",
+                                   "4\n2"])
+@pytest.mark.parametrize("python_args", [["-m", "binary_models", "predict", "--packed"], ["-c", "import binary_models"]],
+                         ids=["bm-predict", "import"])
+def test_python_refuses_the_omp_num_threads_the_program_refuses_with_its_line(program, packed, value, python_args):
+    """bm predict, and any program whose first import is binary_models: before mxnet loads (which aborts on a
+    non-number and hangs on a huge count)."""
+    env = dict(os.environ, OMP_NUM_THREADS=value)
+    result = run(program, packed["prefix"], packed["images"][0], env=env)
+    assert (result.returncode, result.stdout) == (2, "")
+    args = python_args + ([packed["prefix"], packed["images"][0]] if "predict" in python_args else [])
+    python = subprocess.run([sys.executable] + args, capture_output=True, text=True, env=env, timeout=120)
+    assert (python.returncode, python.stdout, python.stderr) == (2, "", result.stderr)
+
+
+def test_import_binary_models_gives_an_empty_omp_num_threads_every_core():
+    python = subprocess.run([sys.executable, "-c", "import os, binary_models; print(os.environ['OMP_NUM_THREADS'])"],
+                            capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=""), timeout=120)
+    assert (python.returncode, python.stdout) == (0, "%d\n" % os.cpu_count()), python.stderr
+
+
 # ---- the pair record: SHA-256 of both files, and names only in its own folder ------------------------------
 
 def copy_of_pack(packed, folder):
