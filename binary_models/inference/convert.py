@@ -273,9 +273,21 @@ def save_packed(net, prefix, input_shape=(1, 3, 224, 224)):
     targets = packed_files(prefix)
     with storage.staging_folder(targets[0]) as staging:
         staged = os.path.join(staging, "model")
-        net.export(staged)
-        storage.replace_together(storage.pair_record(prefix), dict(zip(targets, packed_files(staged))))
+        with storage.reporting_failed_writes(targets, packed_files(staged)):
+            try:
+                net.export(staged)
+            finally:  # MXNet reports a failed write of the parameters, but cuts the symbol file short silently
+                with storage.reporting_failed_writes(targets[:1], packed_files(staged)[:1]):
+                    _check_complete_json(packed_files(staged)[0])
+            storage.replace_together(storage.pair_record(prefix), dict(zip(targets, packed_files(staged))))
     return targets
+
+
+def _check_complete_json(path):
+    """Raise ``ValueError`` when the file ``path`` (if there is one) is no complete JSON document."""
+    if os.path.exists(path):
+        with open(path) as f:
+            json.load(f)
 
 
 def _symbol_operators(symbol_file):
