@@ -13,7 +13,7 @@ import sys
 
 import mxnet as mx
 
-from ..errors import FileProblem, InputSizeError, UsageError, error_line
+from ..errors import FileProblem, InputSizeError, UsageError, error_line, warnings_held_until_success
 from ..inference.convert import convert, save_packed, write_packed_run_file
 from ..model_zoo import get_model
 from ..storage import load_parameters, trained_model
@@ -46,7 +46,8 @@ def convert_command(argv=None):
         raise UsageError("params %s: %s" % (args.params, err), "params")
     shape = (1, 3, input_size, input_size)
     try:
-        packed(mx.nd.zeros(shape)).wait_to_read()
+        with warnings_held_until_success():
+            packed(mx.nd.zeros(shape)).wait_to_read()
     except mx.MXNetError as err:
         raise InputSizeError("input_size %d does not fit %s: %s" % (input_size, model, error_line(err)),
                              "input_size")
