@@ -87,7 +87,8 @@ MOVED_MODULES = {
     "cli": "commands.cli", "run": "commands.run", "demo": "commands.demo", "files": "storage",
 }
 COMMAND_OF = {"convert": "commands.convert", "voc": "commands.synthetic_voc"}  # python -m of the old paths
-RUN_COMMAND = "import sys\nfrom binary_models.commands.cli import run_script\nfrom %s import main\nsys.exit(run_script(main))\n"
+RUN_COMMAND = ("import sys\nfrom binary_models.commands.cli import run_script\nfrom %s import main\n"
+               "sys.exit(run_script(main))\n")
 
 
 def __getattr__(name):

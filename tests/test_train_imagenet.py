@@ -247,3 +247,20 @@ def test_distributed_sync_training_on_digits_matches_a_single_process(tmp_path):
     assert dist_summary["num_workers"] == 2
     print("single-process top-1 %.4f, 2 workers %.4f" % (single_top1, dist_summary["final_top1"]))
     assert dist_summary["final_top1"] >= single_top1 - 0.03, (dist_summary["final_top1"], single_top1)
+
+
+def test_max_batches_limits_each_epoch_and_the_history_keeps_every_batch_loss(image_folder, tmp_path):
+    """--max-batches 2 of 6: two per-batch losses per epoch, placed at (epoch, epoch + 1], whose mean is the
+    epoch's logged training loss (equal batches); summary.json has the data's 3 classes, not --classes."""
+    out = str(tmp_path / "run")
+    assert run_script(train_imagenet.main, ["--data-dir", image_folder, "--num-epochs", "2", "--max-batches", "2",
+                                            "--save-dir", out] + SMALL_RUN) == 0
+    history = json.load(open(os.path.join(out, "history.json")))
+    batches = history["train_loss_per_batch"]
+    assert [round(x, 6) for x, _ in batches] == [0.5, 1.0, 1.5, 2.0]
+    for epoch in (0, 1):
+        losses = [loss for x, loss in batches if epoch < x <= epoch + 1]
+        assert np.isclose(np.mean(losses), history["train_loss"][epoch], rtol=1e-5)
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["classes"] == 3 and summary["args"]["classes"] == 3
+    assert not os.path.exists(os.path.join(out, "run.lock"))

@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..models.common import STEMS
 from ..nn.config import SCALING_METHODS, WEIGHT_BITS
 from ..nn.quantization import ACTIVATION_QUANTIZERS
-from ..train import schedules
+
 from ..train.optimizers import OPTIMIZERS
 from ..train.imagenet import KVSTORES, gluoncv_model_list, layer_options, train
 from ..model_zoo import check_input_size
@@ -116,7 +116,7 @@ def parse_args(argv=None):
 def check_arguments(opt):
     """The rules between flags, and between flags and this machine, checked before any data is read or
     model built: each broken one is a :class:`UsageError` naming the flags."""
-    schedules.check_schedule(opt, opt.num_epochs, "--num-epochs", opt.resume_epoch, "--resume-epoch")
+    cli.check_schedule(opt, opt.num_epochs, "--num-epochs", opt.resume_epoch, "--resume-epoch")
     if opt.mixup_off_epoch > opt.num_epochs:
         raise UsageError("--mixup-off-epoch %d is after the last epoch (--num-epochs %d)"
                          % (opt.mixup_off_epoch, opt.num_epochs))

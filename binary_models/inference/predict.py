@@ -54,17 +54,17 @@ def load_packed_model(opt):
     from .convert import load_packed
     from .native import NativeLibraryError
     if opt.run and not os.path.isfile(opt.run):
-        raise UsageError("--run not found: %s" % opt.run)
+        raise UsageError("run not found: %s" % opt.run, "run")
     record = storage.read_run_file(run_path(opt)) if run_path(opt) else {}
     if opt.model and record.get("model") not in (None, opt.model):
-        raise UsageError("--model %s, but the packed model %s is %s (run file %s)"
-                         % (opt.model, opt.packed, record["model"], run_path(opt)))
+        raise UsageError("model %s, but the packed model %s is %s (run file %s)"
+                         % (opt.model, opt.packed, record["model"], run_path(opt)), "model")
     try:
         net = load_packed(opt.packed)
     except (FileNotFoundError, NativeLibraryError) as err:
-        raise UsageError("--packed: %s" % err)
+        raise UsageError("packed: %s" % err, "packed")
     except mx.MXNetError as err:
-        raise UsageError("--packed %s is not a readable packed model: %s" % (opt.packed, error_line(err)))
+        raise UsageError("packed %s is not a readable packed model: %s" % (opt.packed, error_line(err)), "packed")
     if opt.input_size:
         record = dict(record, input_size=opt.input_size)
     return net, record, record.get("model") or opt.model or os.path.basename(opt.packed)

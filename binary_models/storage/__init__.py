@@ -5,7 +5,8 @@ models (:mod:`.packs`). See docs/formats.md."""
 from ..errors import FileProblem, MissingFile  # noqa: F401
 from .atomic import (atomic_path, clean_folder, make_folder, reporting_failed_writes, staging_folder,  # noqa: F401
                      temporaries, write_json)
-from .pairs import check_pair, finish_commit, finish_interrupted_commits, pair_record, replace_together, sha256  # noqa: F401
+from .pairs import (check_pair, finish_commit, finish_interrupted_commits, pair_record,  # noqa: F401
+                    replace_together, sha256)
 from .checkpoints import checkpoint_record, load_parameters, load_states, save_checkpoint  # noqa: F401
 from .locks import lock_run, unlock_run  # noqa: F401
 from .runs import find_run_file, read_run_file, run_file, trained_model, write_run_file  # noqa: F401

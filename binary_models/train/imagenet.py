@@ -111,8 +111,8 @@ def make_trainer(net, opt, kv, hvd, num_batches):
         # training updates on the servers, where no clip is possible.
         if "async" in kv.type:
             if opt.bipolar_reg:
-                raise UsageError("--bipolar-reg clips weights after each update on the workers; "
-                                 "dist_async updates on the servers: use dist_sync")
+                raise UsageError("bipolar_reg clips weights after each update on the workers; "
+                                 "dist_async updates on the servers: use dist_sync", "bipolar_reg")
         else:
             update_on_kvstore = False
     return gluon.Trainer(net.collect_params(), opt.optimizer, params, kvstore=kv,
@@ -196,12 +196,12 @@ def train(opt):
                                   opt.mixup_off_epoch or opt.num_epochs, teacher, opt.temperature,
                                   opt.hard_weight, opt.bipolar_reg)
     if opt.bipolar_reg and not binary_weights(net):
-        raise UsageError("--bipolar-reg: model %s has no binary weights" % opt.model)
+        raise UsageError("bipolar_reg: model %s has no binary weights" % opt.model, "bipolar_reg")
     if teacher is not None:
         probe = mx.nd.zeros((1, 3, opt.input_size, opt.input_size), ctx=ctx[0])
         if teacher(probe).shape[1] != data.classes:
-            raise UsageError("--teacher %s predicts %d classes, the data has %d"
-                             % (opt.teacher, teacher(probe).shape[1], data.classes))
+            raise UsageError("teacher %s predicts %d classes, the data has %d"
+                             % (opt.teacher, teacher(probe).shape[1], data.classes), "teacher")
 
     trainer = make_trainer(net, opt, kv, hvd, num_batches)
     if opt.resume_states:
