@@ -112,14 +112,14 @@ def test_predict_on_a_full_disk_prints_its_predictions_and_one_line(trained, tmp
 def test_convert_on_a_full_disk_names_the_write_the_path_and_the_reason(trained, tmp_path):
     out = tmp_path / "packed"
     result = bm(["convert", "--params", trained["params"], "--output", out / "tiny"], file_size_limit=8192)
-    expect_one_line(result, "cannot write %s: %s" % (out / "tiny-symbol.json", FILE_TOO_LARGE))
+    expect_one_line(result, "--output %s: cannot write %s: %s" % (out / "tiny", out / "tiny-symbol.json", FILE_TOO_LARGE))
     assert os.listdir(str(out)) == []
 
 
 def test_convert_on_a_disk_full_at_the_parameters_names_them(trained, tmp_path):
     out = tmp_path / "packed"
     result = bm(["convert", "--params", trained["params"], "--output", out / "tiny"], file_size_limit=120000)
-    expect_one_line(result, "cannot write %s: %s" % (out / "tiny-0000.params", FILE_TOO_LARGE))
+    expect_one_line(result, "--output %s: cannot write %s: %s" % (out / "tiny", out / "tiny-0000.params", FILE_TOO_LARGE))
     assert os.listdir(str(out)) == []
 
 

@@ -53,10 +53,12 @@ def convert_command(argv=None):
                              "input_size")
     try:
         symbol_file, params_file = save_packed(packed, args.output, shape)
-    except (OSError, mx.MXNetError) as err:  # MXNet reports a failed write (full disk, ulimit -f) as an MXNetError
+        run_path = write_packed_run_file(args.output, dict(record, model=model, model_kwargs=kwargs,
+                                                           input_size=input_size), symbol_file)
+    except FileProblem as err:  # a full disk, ulimit -f, a read-only folder: the file and the OS's reason
+        raise FileProblem("output %s: %s" % (args.output, err), "output")
+    except (OSError, mx.MXNetError) as err:  # a failed write storage could not tell the reason of
         raise FileProblem("output %s: cannot write the packed model: %s" % (args.output, error_line(err)), "output")
-    run_path = write_packed_run_file(args.output, dict(record, model=model, model_kwargs=kwargs,
-                                                       input_size=input_size), symbol_file)
     float_mb, packed_mb = (os.path.getsize(p) / 2 ** 20 for p in (args.params, params_file))
     print("float parameters:  %s  %.2f MB" % (args.params, float_mb))
     print("packed parameters: %s  %.2f MB (%.1fx smaller)" % (params_file, packed_mb, float_mb / packed_mb))

@@ -76,8 +76,15 @@ def clean_folder(directory):
 
 
 def _prepared_folder(path):
+    """The folder of ``path``, made if needed and cleaned (:func:`clean_folder`)."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        in_the_way = directory
+        while not os.path.exists(in_the_way):
+            in_the_way = os.path.dirname(in_the_way)
+        raise FileProblem("cannot write %s: %s is a file, not a folder" % (path, in_the_way))
     clean_folder(directory)
     return directory
 
