@@ -340,8 +340,8 @@ def test_a_thread_count_or_an_empty_omp_num_threads_runs(program, packed, value)
 
 @pytest.mark.parametrize("value", ["lots", "4x", "4,2", "0", "-1", "99999999999", "5000", "1.5", " 4", "\u0664",
                                    "4\n2"])
-@pytest.mark.parametrize("python_args", [["-m", "binary_models", "predict", "--packed"], ["-c", "import binary_models"]],
-                         ids=["bm-predict", "import"])
+@pytest.mark.parametrize("python_args", [["-m", "binary_models", "predict", "--packed"],
+                                         ["-c", "import binary_models"]], ids=["bm-predict", "import"])
 def test_python_refuses_the_omp_num_threads_the_program_refuses_with_its_line(program, packed, value, python_args):
     """bm predict, and any program whose first import is binary_models: before mxnet loads (which aborts on a
     non-number and hangs on a huge count)."""

@@ -61,17 +61,24 @@ def _numbers(value, name):
     return list(values)
 
 
+def _with_input_size(fields, name):
+    """A copy of ``fields`` whose ``input_size`` (if any) is an int: bm-predict's positive integer, else a
+    :class:`FileProblem` naming it as ``name``."""
+    checked = dict(fields)
+    if "input_size" in fields:
+        if not _positive_integer(fields["input_size"]):
+            raise FileProblem("%s must be a positive integer" % name)
+        checked["input_size"] = int(fields["input_size"])
+    return checked
+
+
 def checked_preprocessing(entry):
     """The ``preprocessing`` entry of a run file (``input_size``, ``crop_ratio``, ``grayscale``, ``mean``,
     ``std``, each optional) after bm-predict's checks (deploy/run_file.cc, deploy/predict.cc), with its whole
     numbers as ints and ``mean`` and ``std`` as lists; a :class:`FileProblem` names the member that is wrong."""
     if not isinstance(entry, dict):
         raise FileProblem("preprocessing must be an object")
-    checked = dict(entry)
-    if "input_size" in entry:
-        if not _positive_integer(entry["input_size"]):
-            raise FileProblem("preprocessing.input_size must be a positive integer")
-        checked["input_size"] = int(entry["input_size"])
+    checked = _with_input_size(entry, "preprocessing.input_size")
     if "crop_ratio" in entry and not (entry["crop_ratio"] is None or _number(entry["crop_ratio"])
                                       and entry["crop_ratio"] > 0):
         raise FileProblem("preprocessing.crop_ratio must be a positive number or null")
@@ -95,11 +102,7 @@ def checked_run_fields(record):
     (a list of strings). A :class:`FileProblem` names the field; ints replace whole-number floats."""
     if not isinstance(record, dict):
         raise FileProblem("it is not a JSON object")
-    checked = dict(record)
-    if "input_size" in record:
-        if not _positive_integer(record["input_size"]):
-            raise FileProblem("input_size must be a positive integer")
-        checked["input_size"] = int(record["input_size"])
+    checked = _with_input_size(record, "input_size")
     if "preprocessing" in record:
         checked["preprocessing"] = checked_preprocessing(record["preprocessing"])
     if "class_names" in record and not (isinstance(record["class_names"], list)
