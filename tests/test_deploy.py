@@ -16,7 +16,6 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 from binary_models.commands import convert as convert_command
-from binary_models.errors import FileProblem
 from binary_models.inference import convert, native
 from binary_models.storage import pairs
 from binary_models.data import transforms
@@ -408,8 +407,10 @@ def test_a_file_that_is_not_the_one_recorded_in_the_pair_record_is_refused_as_py
 
 @pytest.mark.parametrize("staged", HOSTILE_STAGED, ids=[str(i) for i in range(len(HOSTILE_STAGED))])
 def test_a_pair_record_naming_files_outside_its_folder_is_refused_and_nothing_is_moved(program, packed, tmp_path,
-                                                                                       staged):
-    """The program and Python's reader (predict --packed) refuse each hostile record with the same line."""
+                                                                                       capsys, staged):
+    """The program and ``bm predict --packed`` refuse each hostile record with the same line."""
+    from binary_models.commands import predict as predict_command
+    from binary_models.commands.cli import run_script
     (tmp_path / "pack").mkdir()
     prefix = copy_of_pack(packed, tmp_path / "pack")
     plant_hostile_record(tmp_path, prefix, [prefix + "-0000.params", prefix + "-symbol.json"], staged)
@@ -419,10 +420,10 @@ def test_a_pair_record_naming_files_outside_its_folder_is_refused_and_nothing_is
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith("error: pair record %s.pair.json: " % prefix), result.stderr
     assert result.stderr.endswith(" is not the name of a file in its folder\n") and result.stderr.count("\n") == 1
-    with pytest.raises(FileProblem) as python_error:
-        load_packed(prefix)
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(predict_command.main, ["--packed", prefix, packed["images"][0]])
     assert tree(tmp_path) == before
-    assert result.stderr == "error: %s\n" % python_error.value
+    assert (exit_info.value.code, capsys.readouterr()) == (2, ("", result.stderr))
 
 
 def test_a_pair_record_may_name_plain_temporaries_in_its_folder(program, packed, tmp_path):
