@@ -66,7 +66,8 @@ def _planned_renames(record_path, staged):
     is renamed). A target is a plain file name in the record's folder; a temporary a plain name, or
     ``.packing-XXXXXXXX.PID/NAME`` in a staging folder that is a real folder (not a link). A staging folder
     that is gone yields nothing to rename. The rule of bm-predict (deploy/pair_record.cc)."""
-    folder = os.open(os.path.dirname(os.path.abspath(record_path)), getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
+    folder = os.open(os.path.dirname(os.path.abspath(record_path)),
+                     getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
     opened = {}  # staging folder name -> descriptor (None: gone)
     try:
         renames = []
