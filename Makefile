@@ -29,7 +29,7 @@ test: native deploy
 	$(PY) -m pytest -q
 
 demo: native
-	$(PY) -m binary_models.demo
+	$(VENV)/bin/bm demo
 
 clean:
 	rm -rf $(VENV) native/build deploy/build build demo_output

@@ -1,12 +1,12 @@
 """Classify images with a trained or a packed model: the classification twin of ``detection/detect.py``::
 
-    python -m binary_models.predict --params runs/imagenet-meliusnet22-best.params cat.jpg dog.jpg
-    python -m binary_models.predict --packed packed/meliusnet22 --json cat.jpg
-    python -m binary_models.predict --model meliusnet22 --params trained.params --classes-file names.txt x.jpg
+    bm predict --params runs/imagenet-meliusnet22-best.params cat.jpg dog.jpg
+    bm predict --packed packed/meliusnet22 --json cat.jpg
+    bm predict --model meliusnet22 --params trained.params --classes-file names.txt x.jpg
 
 The model name, its options, input size and classes come from the run file beside ``--params``
 (``train_imagenet.py``'s ``imagenet-MODEL-run.json``) or beside ``--packed`` (``PREFIX-run.json``, written by
-``python -m binary_models.convert``); ``--run`` names another, and flags override it. Each image is
+``bm convert``); ``--run`` names another, and flags override it. Each image is
 preprocessed as in validation (:mod:`binary_models.transforms`: resize + centre crop + ImageNet
 normalisation, or for models trained on the embedded digits grayscale + resize + the digits' normalisation),
 and the top classes are printed with their softmax probabilities, names (ImageNet's from GluonCV for 1,000

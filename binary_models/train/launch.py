@@ -1,6 +1,6 @@
 """Start a job on MXNet's parameter-server kvstore (ps-lite, inside the pip wheel).
 
-    python -m binary_models.launch -n WORKERS -s SERVERS [--hosts FILE] -- python train_imagenet.py \\
+    bm launch -n WORKERS -s SERVERS [--hosts FILE] -- bm train \\
         --kvstore dist_sync ...
 
 Every process runs the same command; the ``DMLC_*`` environment tells it its role: one scheduler, ``-s``
