@@ -9,19 +9,60 @@ import importlib
 import importlib.abc
 import importlib.util
 import os
+import re
 import sys
 import warnings
 
+from .errors import UsageError
+
+
+MAX_THREADS = 4096  # bm-predict's limit (deploy/predict.cc): MXNet hangs on a huge OpenMP pool
+
+
+def thread_count_problem(value):
+    """Why ``value`` of ``OMP_NUM_THREADS`` is no thread count (None when it is one, or empty: unset), in
+    bm-predict's words: a whole number from 1 to :data:`MAX_THREADS`. MXNet aborts while it loads on a value
+    that is not a number, and hangs on a huge one."""
+    if not value or (re.fullmatch("[0-9]+", value) and 1 <= int(value) <= MAX_THREADS):
+        return None
+    shown = "".join("?" if ord(c) < 0x20 else c for c in value)  # one line
+    return "OMP_NUM_THREADS must be a whole number of threads from 1 to %d, got '%s'" % (MAX_THREADS, shown)
+
 
 def use_all_cores():
-    """Give MXNet's OpenMP pool every core unless the user chose (``OMP_NUM_THREADS``): MXNet's pip wheel
-    defaults to the number of *physical* cores, 1 on a 2-vCPU machine, which halves its speed there. Only
-    effective before ``mxnet`` is first imported; ``import binary_models`` calls it."""
-    if "mxnet" not in sys.modules:
-        os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    """Give MXNet's OpenMP pool every core unless the user chose (``OMP_NUM_THREADS``; empty is unset): MXNet's
+    pip wheel defaults to the number of *physical* cores, 1 on a 2-vCPU machine, which halves its speed there.
+    Only effective before ``mxnet`` is first imported; ``import binary_models`` calls it, and refuses an
+    ``OMP_NUM_THREADS`` that is no thread count (:func:`thread_count_problem`) with a
+    :class:`~binary_models.errors.UsageError`, which a program that does not catch it prints as one ``error:``
+    line (exit status 2, as bm-predict)."""
+    if "mxnet" in sys.modules:
+        return
+    problem = thread_count_problem(os.environ.get("OMP_NUM_THREADS"))
+    if problem:
+        error = UsageError(problem)
+        _print_uncaught_as_one_line(error)
+        raise error
+    if not os.environ.get("OMP_NUM_THREADS"):
+        os.environ["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
 
 
-use_all_cores()  # before the first import of mxnet, which fixes its thread count
+def _print_uncaught_as_one_line(error):
+    """Make ``error``, if no one catches it, end the program with ``error: ...`` and exit status 2 (a program
+    that imports binary_models first, such as the ``bm`` command, has not started its own handling yet); an
+    interactive session shows it as usual."""
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback):
+        if value is not error or hasattr(sys, "ps1") or sys.flags.interactive:
+            return previous(kind, value, traceback)
+        print("error: %s" % value, file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(2)
+    sys.excepthook = hook
+
+
+use_all_cores()  # before the first import of mxnet, which fixes its thread count (and aborts on a bad one)
 from .errors import BinaryModelsError, FileProblem, MissingFile, NativeLibraryError, UsageError  # noqa: E402
 from .nn.config import LayerConfig, layer_config, get_layer_config, set_layer_config  # noqa: E402
 from .nn.layers import QActivation, QConv2D, QDense, Scale  # noqa: E402

@@ -8,7 +8,9 @@ gave it and prints one ``error: ...`` line (exit status 2)::
     except bm.BinaryModelsError as err:       # UnknownModel: names the closest known models
         ...
 """
+import contextlib
 import re
+import warnings
 
 
 class BinaryModelsError(ValueError):
@@ -74,3 +76,15 @@ def error_line(err):
              if line.strip() and not line.startswith(("Traceback", "  File", "Stack trace"))]
     line = lines[0] if lines else type(err).__name__
     return re.sub(r"^(MXNetError: )?(Check failed: [^:]+: )?", "", line)
+
+
+@contextlib.contextmanager
+def warnings_held_until_success():
+    """Hold back the warnings issued in the block: issued when it ends, dropped when it raises. MXNet warns about
+    what it then fails on (an unused input of a broken graph, files that are no images in a folder without any),
+    and an error stands alone: one line."""
+    with warnings.catch_warnings(record=True) as held:
+        yield
+    for warning in held:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno,
+                               source=warning.source)

@@ -366,3 +366,61 @@ def test_training_run_never_saves_non_finite_weights(tmp_path):
         run.run.end_epoch(1, {"loss": 0.5, "score": 0.9}, run.net)
     assert "run.lock" in saved  # held while the run lives, removed when it stops; nothing else changed
     assert sorted(os.listdir(tmp_path)) == [name for name in saved if name != "run.lock"]
+
+
+def cyclic_packed_model(root):
+    """A model file whose graph has a cycle (its first layer reads the last one's output)."""
+    import json
+    net = mx.gluon.nn.HybridSequential()
+    net.add(mx.gluon.nn.Dense(4), mx.gluon.nn.Dense(3))
+    net.initialize()
+    net.hybridize()
+    net(mx.nd.zeros((1, 5)))
+    prefix = os.path.join(root, "cyclic")
+    net.export(prefix)
+    with open(prefix + "-symbol.json") as f:
+        graph = json.load(f)
+    layers = [i for i, node in enumerate(graph["nodes"]) if node["op"] == "FullyConnected"]
+    graph["nodes"][layers[0]]["inputs"][0] = [layers[1], 0, 0]
+    with open(prefix + "-symbol.json", "w") as f:
+        json.dump(graph, f)
+    image = os.path.join(root, "image.png")
+    cv2.imwrite(image, np.zeros((20, 20, 3), np.uint8))
+    return ["predict", "--packed", prefix, image]
+
+
+def text_only_class_folders(root):
+    for split in ("train", "val"):
+        for name in ("a", "b"):
+            os.makedirs(os.path.join(root, split, name))
+            with open(os.path.join(root, split, name, "notes.txt"), "w") as f:
+                f.write("not an image\n")
+    return ["train", "--model", "meliusnet22", "--data-dir", root, "--save-dir", os.path.join(root, "run")]
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (cyclic_packed_model, "error: the model cannot run on 224x224 inputs: "),
+    (text_only_class_folders, "error: --data-dir {root}/train: its class folders hold no images"),
+], ids=["cyclic-graph", "text-only-class-folders"])
+def test_mxnet_warnings_do_not_come_before_the_error_line(make, fragment, tmp_path):
+    """MXNet warns (UserWarning) about what it then fails on: the error stands alone."""
+    args = make(str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "binary_models"] + args, capture_output=True, text=True,
+                            cwd=REPO, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.startswith(fragment.format(root=tmp_path)) and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_warnings_held_until_success_issues_them_after_a_success_and_drops_them_after_an_error():
+    import warnings
+    from binary_models.errors import warnings_held_until_success
+    with pytest.warns(UserWarning, match="kept"):
+        with warnings_held_until_success():
+            warnings.warn("kept", UserWarning)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError):
+            with warnings_held_until_success():
+                warnings.warn("dropped", UserWarning)
+                raise ValueError("the error")
+    assert [str(w.message) for w in seen] == []

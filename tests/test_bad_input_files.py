@@ -180,7 +180,7 @@ CLI_ROWS = [
     cli("convert-no-binary-layer", "convert", CONVERT + "--params {params} --run {bad}/float-run.json",
         "--params {params}: meliusnet22 has no binary layer to convert"),
     cli("convert-output-under-a-file", "convert", "--params {params} --output {bad}/a-file/m",
-        "--output {bad}/a-file/m: cannot write the packed model"),
+        "--output {bad}/a-file/m: cannot write {bad}/a-file/m-symbol.json: {bad}/a-file is a file, not a folder"),
     # train_imagenet.py: --resume-params, --resume-states, --use-pretrained, --save-dir
     cli("train-resume-params-missing", "train", TRAIN + "--resume-params {bad}/missing.params",
         "--resume-params not found: {bad}/missing.params"),

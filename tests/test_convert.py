@@ -138,7 +138,7 @@ def test_save_leaves_no_partial_file_when_export_fails(tmp_path, rng):
         raise OSError("disk full")
 
     packed.export = failing_export
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(bm.FileProblem, match="^cannot write %s: disk full$" % (tmp_path / "model-symbol.json")):
         save_packed(packed, str(tmp_path / "model"), (1, 4, 5, 5))
     assert os.listdir(str(tmp_path)) == []
 

@@ -22,7 +22,7 @@ from binary_models.data import transforms
 from binary_models.inference.convert import load_packed
 from binary_models.storage import run_file, write_json
 
-from test_files import in_child
+from test_files import HOSTILE_STAGED, in_child, plant_hostile_record, tree
 from test_predict import save_trained, tiny_classifier, write_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -232,6 +232,85 @@ def test_class_names_and_run_file_fields_that_do_not_fit_the_model_are_refused(p
     assert result.stderr == message.format(run=run_file(prefix), labels=tmp_path / "labels.txt") + "\n"
 
 
+# A run file's field -> bm-predict's line; Python's where it words it otherwise (the program's --mean/--std flags
+# share its rules, Python has no such flags).
+BAD_RUN_FIELDS = [
+    (dict(input_size=-16), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size=0), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size="16"), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size=True), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size=16.5), "run file {run}: input_size must be a positive integer", None),
+    (dict(input_size=2000000), "run file {run}: input_size must be a positive integer", None),
+    (dict(preprocessing="imagenet"), "run file {run}: preprocessing must be an object", None),
+    (dict(preprocessing=[16]), "run file {run}: preprocessing must be an object", None),
+    (dict(preprocessing=dict(input_size=-3)), "run file {run}: preprocessing.input_size must be a positive integer",
+     None),
+    (dict(preprocessing=dict(crop_ratio=-1)), "run file {run}: preprocessing.crop_ratio must be a positive number or "
+                                              "null", None),
+    (dict(preprocessing=dict(crop_ratio=0)), "run file {run}: preprocessing.crop_ratio must be a positive number or "
+                                             "null", None),
+    (dict(preprocessing=dict(crop_ratio="0.875")), "run file {run}: preprocessing.crop_ratio must be a positive "
+                                                   "number or null", None),
+    (dict(preprocessing=dict(grayscale="yes")), "run file {run}: preprocessing.grayscale must be true or false", None),
+    (dict(preprocessing=dict(mean=[])), "run file {run}: preprocessing.mean must be a number or a list of numbers",
+     None),
+    (dict(preprocessing=dict(mean=[0.5, "0.5", 0.5])), "run file {run}: preprocessing.mean must be a number or a "
+                                                       "list of numbers", None),
+    (dict(preprocessing=dict(std=None)), "run file {run}: preprocessing.std must be a number or a list of numbers",
+     None),
+    (dict(preprocessing=dict(std=[0])), "the normalisation's std must be positive",
+     "run file {run}: preprocessing.std must be positive"),
+    (dict(preprocessing=dict(std=[0.2, -0.2, 0.2])), "the normalisation's std must be positive",
+     "run file {run}: preprocessing.std must be positive"),
+    (dict(preprocessing=dict(mean=[0.5, 0.5])), "--mean and --std need 3 values (or 1) for this model's input",
+     "run file {run}: preprocessing.mean and preprocessing.std need 3 values (or 1) for this model's input"),
+    (dict(class_names=["cat", "dog", "bird"]), "run file {run}: class_names has 3 names, the model has 10 classes",
+     None),
+    (dict(class_names=["n%d" % i for i in range(11)]), "run file {run}: class_names has 11 names, the model has 10 "
+                                                       "classes", None),
+    (dict(class_names=["n%d" % i for i in range(9)] + [7]), "run file {run}: class_names must be a list of strings",
+     None),
+    (dict(class_names="cat"), "run file {run}: class_names must be a list of strings", None),
+]
+
+
+@pytest.mark.parametrize("fields,program_line,python_line", BAD_RUN_FIELDS,
+                         ids=[str(i) for i in range(len(BAD_RUN_FIELDS))])
+def test_python_predict_refuses_the_run_files_the_program_refuses_in_its_words(program, packed, tmp_path, capsys,
+                                                                               fields, program_line, python_line):
+    """The run file convert wrote with one field made bad: both readers refuse it, before any output."""
+    from binary_models.commands import predict as predict_command
+    from binary_models.commands.cli import run_script
+    prefix = copy_of_pack(packed, tmp_path)
+    with open(run_file(prefix)) as f:
+        record = json.load(f)
+    write_json(run_file(prefix), dict(record, **fields))
+    result = run(program, prefix, packed["images"][0])
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "error: %s\n" % program_line.format(run=run_file(prefix))
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(predict_command.main, ["--packed", prefix, packed["images"][0]])
+    out, err = capsys.readouterr()
+    assert (exit_info.value.code, out) == (2, "")
+    assert err == "error: %s\n" % (python_line or program_line).format(run=run_file(prefix))
+
+
+def test_run_file_fields_of_the_other_kinds_the_program_accepts_python_accepts(program, packed, tmp_path, capsys):
+    """A whole-number float input size, a crop ratio of null (stretch), one mean and std for every channel."""
+    from binary_models.commands import predict as predict_command
+    prefix = copy_of_pack(packed, tmp_path)
+    with open(run_file(prefix)) as f:
+        record = json.load(f)
+    write_json(run_file(prefix), dict(record, input_size=16.0, preprocessing=dict(crop_ratio=None, mean=0.5,
+                                                                                  std=[0.25])))
+    result = run(program, "--json", prefix, packed["images"][0])
+    assert result.returncode == 0, result.stderr
+    assert predict_command.main(["--json", "--packed", prefix, packed["images"][0]]) == 0
+    python = json.loads(capsys.readouterr().out)
+    expected = [(e["class"], round(e["probability"], 4)) for e in json.loads(result.stdout)[0]["top"]]
+    assert [(e["class"], round(e["probability"], 4)) for e in python[0]["top"]] == expected
+
+
 def test_class_names_of_the_models_length_name_every_class(program, packed, tmp_path):
     prefix = copy_of_pack(packed, tmp_path)
     write_json(run_file(prefix), dict(input_size=16, class_names=["n%d" % i for i in range(10)]))
@@ -256,6 +335,27 @@ def test_a_thread_count_or_an_empty_omp_num_threads_runs(program, packed, value)
     result = run(program, "--json", packed["prefix"], packed["images"][0], env=dict(OMP_NUM_THREADS=value))
     assert result.returncode == 0, result.stderr
     assert_same_as_python(result.stdout, load_packed(packed["prefix"]), transforms.imagenet_preprocessing(16))
+
+
+@pytest.mark.parametrize("value", ["lots", "4x", "4,2", "0", "-1", "99999999999", "5000", "1.5", " 4", "\u0664",
+                                   "4\n2"])
+@pytest.mark.parametrize("python_args", [["-m", "binary_models", "predict", "--packed"],
+                                         ["-c", "import binary_models"]], ids=["bm-predict", "import"])
+def test_python_refuses_the_omp_num_threads_the_program_refuses_with_its_line(program, packed, value, python_args):
+    """bm predict, and any program whose first import is binary_models: before mxnet loads (which aborts on a
+    non-number and hangs on a huge count)."""
+    env = dict(os.environ, OMP_NUM_THREADS=value)
+    result = run(program, packed["prefix"], packed["images"][0], env=env)
+    assert (result.returncode, result.stdout) == (2, "")
+    args = python_args + ([packed["prefix"], packed["images"][0]] if "predict" in python_args else [])
+    python = subprocess.run([sys.executable] + args, capture_output=True, text=True, env=env, timeout=120)
+    assert (python.returncode, python.stdout, python.stderr) == (2, "", result.stderr)
+
+
+def test_import_binary_models_gives_an_empty_omp_num_threads_every_core():
+    python = subprocess.run([sys.executable, "-c", "import os, binary_models; print(os.environ['OMP_NUM_THREADS'])"],
+                            capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=""), timeout=120)
+    assert (python.returncode, python.stdout) == (0, "%d\n" % os.cpu_count()), python.stderr
 
 
 # ---- the pair record: SHA-256 of both files, and names only in its own folder ------------------------------
@@ -305,71 +405,25 @@ def test_a_file_that_is_not_the_one_recorded_in_the_pair_record_is_refused_as_py
     assert "the pair record " + prefix + ".pair.json" in result.stderr
 
 
-def tree(root):
-    """Every path under ``root`` -> its bytes (files) or its target (symbolic links)."""
-    found = {}
-    for folder, dirs, names in os.walk(str(root)):
-        for name in dirs + names:
-            path = os.path.join(folder, name)
-            if os.path.islink(path):
-                found[path] = "-> " + os.readlink(path)
-            elif os.path.isfile(path):
-                with open(path, "rb") as f:
-                    found[path] = f.read()
-            else:
-                found[path] = "folder"
-    return found
-
-
-# Records a hostile or careless writer could leave in a pack: each names a file outside the record's
-# folder, or something that is not a file name. {outside} is a folder beside the pack.
-HOSTILE_STAGED = [
-    {"tiny-0000.params": "../outside/victim"},
-    {"tiny-0000.params": "{outside}/victim"},
-    {"tiny-0000.params": "staged", "../outside/escaped": "staged"},
-    {"tiny-0000.params": "staged", "{outside}/escaped": "staged"},
-    {"tiny-0000.params": ".packing-abcdefgh.1/model-0000.params"},  # a link to {outside}
-    {"tiny-0000.params": ".packing-real0000.1/../../outside/victim"},
-    {"tiny-0000.params": "sub/victim"},
-    {"tiny-0000.params": ""},
-    {"tiny-0000.params": "."},
-    {"tiny-0000.params": ".."},
-    {"": "staged"},
-    {".": "staged"},
-    {"..": "staged"},
-    {"tiny-0000.params": 7},
-    # one good entry does not move either
-    {"tiny-symbol.json": ".packing-real0000.1/model-symbol.json", "tiny-0000.params": "../outside/victim"},
-]
-
-
 @pytest.mark.parametrize("staged", HOSTILE_STAGED, ids=[str(i) for i in range(len(HOSTILE_STAGED))])
 def test_a_pair_record_naming_files_outside_its_folder_is_refused_and_nothing_is_moved(program, packed, tmp_path,
-                                                                                       staged):
-    pack = tmp_path / "pack"
-    pack.mkdir()
-    prefix = copy_of_pack(packed, pack)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "victim").write_bytes(b"a file outside the pack")
-    (outside / "model-0000.params").write_bytes(b"reached through a link")
-    os.symlink(str(outside), str(pack / ".packing-abcdefgh.1"))
-    (pack / "staged").write_bytes(b"a staged file")
-    (pack / "sub").mkdir()
-    (pack / "sub" / "victim").write_bytes(b"a file in a subfolder")
-    (pack / ".packing-real0000.1").mkdir()
-    shutil.copy(prefix + "-symbol.json", str(pack / ".packing-real0000.1" / "model-symbol.json"))
-    with open(prefix + ".pair.json") as f:
-        record = json.load(f)
-    record["staged"] = {k.format(outside=outside): v.format(outside=outside) if isinstance(v, str) else v
-                        for k, v in staged.items()}
-    write_json(prefix + ".pair.json", record)
+                                                                                       capsys, staged):
+    """The program and ``bm predict --packed`` refuse each hostile record with the same line."""
+    from binary_models.commands import predict as predict_command
+    from binary_models.commands.cli import run_script
+    (tmp_path / "pack").mkdir()
+    prefix = copy_of_pack(packed, tmp_path / "pack")
+    plant_hostile_record(tmp_path, prefix, [prefix + "-0000.params", prefix + "-symbol.json"], staged)
     before = tree(tmp_path)
     result = run(program, prefix, packed["images"][0])
     assert tree(tmp_path) == before
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith("error: pair record %s.pair.json: " % prefix), result.stderr
     assert result.stderr.endswith(" is not the name of a file in its folder\n") and result.stderr.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(predict_command.main, ["--packed", prefix, packed["images"][0]])
+    assert tree(tmp_path) == before
+    assert (exit_info.value.code, capsys.readouterr()) == (2, ("", result.stderr))
 
 
 def test_a_pair_record_may_name_plain_temporaries_in_its_folder(program, packed, tmp_path):

@@ -324,3 +324,132 @@ def test_packed_model_saved_repeatedly_and_sigkilled_loads_one_model_completely(
         kill(pid)
         output = load_packed(prefix)(x).asnumpy()
         assert sum(np.array_equal(output, e) for e in expected) == 1
+
+
+# ---- pair records name files in their own folder only (issue 27, cause 1) -----------------------------------
+
+# Records a hostile or careless writer could leave beside a pair: each names a file outside the record's
+# folder, or something that is not a file name. {params}: a file of the pair; {other}: its partner; {outside}: a
+# folder beside the record's. bm-predict refuses the same records with the same line (test_deploy.py).
+HOSTILE_STAGED = [
+    {"{params}": "../outside/victim"},
+    {"{params}": "{outside}/victim"},
+    {"{params}": "staged", "../outside/escaped": "staged"},
+    {"{params}": "staged", "{outside}/escaped": "staged"},
+    {"{params}": ".packing-abcdefgh.1/model-0000.params"},  # a link to {outside}, named like a staging folder
+    {"{params}": ".packing-file0000.1/model-0000.params"},  # a file named like one
+    {"{params}": ".packing-real0000.1/../../outside/victim"},
+    {"{params}": ".packing-real0000.1\n/model-symbol.json"},  # not a staging folder's name
+    {"{params}": "sub/victim"},
+    {"{params}": ""},
+    {"{params}": "."},
+    {"{params}": ".."},
+    {"": "staged"},
+    {".": "staged"},
+    {"..": "staged"},
+    {"{params}": 7},
+    {"{params}": None},
+    {"{params}": ["staged"]},
+    # a good entry moves nothing either, before the bad one or after it
+    {"{other}": ".packing-real0000.1/model-symbol.json", "{params}": "../outside/victim"},
+    {"{params}": "staged", "{other}": "../outside/victim"},
+]
+
+
+def plant_hostile_record(root, prefix, names, staged):
+    """Give the pair ``prefix`` (in ``root/pack``) a record whose ``staged`` is ``staged`` ({params}, {other}:
+    the base names of ``names``), beside the decoys that record points at: ``root/outside`` with its victim, a
+    link named like a staging folder, a real staging folder, a subfolder, a plain staged file."""
+    import json
+    pack, outside = root / "pack", root / "outside"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"a file outside the pack")
+    (outside / "model-0000.params").write_bytes(b"reached through a link")
+    os.symlink(str(outside), str(pack / ".packing-abcdefgh.1"))
+    (pack / ".packing-file0000.1").write_bytes(b"a file named like a staging folder")
+    (pack / "staged").write_bytes(b"a staged file")
+    (pack / "sub").mkdir()
+    (pack / "sub" / "victim").write_bytes(b"a file in a subfolder")
+    (pack / ".packing-real0000.1").mkdir()
+    (pack / ".packing-real0000.1" / "model-symbol.json").write_bytes(b"a staged file in a staging folder")
+    fill = dict(params=os.path.basename(names[0]), other=os.path.basename(names[1]), outside=str(outside))
+    with open(prefix + ".pair.json") as f:
+        record = json.load(f)
+    record["staged"] = {k.format(**fill): v.format(**fill) if isinstance(v, str) else v for k, v in staged.items()}
+    with open(prefix + ".pair.json", "w") as f:
+        json.dump(record, f)
+
+
+def tree(root):
+    """Every path under ``root`` -> its bytes (files) or its target (symbolic links)."""
+    found = {}
+    for folder, dirs, names in os.walk(str(root)):
+        for name in dirs + names:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                found[path] = "-> " + os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    found[path] = f.read()
+            else:
+                found[path] = "folder"
+    return found
+
+
+@pytest.fixture(scope="module")
+def pairs_to_attack(tmp_path_factory):
+    """A packed model and a checkpoint (each with its pair record), to be copied."""
+    root = tmp_path_factory.mktemp("pairs")
+    save_packed(small_packed(1)[1], str(root / "conv"), (1, 4, 5, 5))
+    trained_checkpoint(str(root / "run-0001"), 1)
+    return root
+
+
+def read_packed(prefix):
+    load_packed(prefix)
+
+
+def resume(prefix):
+    net, trainer = trained(1)
+    files.load_parameters(net, prefix + ".params")
+    files.load_states(trainer, prefix + ".states", params=prefix + ".params")
+
+
+def write_beside(prefix):
+    files.write_json(os.path.join(os.path.dirname(prefix), "history.json"), {})
+
+
+# reader -> (the pair it reads, its two files)
+READERS = {read_packed: ("conv", ("-0000.params", "-symbol.json")), resume: ("run-0001", (".params", ".states")),
+           write_beside: ("conv", ("-0000.params", "-symbol.json"))}
+
+
+@pytest.mark.parametrize("reader", list(READERS), ids=lambda reader: reader.__name__)
+@pytest.mark.parametrize("staged", HOSTILE_STAGED, ids=[str(i) for i in range(len(HOSTILE_STAGED))])
+def test_a_pair_record_naming_files_outside_its_folder_is_refused_and_nothing_is_moved(pairs_to_attack, tmp_path,
+                                                                                       reader, staged):
+    """predict --packed (load_packed), resume (load_parameters, load_states) and the clean-up before every write
+    in the folder: one line, and no file anywhere moved, created or removed."""
+    import shutil
+    name, suffixes = READERS[reader]
+    (tmp_path / "pack").mkdir()
+    prefix = str(tmp_path / "pack" / name)
+    for suffix in suffixes + (".pair.json",):
+        shutil.copy(str(pairs_to_attack / name) + suffix, prefix + suffix)
+    plant_hostile_record(tmp_path, prefix, [prefix + s for s in suffixes], staged)
+    before = tree(tmp_path)
+    with pytest.raises(files.FileProblem) as refused:
+        reader(prefix)
+    assert tree(tmp_path) == before
+    message = str(refused.value)
+    assert message.startswith("pair record %s.pair.json: " % prefix), message
+    assert message.endswith(" is not the name of a file in its folder") and "\n" not in message.replace("\\n", "")
+
+
+def test_a_pair_record_naming_a_missing_staging_folder_is_a_finished_commit(pairs_to_attack, tmp_path):
+    """save_packed's record after its staging folder went: nothing left to rename, the pair loads."""
+    import shutil
+    for suffix in ("-0000.params", "-symbol.json", ".pair.json"):
+        shutil.copy(str(pairs_to_attack / "conv") + suffix, str(tmp_path / "conv") + suffix)
+    load_packed(str(tmp_path / "conv"))
+    assert sorted(os.listdir(str(tmp_path))) == ["conv-0000.params", "conv-symbol.json", "conv.pair.json"]

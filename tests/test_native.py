@@ -336,3 +336,30 @@ def test_backward_refuses_with_a_message():
 def test_load_is_idempotent_and_reports_the_library():
     assert native.is_loaded()
     assert native.load() == native.library_path() and native.library_path().endswith(native.LIBRARY_NAME)
+
+
+@pytest.mark.parametrize("content", [b"not a library", b"\x7fELF" + bytes(100)], ids=["text", "cut-off-elf"])
+def test_a_library_that_does_not_load_is_one_line_without_mxnets_traceback(tmp_path, content):
+    """``bm predict --packed`` of a model that needs the library: one line, with the loader's reason."""
+    library = tmp_path / "libbroken.so"
+    library.write_bytes(content)
+    env = dict(os.environ, **{native.LIBRARY_ENV: str(library)})
+    code = ("from binary_models.inference import native\ntry:\n    native.load()\nexcept native.NativeLibraryError "
+            "as err:\n    print(err)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert loaded.stdout.count("\n") == 1 and "Traceback" not in loaded.stdout and "File " not in loaded.stdout
+    assert loaded.stdout.startswith("MXNet could not load %s: %s: " % (library, library)), loaded.stdout
+    assert len(loaded.stdout.split(": ")[-1].strip()) > 0  # the dynamic loader's reason
+    prefix = tmp_path / "conv"
+    code = ("import binary_models as bm, mxnet as mx\nfrom binary_models.inference.convert import convert, "
+            "save_packed\nnet = bm.QConv2D(4, 3, in_channels=4)\nnet.initialize()\nsave_packed(convert(net), %r, "
+            "(1, 4, 5, 5))" % str(prefix))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    import cv2
+    cv2.imwrite(str(tmp_path / "image.png"), np.zeros((8, 8, 3), np.uint8))
+    result = subprocess.run([sys.executable, "-m", "binary_models", "predict", "--packed", str(prefix),
+                             str(tmp_path / "image.png")], capture_output=True, text=True, env=env, timeout=300)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: --packed: the packed model %s uses the "
+                                                                       "native operators binary_conv2d" % prefix)
+    assert result.stderr.endswith(", but the native library cannot be loaded: " + loaded.stdout), result.stderr

@@ -13,7 +13,7 @@ import sys
 
 import mxnet as mx
 
-from ..errors import FileProblem, InputSizeError, UsageError, error_line
+from ..errors import FileProblem, InputSizeError, UsageError, error_line, warnings_held_until_success
 from ..inference.convert import convert, save_packed, write_packed_run_file
 from ..model_zoo import get_model
 from ..storage import load_parameters, trained_model
@@ -46,16 +46,19 @@ def convert_command(argv=None):
         raise UsageError("params %s: %s" % (args.params, err), "params")
     shape = (1, 3, input_size, input_size)
     try:
-        packed(mx.nd.zeros(shape)).wait_to_read()
+        with warnings_held_until_success():
+            packed(mx.nd.zeros(shape)).wait_to_read()
     except mx.MXNetError as err:
         raise InputSizeError("input_size %d does not fit %s: %s" % (input_size, model, error_line(err)),
                              "input_size")
     try:
         symbol_file, params_file = save_packed(packed, args.output, shape)
-    except (OSError, mx.MXNetError) as err:  # MXNet reports a failed write (full disk, ulimit -f) as an MXNetError
+        run_path = write_packed_run_file(args.output, dict(record, model=model, model_kwargs=kwargs,
+                                                           input_size=input_size), symbol_file)
+    except FileProblem as err:  # a full disk, ulimit -f, a read-only folder: the file and the OS's reason
+        raise FileProblem("output %s: %s" % (args.output, err), "output")
+    except (OSError, mx.MXNetError) as err:  # a failed write storage could not tell the reason of
         raise FileProblem("output %s: cannot write the packed model: %s" % (args.output, error_line(err)), "output")
-    run_path = write_packed_run_file(args.output, dict(record, model=model, model_kwargs=kwargs,
-                                                       input_size=input_size), symbol_file)
     float_mb, packed_mb = (os.path.getsize(p) / 2 ** 20 for p in (args.params, params_file))
     print("float parameters:  %s  %.2f MB" % (args.params, float_mb))
     print("packed parameters: %s  %.2f MB (%.1fx smaller)" % (params_file, packed_mb, float_mb / packed_mb))

@@ -12,7 +12,8 @@ import sys
 import mxnet as mx
 
 from ..data import labels, transforms
-from ..errors import UsageError, error_line
+from .. import storage
+from ..errors import FileProblem, UsageError, error_line
 from ..inference import predict
 from . import cli
 
@@ -52,6 +53,8 @@ def main(argv=None):
     for path in opt.images:
         if not os.path.isfile(path):
             raise UsageError("image not found: %s" % path)
+    if opt.output_dir:
+        storage.make_folder(opt.output_dir, "output_dir")  # a file, a read-only folder: before the forward pass
     net, record, name = predict.load_model(opt)
     preprocessing = transforms.preprocessing_of(record, opt.input_size, opt.crop_ratio)
     inputs = predict.read_inputs(opt.images, preprocessing)
@@ -62,21 +65,32 @@ def main(argv=None):
                                                                        preprocessing.input_size, error_line(err)))
     num_classes = len(logits[0])
     names = (labels.read_names(opt.classes_file, num_classes) if opt.classes_file
-             else labels.class_names(num_classes, record))
+             else labels.class_names(num_classes, record, "run file %s: class_names" % predict.run_path(opt)))
     outputs = predict.output_paths(opt.images, opt.output_dir) if opt.output_dir else [None] * len(opt.images)
-    results = []
+    results, failed = [], None
     for path, (image, _, prep_ms), row, forward_ms, output in zip(opt.images, inputs, logits, latencies, outputs):
         top = predict.top_classes(row, opt.top)
         result = dict(image=path, latency_ms=dict(forward=round(forward_ms, 4), preprocessing=round(prep_ms, 4)),
                       top=[dict(name=predict.label(c, names), probability=p, **{"class": c}) for c, p in top])
-        if output:
-            predict.draw(output, path, image, top, names)
-            result["output"] = output
+        if output and not failed:
+            try:
+                predict.draw(output, path, image, top, names)
+                result["output"] = output
+            except FileProblem as err:  # a full disk, a PNG path that is a folder: the predictions still print
+                failed = FileProblem("output_dir %s: %s" % (opt.output_dir, err), "output_dir")
         results.append(result)
+    print_results(results, opt, name, record, preprocessing, num_classes)
+    if failed:
+        raise failed
+    return 0
+
+
+def print_results(results, opt, name, record, preprocessing, num_classes):
+    """The results as JSON (``--json``) or as text: the model, then each image with its top classes."""
     if opt.json:
         json.dump(results, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return 0
+        return
     print(predict.describe(name, opt, record, preprocessing, num_classes))
     for result in results:
         latency = result["latency_ms"]
@@ -85,7 +99,6 @@ def main(argv=None):
             " -> %s" % result["output"] if "output" in result else ""))
         for rank, entry in enumerate(result["top"], 1):
             print("  %d. %-24s %.4f" % (rank, entry["name"], entry["probability"]))
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from mxnet import gluon
 from mxnet.gluon.data import DataLoader, Dataset
 from mxnet.gluon.data.sampler import Sampler
 
-from ..errors import UsageError, error_line
+from ..errors import UsageError, error_line, warnings_held_until_success
 from .digits import DIGITS_CLASSES, DIGITS_SIZE, digits_datasets
 from .transforms import MEAN_RGB, STD_RGB, imagenet_preprocessing, validation_transform
 
@@ -153,11 +153,12 @@ def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, nu
         transforms.RandomColorJitter(brightness=JITTER, contrast=JITTER, saturation=JITTER),
         transforms.RandomLighting(LIGHTING), transforms.ToTensor(), transforms.Normalize(MEAN_RGB, STD_RGB)])
     val_transform = validation_transform(imagenet_preprocessing(input_size, crop_ratio))
-    train_set, val_set = ImageNet(root, train=True), ImageNet(root, train=False)
-    for dataset, split in ((train_set, "train"), (val_set, "val")):
-        check_class_folders(dataset, os.path.join(root, split), "--data-dir")
-    if train_set.synsets != val_set.synsets:
-        raise UsageError("data_dir: train/ and val/ have different class folders", "data_dir")
+    with warnings_held_until_success():  # "Ignoring notes.txt": no warning before "... hold no images"
+        train_set, val_set = ImageNet(root, train=True), ImageNet(root, train=False)
+        for dataset, split in ((train_set, "train"), (val_set, "val")):
+            check_class_folders(dataset, os.path.join(root, split), "--data-dir")
+        if train_set.synsets != val_set.synsets:
+            raise UsageError("data_dir: train/ and val/ have different class folders", "data_dir")
     return _loader_data(SkipUnreadable(train_set, log_file=log_file).transform_first(train_transform),
                         SkipUnreadable(val_set, log_file=log_file).transform_first(val_transform),
                         batch_size, num_workers, shard, seed, len(train_set.synsets), input_size)

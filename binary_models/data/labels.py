@@ -1,6 +1,7 @@
 """Class names of classification models: ImageNet's 1,000 (the list GluonCV ships, offline), the embedded
 digits' '0'..'9', or one name per line of a file."""
 from ..errors import UsageError
+from ..storage.runs import check_class_names
 
 DIGITS_NAMES = tuple(str(d) for d in range(10))
 
@@ -26,11 +27,14 @@ def read_names(path, num_classes=None):
     return names
 
 
-def class_names(num_classes, record=None):
+def class_names(num_classes, record=None, source="class_names"):
     """The names of a model's ``num_classes`` outputs, from what its run file ``record`` says: the ones it
-    records (``class_names``), the digits', ImageNet's for 1,000 classes; None when nothing is known."""
+    records (``class_names``: a :class:`~binary_models.errors.FileProblem` naming ``source`` when they are not
+    one per class, as bm-predict refuses them), the digits', ImageNet's for 1,000 classes; None when nothing is
+    known."""
     record = record or {}
-    if record.get("class_names") and len(record["class_names"]) == num_classes:
+    if "class_names" in record:
+        check_class_names(record["class_names"], num_classes, source)
         return list(record["class_names"])
     if record.get("dataset") == "digits" and num_classes == len(DIGITS_NAMES):
         return list(DIGITS_NAMES)

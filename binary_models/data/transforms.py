@@ -17,6 +17,7 @@ import collections
 
 import mxnet as mx
 
+from ..storage.runs import checked_preprocessing
 from .digits import digits_statistics
 
 CROP_RATIO = 0.875
@@ -50,17 +51,19 @@ def digits_preprocessing(input_size):
 
 
 def preprocessing_of(record, input_size=None, crop_ratio=None):
-    """The preprocessing of the model a run file ``record`` describes: its own ``preprocessing`` entry when it
-    has one, else that of its ``dataset`` at its ``input_size``; ``input_size`` and ``crop_ratio`` override."""
-    if record.get("preprocessing"):
-        recorded = dict(record["preprocessing"])
-        recorded.update({k: v for k, v in dict(input_size=input_size, crop_ratio=crop_ratio).items() if v})
-        return Preprocessing(int(recorded["input_size"]), recorded["crop_ratio"], bool(recorded["grayscale"]),
-                             tuple(recorded["mean"]), tuple(recorded["std"]))
-    size = input_size or record.get("input_size") or 224
-    if record.get("dataset") == "digits":
-        return digits_preprocessing(size)
-    return imagenet_preprocessing(size, crop_ratio or record.get("crop_ratio") or CROP_RATIO)
+    """The preprocessing of the model a run file ``record`` describes: ImageNet's at its ``input_size`` with the
+    members its ``preprocessing`` entry has (checked as bm-predict checks them and read as it reads them:
+    :func:`~binary_models.storage.runs.checked_preprocessing`), else that of its ``dataset``; ``input_size``
+    and ``crop_ratio`` override."""
+    if "preprocessing" not in record:
+        size = input_size or record.get("input_size") or 224
+        if record.get("dataset") == "digits":
+            return digits_preprocessing(size)
+        return imagenet_preprocessing(size, crop_ratio or record.get("crop_ratio") or CROP_RATIO)
+    recorded = {k: v for k, v in checked_preprocessing(record["preprocessing"]).items() if k in Preprocessing._fields}
+    recorded.update({k: tuple(recorded[k]) for k in ("mean", "std") if k in recorded})
+    recorded.update({k: v for k, v in dict(input_size=input_size, crop_ratio=crop_ratio).items() if v})
+    return imagenet_preprocessing(record.get("input_size") or 224)._replace(**recorded)
 
 
 def validation_transform(preprocessing):

@@ -323,9 +323,39 @@ def save_packed(net, prefix, input_shape=(1, 3, 224, 224)):
     targets = packed_files(prefix)
     with storage.staging_folder(targets[0]) as staging:
         staged = os.path.join(staging, "model")
-        net.export(staged)
-        storage.replace_together(storage.pair_record(prefix), dict(zip(targets, packed_files(staged))))
+        with storage.reporting_failed_writes(targets, packed_files(staged)):
+            _export(net, staged, targets)
+            storage.replace_together(storage.pair_record(prefix), dict(zip(targets, packed_files(staged))))
     return targets
+
+
+def _export(net, staged, targets):
+    """``net.export(staged)``, a failed write of it naming its target (``targets``: the symbol's, the
+    parameters') and the OS's reason (:func:`~binary_models.storage.reporting_failed_writes`). MXNet reports a
+    failed write of the parameters, but cuts the symbol file short without a word: that is a failed write too."""
+    symbol = packed_files(staged)[0]
+    try:
+        net.export(staged)
+    except Exception:
+        if _complete_json(symbol):
+            raise
+        with storage.reporting_failed_writes(targets[:1], [symbol]):
+            raise  # the symbol's, if the OS gives a reason; else the error as it was
+    if not _complete_json(symbol):
+        with storage.reporting_failed_writes(targets[:1], [symbol]):
+            raise ValueError("MXNet cut the symbol file %s short" % symbol)
+
+
+def _complete_json(path):
+    """Whether the file ``path`` is a complete JSON document (or none was written)."""
+    try:
+        with open(path) as f:
+            json.load(f)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _symbol_operators(symbol_file):

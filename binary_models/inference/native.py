@@ -23,7 +23,7 @@ import threading
 
 import mxnet as mx
 
-from ..errors import NativeLibraryError
+from ..errors import NativeLibraryError, error_line
 
 LIBRARY_NAME = "libbinary_models_native.so"
 OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights", "binary_dense_stage", "norm_pool", "rprelu")
@@ -98,8 +98,9 @@ def load():
             raise NativeLibraryError("native library %s does not exist (%s)" % (path, why))
         try:
             mx.library.load(path, verbose=False)
-        except mx.MXNetError as err:
-            raise NativeLibraryError("MXNet could not load %s: %s" % (path, err)) from err
+        except mx.MXNetError as err:  # its last line is the dynamic loader's reason; the others its traceback
+            raise NativeLibraryError("MXNet could not load %s: %s"
+                                     % (path, error_line(str(err).strip().splitlines()[-1]))) from err
         return path
 
 

@@ -22,7 +22,7 @@ import mxnet as mx
 
 from .. import model_zoo, storage
 from ..data import transforms
-from ..errors import UsageError, error_line
+from ..errors import UsageError, error_line, warnings_held_until_success
 
 
 def load_model(opt):
@@ -41,16 +41,24 @@ def load_model(opt):
     return load_packed_model(opt)
 
 
+def run_path(opt):
+    """The run file describing the model of ``--params`` or ``--packed`` (``--run``, else the one beside it;
+    None: none)."""
+    if opt.run:
+        return opt.run
+    path = storage.run_file(opt.packed) if opt.packed else storage.find_run_file(opt.params)
+    return path if path and os.path.isfile(path) else None
+
+
 def load_packed_model(opt):
     from .convert import load_packed
     from .native import NativeLibraryError
-    run_path = opt.run or storage.run_file(opt.packed)
     if opt.run and not os.path.isfile(opt.run):
         raise UsageError("run not found: %s" % opt.run, "run")
-    record = storage.read_run_file(run_path) if os.path.isfile(run_path) else {}
+    record = storage.read_run_file(run_path(opt)) if run_path(opt) else {}
     if opt.model and record.get("model") not in (None, opt.model):
         raise UsageError("model %s, but the packed model %s is %s (run file %s)"
-                         % (opt.model, opt.packed, record["model"], run_path), "model")
+                         % (opt.model, opt.packed, record["model"], run_path(opt)), "model")
     try:
         net = load_packed(opt.packed)
     except (FileNotFoundError, NativeLibraryError) as err:
@@ -99,7 +107,8 @@ def forward_batches(net, inputs, batch_size, repeat=1):
     for start in range(0, len(inputs), batch_size):
         batch = mx.nd.stack(*[x for _, x, _ in inputs[start:start + batch_size]])
         if batch.shape not in warmed:
-            net(batch).wait_to_read()
+            with warnings_held_until_success():  # a graph MXNet warns about and then cannot run: one error
+                net(batch).wait_to_read()
             warmed.add(batch.shape)
         times = []
         for _ in range(repeat):

@@ -3,7 +3,8 @@ dead writers (:mod:`.tempfiles`), files replaced together with their SHA-256 rec
 checkpoints (:mod:`.checkpoints`), the run lock (:mod:`.locks`), the run file (:mod:`.runs`) and packed
 models (:mod:`.packs`). See docs/formats.md."""
 from ..errors import FileProblem, MissingFile  # noqa: F401
-from .atomic import atomic_path, clean_folder, make_folder, staging_folder, temporaries, write_json  # noqa: F401
+from .atomic import (atomic_path, clean_folder, make_folder, reporting_failed_writes, staging_folder,  # noqa: F401
+                     temporaries, write_json)
 from .pairs import (check_pair, finish_commit, finish_interrupted_commits, pair_record,  # noqa: F401
                     replace_together, sha256)
 from .checkpoints import checkpoint_record, load_parameters, load_states, save_checkpoint  # noqa: F401

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 
 from ..errors import FileProblem
 from . import tempfiles
@@ -41,8 +42,70 @@ def _fsync(path):
 
 
 def _move(source, target):
-    """One rename of a commit (tests interrupt commits here)."""
-    os.replace(source, target)
+    """One rename of a commit, ``(folder descriptor, name)`` to ``(folder descriptor, name)`` (tests interrupt
+    commits here)."""
+    os.replace(source[1], target[1], src_dir_fd=source[0], dst_dir_fd=target[0])
+
+
+def _plain_name(name):
+    """A file name in a folder: a string, not empty, not ``.`` or ``..``, without ``/`` (or NUL)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+def _quoted(value):
+    """A record's entry as bm-predict quotes it (JSON, ASCII; ``an array``, ``an object``)."""
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "an array"
+    return json.dumps(value)
+
+
+@contextlib.contextmanager
+def _planned_renames(record_path, staged):
+    """Yield the renames of ``staged`` (target name -> temporary) as ``(source, target)`` pairs of ``(folder
+    descriptor, name)``, after checking every name (a :class:`FileProblem` refuses the record before anything
+    is renamed). A target is a plain file name in the record's folder; a temporary a plain name, or
+    ``.packing-XXXXXXXX.PID/NAME`` in a staging folder that is a real folder (not a link). A staging folder
+    that is gone yields nothing to rename. The rule of bm-predict (deploy/pair_record.cc)."""
+    folder = os.open(os.path.dirname(os.path.abspath(record_path)),
+                     getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
+    opened = {}  # staging folder name -> descriptor (None: gone)
+    try:
+        renames = []
+        for target, source in sorted(staged.items()):
+            if not _plain_name(target) or not isinstance(source, str):
+                raise _refusal(record_path, source if _plain_name(target) else target)
+            sub, slash, name = source.partition("/")
+            if not slash:
+                if not _plain_name(source):
+                    raise _refusal(record_path, source)
+                renames.append(((folder, source), (folder, target)))
+                continue
+            if not tempfiles.STAGING_NAME.fullmatch(sub) or not _plain_name(name):
+                raise _refusal(record_path, source)
+            if sub not in opened:
+                try:  # O_NOFOLLOW: a link named like a staging folder could lead anywhere
+                    opened[sub] = os.open(sub, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+                except FileNotFoundError:
+                    opened[sub] = None
+                except OSError:
+                    raise _refusal(record_path, source)
+            if opened[sub] is not None:
+                renames.append(((opened[sub], name), (folder, target)))
+        yield renames
+    finally:
+        for fd in [folder] + [fd for fd in opened.values() if fd is not None]:
+            os.close(fd)
+
+
+def _refusal(record_path, name):
+    return FileProblem("pair record %s: %s is not the name of a file in its folder" % (record_path, _quoted(name)))
+
+
+def _is_file(source):
+    try:
+        return stat.S_ISREG(os.stat(source[1], dir_fd=source[0]).st_mode)
+    except OSError:
+        return False
 
 
 def _read_record(record_path):
@@ -74,17 +137,17 @@ def _write_record(record_path, record):
 
 def finish_commit(record_path):
     """Finish the renames of the commit recorded in ``record_path`` (a writer killed after its commit point
-    left some of its temporaries); returns the record (None when there is none)."""
+    left some of its temporaries); returns the record (None when there is none). A record that names anything
+    but files in its own folder is refused (:class:`FileProblem`) and nothing is renamed."""
     record = _read_record(record_path)
     if record is None:
         return None
-    directory = os.path.dirname(os.path.abspath(record_path))
-    for name, staged in sorted(record.get("staged", {}).items()):
-        source = os.path.join(directory, staged)
-        if os.path.isfile(source):
-            # Gone: another process finished it. Not allowed (a read-only folder): check_pair reports the mix.
-            with contextlib.suppress(OSError):
-                _move(source, os.path.join(directory, name))
+    with _planned_renames(record_path, record.get("staged", {})) as renames:
+        for source, target in renames:
+            if _is_file(source):
+                # Gone: another process finished it. Not allowed (a read-only folder): check_pair reports the mix.
+                with contextlib.suppress(OSError):
+                    _move(source, target)
     return record
 
 
@@ -103,16 +166,17 @@ def replace_together(record_path, staged):
     directory = os.path.dirname(os.path.abspath(record_path))
     for source in staged.values():
         _fsync(source)
-    record = {"files": {os.path.basename(t): sha256(s) for t, s in staged.items()},
-              "staged": {os.path.basename(t): os.path.relpath(s, directory) for t, s in staged.items()}}
-    _write_record(record_path, record)  # the commit point
-    try:
-        for target, source in sorted(staged.items()):
-            _move(source, target)
-    except BaseException:  # interrupted (KeyboardInterrupt): finish before the temporaries are removed
-        with contextlib.suppress(Exception):
-            finish_commit(record_path)
-        raise
+    names = {os.path.relpath(t, directory): os.path.relpath(s, directory) for t, s in staged.items()}
+    record = {"files": {os.path.relpath(t, directory): sha256(s) for t, s in staged.items()}, "staged": names}
+    with _planned_renames(record_path, names) as renames:  # the rule readers apply, checked before the commit
+        _write_record(record_path, record)  # the commit point
+        try:
+            for source, target in renames:
+                _move(source, target)
+        except BaseException:  # interrupted (KeyboardInterrupt): finish before the temporaries are removed
+            with contextlib.suppress(Exception):
+                finish_commit(record_path)
+            raise
 
 
 def check_pair(record_path, paths, what):

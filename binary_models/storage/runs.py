@@ -3,6 +3,7 @@ name, the keyword arguments that build it, its input size and classes). ``conver
 find it beside a checkpoint (:func:`find_run_file`) instead of asking again.
 """
 import json
+import math
 import os
 import re
 
@@ -36,19 +37,104 @@ def find_run_file(params_path):
     return None
 
 
+def _finite(text):
+    """json's ``parse_float`` and ``parse_constant``: NaN, infinities and overflowing numbers are no JSON."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("%s is not a finite number" % text)
+    return value
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive_integer(value):
+    """bm-predict's positive integer: a whole number (16 or 16.0) from 1 to 10^6."""
+    return _number(value) and 1 <= value <= 1e6 and value == math.floor(value)
+
+
+def _numbers(value, name):
+    values = [value] if _number(value) else value if isinstance(value, list) else []
+    if not values or not all(_number(v) for v in values):
+        raise FileProblem("preprocessing.%s must be a number or a list of numbers" % name)
+    return list(values)
+
+
+def _with_input_size(fields, name):
+    """A copy of ``fields`` whose ``input_size`` (if any) is an int: bm-predict's positive integer, else a
+    :class:`FileProblem` naming it as ``name``."""
+    checked = dict(fields)
+    if "input_size" in fields:
+        if not _positive_integer(fields["input_size"]):
+            raise FileProblem("%s must be a positive integer" % name)
+        checked["input_size"] = int(fields["input_size"])
+    return checked
+
+
+def checked_preprocessing(entry):
+    """The ``preprocessing`` entry of a run file (``input_size``, ``crop_ratio``, ``grayscale``, ``mean``,
+    ``std``, each optional) after bm-predict's checks (deploy/run_file.cc, deploy/predict.cc), with its whole
+    numbers as ints and ``mean`` and ``std`` as lists; a :class:`FileProblem` names the member that is wrong."""
+    if not isinstance(entry, dict):
+        raise FileProblem("preprocessing must be an object")
+    checked = _with_input_size(entry, "preprocessing.input_size")
+    if "crop_ratio" in entry and not (entry["crop_ratio"] is None or _number(entry["crop_ratio"])
+                                      and entry["crop_ratio"] > 0):
+        raise FileProblem("preprocessing.crop_ratio must be a positive number or null")
+    if "grayscale" in entry and not isinstance(entry["grayscale"], bool):
+        raise FileProblem("preprocessing.grayscale must be true or false")
+    for name in ("mean", "std"):
+        if name in entry:
+            checked[name] = _numbers(entry[name], name)
+    if any(s <= 0 for s in checked.get("std", ())):
+        raise FileProblem("preprocessing.std must be positive")
+    channels = 1 if checked.get("grayscale") else 3
+    if any(len(checked.get(name, [0] * channels)) not in (1, channels) for name in ("mean", "std")):
+        raise FileProblem("preprocessing.mean and preprocessing.std need %d values (or 1) for this model's input"
+                          % channels)
+    return checked
+
+
+def checked_run_fields(record):
+    """``record`` (a run file's content) with what serving its model reads checked as bm-predict checks it:
+    ``input_size`` (a positive integer), ``preprocessing`` (:func:`checked_preprocessing`) and ``class_names``
+    (a list of strings). A :class:`FileProblem` names the field; ints replace whole-number floats."""
+    if not isinstance(record, dict):
+        raise FileProblem("it is not a JSON object")
+    checked = _with_input_size(record, "input_size")
+    if "preprocessing" in record:
+        checked["preprocessing"] = checked_preprocessing(record["preprocessing"])
+    if "class_names" in record and not (isinstance(record["class_names"], list)
+                                        and all(isinstance(n, str) for n in record["class_names"])):
+        raise FileProblem("class_names must be a list of strings")
+    return checked
+
+
+def check_class_names(names, classes, source):
+    """A :class:`FileProblem` unless ``names`` has one name per class: ``"{source} has 3 names, the model has
+    10 classes"`` (bm-predict's words)."""
+    if len(names) != classes:
+        raise FileProblem("%s has %d names, the model has %d classes" % (source, len(names), classes))
+
+
 def read_run_file(path):
     """The run file's record (a dict with model, model_kwargs, input_size, classes, kind), or a
-    :class:`UsageError` naming the file and its problem."""
+    :class:`FileProblem` naming the file and its problem; the fields serving reads are checked with
+    bm-predict's rules (:func:`checked_run_fields`)."""
     try:
         with open(path) as f:
-            record = json.load(f)
+            record = json.load(f, parse_float=_finite, parse_constant=_finite)
     except (OSError, ValueError) as err:
         raise FileProblem("cannot read run file %s: %s" % (path, err))
-    missing = [k for k in ("model", "model_kwargs", "input_size", "classes") if k not in record] \
-        if isinstance(record, dict) else ["everything"]
+    try:
+        record = checked_run_fields(record)
+    except FileProblem as err:
+        raise FileProblem("run file %s: %s" % (path, err))
+    missing = [k for k in ("model", "model_kwargs", "input_size", "classes") if k not in record]
     if missing:
         raise FileProblem("run file %s lacks %s" % (path, ", ".join(missing)))
-    kinds = dict(model=str, model_kwargs=dict, input_size=int, classes=(int, list))
+    kinds = dict(model=str, model_kwargs=dict, classes=(int, list))
     wrong = [k for k, kind in kinds.items() if not isinstance(record[k], kind) or isinstance(record[k], bool)]
     if wrong:
         raise FileProblem("run file %s: %s" % (path, ", ".join("%s is %r" % (k, record[k]) for k in wrong)))

@@ -13,9 +13,9 @@ import shutil
 import tempfile
 import time
 
-# Without the pid: written by older versions.
-TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}(?:\.(?P<pid>\d+))?\.tmp$")
-STAGING_NAME = re.compile(r"^\.packing-[a-z0-9_]{8}(?:\.(?P<pid>\d+))?$")
+# Names are matched whole (fullmatch). Without the pid: written by older versions.
+TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}(?:\.(?P<pid>[0-9]+))?\.tmp")
+STAGING_NAME = re.compile(r"\.packing-[a-z0-9_]{8}(?:\.(?P<pid>[0-9]+))?")
 # An unlocked temporary of a live process (just created, not yet locked) is left alone this long.
 STALE_AFTER_S = 60
 
@@ -76,7 +76,7 @@ def remove_stale(directory):
     """Remove the temporaries of dead writers in ``directory``, in one log line. Returns the removed names."""
     removed, size = [], 0
     for entry in os.scandir(directory):
-        match = TEMPORARY_NAME.match(entry.name) or STAGING_NAME.match(entry.name)
+        match = TEMPORARY_NAME.fullmatch(entry.name) or STAGING_NAME.fullmatch(entry.name)
         if match is None or not _is_stale(entry.path, match.group("pid") and int(match.group("pid"))):
             continue
         try:

@@ -18,7 +18,7 @@ import sys
 import time
 
 from ..errors import FileProblem, TrainingDiverged
-from ..storage import lock_run, run_file, save_checkpoint, unlock_run, write_json, write_run_file
+from ..storage import lock_run, make_folder, run_file, save_checkpoint, unlock_run, write_json, write_run_file
 from ..plots import plot_curves
 
 
@@ -26,8 +26,9 @@ BATCH_LOSSES = "train_loss_per_batch"  # history key: [(epoch + fraction done, l
 
 
 def setup_logger(logging_file=None, enabled=True, name="binary_models"):
-    """GluonCV-style logging: INFO lines to the console and, when given, to ``logging_file``.
-    ``enabled=False`` (non-zero ranks of a distributed run) silences the logger."""
+    """GluonCV-style logging: INFO lines to the console and, when given, to ``logging_file`` (a
+    :class:`FileProblem` when it cannot be opened). ``enabled=False`` (non-zero ranks of a distributed run)
+    silences the logger."""
     logger = logging.getLogger(name)
     logger.handlers.clear()
     logger.propagate = False
@@ -35,9 +36,12 @@ def setup_logger(logging_file=None, enabled=True, name="binary_models"):
     formatter = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
     handlers = [logging.StreamHandler(sys.stdout)]
     if logging_file and enabled:
-        directory = os.path.dirname(os.path.abspath(logging_file))
-        os.makedirs(directory, exist_ok=True)
-        handlers.append(logging.FileHandler(logging_file))
+        make_folder(os.path.dirname(os.path.abspath(logging_file)), "logging_file")
+        try:
+            handlers.append(logging.FileHandler(logging_file))
+        except OSError as err:
+            raise FileProblem("logging_file %s: cannot open the log file: %s" % (logging_file, err.strerror or err),
+                              "logging_file")
     for handler in handlers:
         handler.setFormatter(formatter)
         logger.addHandler(handler)
