@@ -74,3 +74,13 @@ def error_line(err):
              if line.strip() and not line.startswith(("Traceback", "  File", "Stack trace"))]
     line = lines[0] if lines else type(err).__name__
     return re.sub(r"^(MXNetError: )?(Check failed: [^:]+: )?", "", line)
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop by ``signum`` (SIGINT, SIGTERM, SIGHUP, SIGUSR1; see
+    :mod:`binary_models.train.stopping`): raised where it stops, with ``kept``, one sentence saying what it kept
+    and how to continue. A ``KeyboardInterrupt``, so that every writer finishes or rolls back as on Ctrl-C."""
+
+    def __init__(self, signum, kept=None, grace_expired=False):
+        super().__init__(signum)
+        self.signum, self.kept, self.grace_expired = signum, kept, grace_expired
