@@ -6,7 +6,7 @@ line and exits with 128 + the signal's number.
 
 Training defers them (:func:`deferred`): the signal is only recorded (:func:`requested`), the training loop
 saves the point reached at its next batch and raises :class:`Stopped` itself. The grace period bounds that:
-at ``grace - 1`` seconds (at least half of it) :class:`Stopped` is raised wherever the process is (an
+at ``grace - 2`` seconds (at least half of it) :class:`Stopped` is raised wherever the process is (an
 unfinished checkpoint write is rolled back), and at ``grace`` seconds a process stuck in native code (a
 kvstore whose peers are gone) exits at once. A second Ctrl-C stops at once too; a second SIGTERM (Slurm
 signals every process of a job) changes nothing."""
@@ -75,13 +75,13 @@ def _handler(signum, frame):
 
 
 def _start_grace(signum, grace):
-    """The watchdog of a deferred stop: SIGALRM to the main thread at ``grace - 1`` s (at least ``grace / 2``),
+    """The watchdog of a deferred stop: SIGALRM to the main thread at ``grace - 2`` s (at least ``grace / 2``),
     then, if the process still runs at ``grace`` s, its end with 128 + ``signum``."""
     cancel = _State.cancel = threading.Event()
     main = threading.main_thread().ident
 
     def watch():
-        soft = max(grace - 1.0, grace / 2)
+        soft = max(grace - 2.0, grace / 2)
         if cancel.wait(soft):
             return
         signal.pthread_kill(main, signal.SIGALRM)

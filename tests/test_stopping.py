@@ -1,0 +1,253 @@
+"""Stop signals and ``--resume auto`` (issue 31): a run stopped by SIGTERM (SIGHUP, SIGUSR1, Ctrl-C) at any
+moment keeps the point reached, leaves no temporary and no lock, and ``--resume auto`` then ends with exactly
+the parameters of a run that was never stopped. The signals are sent in-process at chosen moments (the data
+loading, forward, optimizer step, validation, a checkpoint write) and, for SIGKILL, to a process at random
+times (``BM_FAULT_TRIALS`` more trials: ``make soak``)."""
+import glob
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import mxnet as mx
+
+from binary_models.commands import train_imagenet
+from binary_models.data import datasets
+from binary_models.storage import pairs
+from binary_models.train import loop, resume
+from test_train_imagenet import REPO, SMALL_RUN, image_folder, load  # noqa: F401  (a fixture)
+
+PREFIX = "imagenet-meliusnet22"
+ARGS = ["--num-epochs", "2", "--max-batches", "4"] + SMALL_RUN  # 2 epochs of 4 batches, each checkpointed
+
+
+@pytest.fixture(scope="module")
+def reference(image_folder, tmp_path_factory):
+    """The parameters and history of the run that is never stopped."""
+    out = str(tmp_path_factory.mktemp("reference"))
+    assert train_imagenet.main(["--data-dir", image_folder, "--save-dir", out] + ARGS) == 0
+    return load(os.path.join(out, PREFIX + "-1.params")), json.load(open(os.path.join(out, "history.json")))
+
+
+def run(image_folder, out, *extra):
+    """``bm train`` in this process: its exit status (the stop line is on stderr)."""
+    try:
+        return train_imagenet.main(["--data-dir", image_folder, "--save-dir", out] + ARGS + list(extra))
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def assert_clean(out):
+    """No temporary, no staging folder, no run lock."""
+    left = [n for n in os.listdir(out) if n.startswith(".") or n == "run.lock"]
+    assert not left, left
+
+
+def assert_same_as_reference(out, reference):
+    params, history = reference
+    resumed = load(os.path.join(out, PREFIX + "-1.params"))
+    assert resumed.keys() == params.keys()
+    for name in params:
+        np.testing.assert_array_equal(resumed[name], params[name], err_msg=name)
+    assert json.load(open(os.path.join(out, "history.json"))) == history
+
+
+def signal_at(monkeypatch, target, attribute, signum=signal.SIGTERM, call=1):
+    """Send ``signum`` to this process at the ``call``-th call of ``target.attribute``."""
+    original, calls = getattr(target, attribute), []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), signum)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(target, attribute, wrapped)
+    return calls
+
+
+def test_sigterm_mid_epoch_exits_143_keeping_the_point_reached_and_resume_auto_matches(image_folder, reference,
+                                                                                      tmp_path, capsys, monkeypatch):
+    out = str(tmp_path / "run")
+    signal_at(monkeypatch, loop.TrainingRun, "seed_batch", call=2)  # as batch 1 of epoch 0 is read
+    assert run(image_folder, out) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("stopped by SIGTERM: kept %s (epoch 0, batch 2); continue with --resume auto"
+                       % os.path.join(out, PREFIX + "-stop.params")), err
+    assert "Traceback" not in "\n".join(err)
+    assert_clean(out)
+    assert not os.path.exists(os.path.join(out, PREFIX + "-0.params"))
+    progress = json.load(open(os.path.join(out, PREFIX + "-stop" + resume.PROGRESS_SUFFIX)))
+    assert (progress["epoch"], progress["batch"], progress["num_batches"]) == (0, 2, 4)
+
+    monkeypatch.undo()
+    assert run(image_folder, out, "--resume", "auto") == 0
+    assert "continuing from %s (epoch 0, batch 2)" % os.path.join(out, PREFIX + "-stop.params") \
+        in open(os.path.join(out, "train_imagenet.log")).read()
+    assert_same_as_reference(out, reference)
+    assert_clean(out)
+
+
+# Where the signal lands: (object, attribute, call); the run continues from the point it stopped at.
+MOMENTS = {
+    "data loading": (datasets.SkipUnreadable, "__getitem__", 9),           # an image of batch 2
+    "forward": ("binary_models.train.losses.TrainingObjective", "__call__", 3),
+    "optimizer step": (mx.gluon.Trainer, "step", 4),
+    "validation": (mx.metric.TopKAccuracy, "update", 1),
+    "epoch checkpoint write": (pairs, "_move", 1),                          # between the renames of a commit
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_sigterm_at_any_moment_then_resume_auto_ends_with_the_uninterrupted_parameters(
+        image_folder, reference, tmp_path, monkeypatch, moment):
+    target, attribute, call = MOMENTS[moment]
+    if isinstance(target, str):
+        module, name = target.rsplit(".", 1)
+        target = getattr(__import__(module, fromlist=[name]), name)
+    out = str(tmp_path / "run")
+    calls = signal_at(monkeypatch, target, attribute, call=call)
+    assert run(image_folder, out) == 143
+    assert len(calls) >= call
+    assert_clean(out)
+    assert resume.find_newest(os.path.join(out, PREFIX), "-") is not None
+    monkeypatch.undo()
+    assert run(image_folder, out, "--resume", "auto") == 0
+    assert_same_as_reference(out, reference)
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGUSR1, 138), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_sigusr1_sighup_and_ctrl_c_save_and_exit_128_plus_the_signal(image_folder, tmp_path, capsys, monkeypatch,
+                                                                    signum, status):
+    out = str(tmp_path / "run")
+    signal_at(monkeypatch, loop.TrainingRun, "seed_batch", signum, call=6)  # epoch 1, batch 1
+    assert run(image_folder, out) == status
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "stopped by %s: kept %s (epoch 1, batch 2)" % (signal.Signals(signum).name,
+                                                       os.path.join(out, PREFIX + "-stop.params")))
+    assert_clean(out)
+
+
+def test_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(image_folder, tmp_path, capsys, monkeypatch):
+    out = str(tmp_path / "run")
+    signal_at(monkeypatch, loop.TrainingRun, "seed_batch", signal.SIGINT, call=6)
+    signal_at(monkeypatch, loop.TrainingRun, "seed_batch", signal.SIGINT, call=6)  # the same moment, twice
+    assert run(image_folder, out) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "stopped by SIGINT: kept %s (the start of epoch 1); continue with --resume auto"
+        % os.path.join(out, PREFIX + "-0.params"))
+    assert not os.path.exists(os.path.join(out, PREFIX + "-stop.params"))
+    assert_clean(out)
+
+
+def test_a_checkpoint_write_longer_than_the_grace_is_rolled_back(image_folder, tmp_path, capsys, monkeypatch):
+    """--stop-grace 2: the stop checkpoint is abandoned after 1 s; the last complete one is kept and named."""
+    out = str(tmp_path / "run")
+    hard_exits = []
+    monkeypatch.setattr(os, "_exit", hard_exits.append)  # the watchdog's last resort, if this test were slow
+    signal_at(monkeypatch, loop.TrainingRun, "seed_batch", call=6)
+    write = resume.write_progress
+    monkeypatch.setattr(resume, "write_progress", lambda record: lambda path: (
+        time.sleep(30) if record["batch"] else None, write(record)(path)))
+    tic = time.time()
+    assert run(image_folder, out, "--stop-grace", "2") == 143
+    assert time.time() - tic < 30
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "stopped by SIGTERM: --stop-grace 2 s ran out before the checkpoint was written: kept %s (the start of "
+        "epoch 1); continue with --resume auto" % os.path.join(out, PREFIX + "-0.params"))
+    assert not os.path.exists(os.path.join(out, PREFIX + "-stop.params"))
+    assert_clean(out)
+
+
+def test_resume_auto_in_an_empty_folder_starts_a_new_run_and_says_so(image_folder, tmp_path):
+    out = str(tmp_path / "new")
+    assert run(image_folder, out, "--resume", "auto", "--num-epochs", "1") == 0
+    assert "--resume auto: no checkpoint to continue from in %s: starting a new run" % out \
+        in open(os.path.join(out, "train_imagenet.log")).read()
+    assert os.path.isfile(os.path.join(out, PREFIX + "-0.params"))
+
+
+def test_resume_auto_passes_over_a_corrupt_checkpoint_and_says_so(image_folder, reference, tmp_path, monkeypatch,
+                                                                  capsys):
+    """The stop checkpoint's parameters changed after it was written (SHA-256): the epoch-0 one is used."""
+    out = str(tmp_path / "run")
+    signal_at(monkeypatch, loop.TrainingRun, "seed_batch", call=7)
+    assert run(image_folder, out) == 143
+    monkeypatch.undo()
+    with open(os.path.join(out, PREFIX + "-stop.params"), "r+b") as f:
+        f.seek(-4, os.SEEK_END)
+        f.write(b"\0\0\0\0")
+    point = resume.find_newest(os.path.join(out, PREFIX), "-")
+    assert (point.prefix, point.epoch, point.batch) == (os.path.join(out, PREFIX + "-0"), 1, 0)
+    assert "passing over checkpoint %s" % os.path.join(out, PREFIX + "-stop") in capsys.readouterr().out
+    assert run(image_folder, out, "--resume", "auto") == 0
+    assert_same_as_reference(out, reference)
+
+
+def test_resume_auto_of_a_complete_run_trains_nothing(image_folder, reference, tmp_path, capsys):
+    out = str(tmp_path / "done")
+    assert run(image_folder, out) == 0
+    before = os.path.getmtime(os.path.join(out, PREFIX + "-1.params"))
+    assert run(image_folder, out, "--resume", "auto") == 0
+    assert "is complete" in open(os.path.join(out, "train_imagenet.log")).read()
+    assert os.path.getmtime(os.path.join(out, PREFIX + "-1.params")) == before
+    assert_clean(out)
+
+
+def test_resume_with_explicit_flags_too_is_one_error_line(image_folder, tmp_path, capsys):
+    assert run(image_folder, str(tmp_path), "--resume", "auto", "--resume-epoch", "1") == 2
+    assert capsys.readouterr().err.strip() == ("error: --resume auto finds the epoch, parameters and states "
+                                               "itself: leave out --resume-epoch")
+
+
+def test_mid_epoch_checkpoint_refuses_another_batch_count(image_folder, tmp_path, capsys, monkeypatch):
+    out = str(tmp_path / "run")
+    signal_at(monkeypatch, loop.TrainingRun, "seed_batch", call=2)
+    assert run(image_folder, out) == 143
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert run(image_folder, out, "--resume", "auto", "--max-batches", "3") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --resume: %s was saved in the middle of an epoch with num batches 4, this run "
+                          "has 3" % os.path.join(out, PREFIX + "-stop.params")), err
+    assert_clean(out)
+
+
+def trials(default):
+    return int(os.environ.get("BM_FAULT_TRIALS", default))
+
+
+def test_sigkill_and_sigterm_at_random_times_never_lose_the_run(image_folder, reference, tmp_path):
+    """A process is killed (SIGKILL) or stopped (SIGTERM) at a random time, then continued with --resume auto,
+    again and again until it ends: the folder is always resumable, SIGTERM leaves no temporary, and the final
+    parameters are the uninterrupted run's. ``BM_FAULT_TRIALS`` sets the number of interruptions (default 2)."""
+    out = str(tmp_path / "run")
+    command = [sys.executable, os.path.join(REPO, "train_imagenet.py"), "--data-dir", image_folder, "--save-dir",
+               out, "--resume", "auto"] + ARGS
+    rng = random.Random(int(os.environ.get("BM_FAULT_SEED", time.time())))
+    log = os.path.join(out, "train_imagenet.log")
+    for trial in range(trials(2)):
+        signum = rng.choice([signal.SIGKILL, signal.SIGTERM])
+        started = open(log).read().count("Namespace(") if os.path.exists(log) else 0
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        # Wait for this process's first log line (the imports take seconds), then a random part of the run.
+        while process.poll() is None and not (os.path.exists(log) and open(log).read().count("Namespace(") > started):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 4))
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=120)
+        if process.returncode == 0:
+            break  # it ended before the signal
+        assert process.returncode == (-9 if signum == signal.SIGKILL else 143), err[-2000:]
+        if signum == signal.SIGTERM:  # nothing of this process is left (a killed one's files may be)
+            assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM: "), err[-2000:]
+            assert not [n for n in os.listdir(out) if str(process.pid) in n]
+            lock = os.path.join(out, "run.lock")
+            assert not os.path.exists(lock) or "process %d " % process.pid not in open(lock).read()
+    assert subprocess.run(command, stdout=subprocess.DEVNULL, cwd=REPO).returncode == 0
+    assert_same_as_reference(out, reference)
+    assert_clean(out)
