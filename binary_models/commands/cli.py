@@ -44,8 +44,9 @@ def run_script(main, argv=None, flags=None):
               file=sys.stderr, flush=True)
         sys.exit(128 + signum)
     finally:
-        if installed:
+        if installed:  # the command ends: so do its runs, also after an error (their locks go)
             stopping.uninstall()
+            release_run_locks()
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -56,6 +56,21 @@ class Workers:
         self.kv, self.rank, self.num_workers = kv, rank, num_workers
         self.synchronous = kv is not None and num_workers > 1 and "dist" in kv.type and "async" not in kv.type
         self._initialized = set()
+        self._stepped = False
+
+    def step(self, trainer, net, batch_size):
+        """``trainer.step(batch_size)``. The first step of a process also broadcasts worker 0's parameters
+        to every worker (Gluon's kvstore start), the BatchNorm statistics included, overwriting those each
+        worker's batch has just updated; this step keeps them, so that a run continued mid-epoch keeps the
+        same statistics as the run it continues."""
+        if not self.synchronous or self._stepped:
+            return trainer.step(batch_size)
+        aux = [p for p in net.collect_params().values() if p.grad_req == "null"]
+        kept = [p.data().copy() for p in aux]
+        trainer.step(batch_size)
+        for param, data in zip(aux, kept):
+            param.set_data(data)
+        self._stepped = True
 
     def _sum(self, key, values):
         """The sum over the workers of ``values`` (a list of floats), pushed and pulled through ``key``."""

@@ -155,7 +155,7 @@ def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num
         with autograd.record():
             results = [objective(net, x, t, s) for (x, t), s in zip(prepared, soft)]
         autograd.backward([losses for losses, _ in results])
-        trainer.step(batch_size * num_workers)
+        run.workers.step(trainer, net, batch_size * num_workers)
         batch_loss = sum(float(losses.sum().asscalar()) for losses, _ in results)
         run.check_loss(batch_loss / batch_size, epoch, i)
         if opt.bipolar_reg:
@@ -233,8 +233,6 @@ def train(opt):
     net = build_model(opt.model, data.classes, layer_options(opt), ctx, opt.use_pretrained, opt.last_gamma)
     if opt.resume_params:
         storage.load_parameters(net, opt.resume_params, "resume_params", ctx)
-        if point is not None:
-            resume.load_rank_statistics(net, point, rank)
     elif not opt.use_pretrained:
         optimizers.initialize(net, ctx)
     net.cast(opt.dtype)
@@ -256,6 +254,8 @@ def train(opt):
     trainer = make_trainer(net, opt, kv, hvd, num_batches)
     if opt.resume_states:
         storage.load_states(trainer, opt.resume_states, "resume_states", params=opt.resume_params or None)
+    if point is not None:  # after load_states, which broadcasts worker 0's parameters to every worker
+        resume.load_rank_statistics(net, point, rank)
 
     model_kwargs = dict(classes=data.classes, **layer_options(opt))
     run = TrainingRun(run_files, dict(model=opt.model, model_kwargs=model_kwargs, input_size=opt.input_size,
