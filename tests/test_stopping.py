@@ -274,3 +274,20 @@ def test_distributed_run_stopped_by_sigusr1_resumes_every_worker_to_the_uninterr
         for name in expected:
             np.testing.assert_array_equal(final[name], expected[name], err_msg="rank %d %s" % (rank, name))
     assert_clean(out)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_other_commands_stop_on_sigterm_and_sighup_with_one_line(tmp_path, capsys, signum):
+    """``bm run`` of a script that is stopped while it writes a file atomically: exit 128 + the signal, one line,
+    no traceback, no temporary."""
+    from binary_models.commands import main
+    script = tmp_path / "script.py"
+    script.write_text("import os, signal, time\nfrom binary_models.storage import atomic_path\n"
+                      "with atomic_path(%r) as tmp:\n    open(tmp, 'w').write('half')\n"
+                      "    os.kill(os.getpid(), %d)\n    time.sleep(30)\n" % (str(tmp_path / "out.txt"), signum))
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["run", str(script)])
+    assert exit_info.value.code == 128 + signum
+    assert capsys.readouterr().err.strip() == ("stopped by %s: every file is written whole or not at all; none was "
+                                               "left half-written" % signal.Signals(signum).name)
+    assert sorted(os.listdir(str(tmp_path))) == ["script.py"]

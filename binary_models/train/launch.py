@@ -35,6 +35,7 @@ from ..errors import UsageError
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
 DEFAULT_GRACE_S = 25.0  # the workers' --stop-grace (20 s) and a margin; below Slurm's 30 s
 POLL_S = 0.1
+KILL_WAIT_S = 5  # for the remote watchers of killed commands to end (their ssh connections with them)
 SETTLE_S = 30  # after the last worker: time for the servers and the scheduler to end by themselves
 TIMEOUT_STATUS = 124  # as timeout(1)
 # [user@]host, an IPv4 or IPv6 address, or an ssh_config alias; never an option ("-oProxyCommand=...").
@@ -265,7 +266,10 @@ class Job:
         while time.monotonic() < deadline and len(self.signals) == received and any(
                 name.startswith("worker") for name, popen, ssh in self.running()):
             time.sleep(POLL_S)
-        self.send(signal.SIGKILL, workers=False)  # over ssh: the remote watchers kill their commands
+        self.send(signal.SIGKILL)  # over ssh: the remote watchers kill their commands, and end
+        deadline = time.monotonic() + KILL_WAIT_S
+        while any(ssh for name, popen, ssh in self.running()) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
         for name, popen, ssh in self.processes:
             if ssh and not popen.stdin.closed:
                 try:
