@@ -34,7 +34,7 @@ soak: native
 	BM_FAULT_TRIALS=$${BM_FAULT_TRIALS:-30} $(PY) -m pytest -q tests/test_stopping.py -k random_times
 
 demo: native
-	$(PY) -m binary_models.demo
+	$(VENV)/bin/bm demo
 
 clean:
 	rm -rf $(VENV) native/build deploy/build build demo_output

@@ -53,19 +53,27 @@ def machine():
     return "%s, %d logical CPUs%s" % (cpu_model(), os.cpu_count(), ", native kernels: %s" % isa if isa else "")
 
 
-def time_ms(run, wait, repeat):
-    """(best, median) milliseconds of ``run()`` followed by ``wait()``, over ``repeat`` samples after three
-    warm-up calls."""
-    for _ in range(3):
+def timings(run, wait, repeat, warmup=3):
+    """``run()`` followed by ``wait()``, ``repeat`` times after ``warmup`` calls: {"ms": (best, median) wall
+    milliseconds, "cpu_ms": (best, median) of the process's CPU time}. On a shared machine the CPU time of a
+    one-thread run leaves out the time other processes hold the core, which the wall clock counts."""
+    for _ in range(warmup):
         run()
         wait()
-    samples = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
         wait()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return float(np.min(samples)), float(np.median(samples))
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
+    return {"ms": [float(np.min(wall)), float(np.median(wall))], "cpu_ms": [float(np.min(cpu)), float(np.median(cpu))]}
+
+
+def time_ms(run, wait, repeat):
+    """(best, median) wall milliseconds of ``run()`` followed by ``wait()``, over ``repeat`` samples after
+    three warm-up calls."""
+    return tuple(timings(run, wait, repeat)["ms"])
 
 
 def parse_arguments(doc, repeat, **options):
@@ -83,21 +91,49 @@ def parse_arguments(doc, repeat, **options):
     return parser.parse_args()
 
 
-def per_thread_count(script, threads, worker_args, rounds=1):
-    """Run ``script --worker ...worker_args`` once per thread count with OMP_NUM_THREADS set, ``rounds``
-    times in turn; returns the rows the workers printed as JSON, with their thread count. Every timing is a
-    (best, median) pair: over rounds, the best of the bests and the median of the medians are kept."""
-    measured = {}
+# What --isa holds oneDNN to, per kernel ISA of this project (oneDNN's names; MXNet 1.9.1 bundles oneDNN 2.x,
+# which reads ONEDNN_MAX_CPU_ISA, and DNNL_MAX_CPU_ISA in older builds, once, when libmxnet.so loads).
+ONEDNN_ISA = {"scalar": "SSE41", "avx512-emulated": "SSE41", "avx2": "AVX2", "avx512": "AVX512_CORE",
+              "neon": "ALL", "neon-dot": "ALL"}
+
+
+def isa_environment(isa):
+    """The environment that holds a worker process to ``isa``: this project's kernels (BINARY_MODELS_ISA)
+    and oneDNN (ONEDNN_MAX_CPU_ISA); {} for None (each picks its best)."""
+    if isa is None:
+        return {}
+    return {"BINARY_MODELS_ISA": isa, "ONEDNN_MAX_CPU_ISA": ONEDNN_ISA[isa], "DNNL_MAX_CPU_ISA": ONEDNN_ISA[isa]}
+
+
+def load_average():
+    """The 1-minute load average (what else ran while measuring), or None where the OS does not say."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def per_thread_count(script, threads, worker_args, rounds=1, isas=(None,)):
+    """Run ``script --worker ...worker_args`` once per ISA (``isa_environment``) and thread count with
+    OMP_NUM_THREADS set, ``rounds`` times in turn; returns the rows the workers printed as JSON, with their
+    thread count, ISA (None: the default) and the highest load average seen. Every timing is a (best,
+    median) pair: over rounds, the best of the bests and the median of the medians are kept."""
+    measured, load = {}, {}
     for _ in range(rounds):
-        for count in threads:
-            env = dict(os.environ, OMP_NUM_THREADS=str(count), MXNET_CPU_WORKER_NTHREADS="1")
-            out = subprocess.run([sys.executable, script, "--worker"] + worker_args, env=env, check=True,
-                                 stdout=subprocess.PIPE, universal_newlines=True).stdout
-            for index, line in enumerate(l for l in out.splitlines() if l.startswith("{")):
-                measured.setdefault((count, index), []).append(json.loads(line))
+        for isa in isas:
+            for count in threads:
+                env = dict(os.environ, OMP_NUM_THREADS=str(count), MXNET_CPU_WORKER_NTHREADS="1", **isa_environment(isa))
+                before = load_average()
+                out = subprocess.run([sys.executable, script, "--worker"] + worker_args, env=env, check=True,
+                                     stdout=subprocess.PIPE, universal_newlines=True).stdout
+                seen = [v for v in (before, load_average(), load.get((isa, count))) if v is not None]
+                load[(isa, count)] = max(seen) if seen else None
+                for index, line in enumerate(l for l in out.splitlines() if l.startswith("{")):
+                    measured.setdefault((isas.index(isa), count, index), []).append(json.loads(line))
     rows = []
-    for (count, _), samples in sorted(measured.items()):
-        row = dict(samples[0], threads=count)
+    for (isa_index, count, _), samples in sorted(measured.items()):
+        isa = isas[isa_index]
+        row = dict(samples[0], threads=count, isa=isa, load=load[(isa, count)])
         for key, value in row.items():
             if isinstance(value, list):
                 row[key] = [min(s[key][0] for s in samples), float(np.median([s[key][1] for s in samples]))]

@@ -25,6 +25,7 @@ use_all_cores()  # before the first import of mxnet, which fixes its thread coun
 from .errors import BinaryModelsError, FileProblem, MissingFile, NativeLibraryError, UsageError  # noqa: E402
 from .nn.config import LayerConfig, layer_config, get_layer_config, set_layer_config  # noqa: E402
 from .nn.layers import QActivation, QConv2D, QDense, Scale  # noqa: E402
+from .nn.constraints import WeightClip, apply_constraints  # noqa: E402
 from .train.regularization import bipolar_regularization, clip_binary_weights, binary_weights  # noqa: E402
 from .model_zoo import get_model, get_model_list, register_model, register_with_gluoncv  # noqa: E402
 
@@ -46,7 +47,8 @@ MOVED_MODULES = {
     "cli": "commands.cli", "run": "commands.run", "demo": "commands.demo", "files": "storage",
 }
 COMMAND_OF = {"convert": "commands.convert", "voc": "commands.synthetic_voc"}  # python -m of the old paths
-RUN_COMMAND = "import sys\nfrom binary_models.commands.cli import run_script\nfrom %s import main\nsys.exit(run_script(main))\n"
+RUN_COMMAND = ("import sys\nfrom binary_models.commands.cli import run_script\nfrom %s import main\n"
+               "sys.exit(run_script(main))\n")
 
 
 def __getattr__(name):

@@ -13,7 +13,7 @@ from mxnet.gluon import HybridBlock
 
 from . import registry
 from .errors import InputSizeError, UnknownModel
-from .models import meliusnet, densenet, resnet_e, tang, ssd  # noqa: F401  (each registers its factories)
+from .models import meliusnet, densenet, resnet_e, tang, quicknet, real_to_binary, alexnet, reactnet, ssd  # noqa: F401  (each registers its factories)
 from .registry import register_model, model_factory, default_root, load_pretrained  # noqa: F401  (public API)
 
 MAX_INPUT_SIDE = 4096  # the largest side minimum_input_size tries

@@ -30,8 +30,10 @@ def plot_curves(path, history, title="", batch_losses=None):
             ax.plot([v - 0.5 for v in x], y, linewidth=0.8, alpha=0.5, label="training loss per batch")
         for name, values in sorted(series.items()):
             ax.plot(range(len(values)), values, marker="o", label=name)
+        epochs = max(len(v) for v in series.values())
+        ax.set_xlim(-0.5, epochs - 0.5)  # epoch e spans [e - 0.5, e + 0.5): its batches, centred on its point
         ax.set_xlabel("epoch (from 0, as in the log)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -13,7 +13,7 @@ Counting rules (they reproduce MeliusNet Tables 1-2 and the model sizes of Binar
 The network is traced symbolically, so nothing is computed or initialised: a large model at 224x224 takes
 well under a second.
 
-Command line: ``python -m binary_models.stats NAME [--input-size 224] [--json]`` or ``--all``.
+Command line: ``bm stats NAME [--input-size 224] [--json]`` or ``--all``.
 """
 import contextlib
 import io
@@ -26,6 +26,7 @@ from .nn.layers import QConv2D, QDense, QuantizedLayer
 
 BINARY_SPEEDUP = 64  # MeliusNet: OPs = BOPs / 64 + FLOPs (BinaryDenseNet writes /32, but counts 64x)
 MB = 2 ** 20
+KB_BITS = 8 * 1024  # larq's summary: memory in kB of 8 * 1024 bits
 
 
 def _leaf_blocks(block, prefix=""):
@@ -66,6 +67,11 @@ def _weight_bits(block):
     return block.weight_quantizer.bits if isinstance(block, QuantizedLayer) else 32
 
 
+def _input_bits(block):
+    """The bits of a layer's quantized input (larq's "input precision"), None for other layers."""
+    return block.input_quantizer.bits if isinstance(block, QuantizedLayer) else None
+
+
 def _op_cost(block, macs):
     """(BOPs, FLOPs) of a layer with ``macs`` multiply-accumulates (the quantized layer's own rule)."""
     return block.op_cost(macs) if isinstance(block, QuantizedLayer) else (0, macs)
@@ -83,6 +89,18 @@ class ModelStats:
                            low_bit_params=sum(r["params"] for r in layers if 1 < r["bits"] < 32),
                            fp_params=sum(r["params"] for r in layers if r["bits"] == 32),
                            size_mb=sum(r["size_bits"] for r in layers) / 8 / MB)
+        by_bits = {}
+        for row in layers:
+            for bits, count in row["params_by_bits"].items():
+                by_bits[bits] = by_bits.get(bits, 0) + count
+        params = sum(by_bits.values())
+        macs = sum(row["macs"] for row in layers)
+        self.totals.update(
+            params_by_bits={str(bits): by_bits[bits] for bits in sorted(by_bits)},
+            memory_kb=sum(r["size_bits"] for r in layers) / KB_BITS,
+            int8_memory_kb=sum(count * min(bits, 8) for bits, count in by_bits.items()) / KB_BITS,
+            float32_memory_kb=32 * params / KB_BITS,
+            macs=macs, binary_mac_ratio=sum(r["macs"] for r in layers if r["mac_bits"] == 1) / max(macs, 1))
 
     def table(self):
         """A per-layer summary (like ``larq.models.summary``) followed by the totals."""
@@ -106,6 +124,49 @@ class ModelStats:
             lines.append("Low-bit params: {:,}".format(t["low_bit_params"]))
         lines.append("Size:           {:.2f} MB".format(t["size_mb"]))
         return "\n".join(lines)
+
+
+    def summary(self):
+        """larq's ``models.summary``: per layer its input precision, outputs, parameters by bit width, memory
+        (kB = 8 * 1024 bits) and MACs by precision (the larger of input and weight bits); then the totals:
+        parameters, model size, its size with 8-bit full-precision weights, the float-32 equivalent and the
+        compression ratio, MACs and the share of them that is binary."""
+        t = self.totals
+        widths = [int(bits) for bits in t["params_by_bits"]]
+        mac_bits = sorted({r["mac_bits"] for r in self.layers if r["macs"]})
+        header = (["Layer", "Input prec. (bit)", "Outputs"] + ["# %d-bit" % b for b in widths] + ["Memory (kB)"]
+                  + ["%d-bit MACs" % b for b in mac_bits])
+
+        def cells(name, input_bits, shape, by_bits, size_bits, macs):
+            return ([name, input_bits, shape] + ["{:,}".format(by_bits.get(b, 0)) for b in widths]
+                    + ["%.2f" % (size_bits / KB_BITS)] + ["{:,}".format(macs.get(b, 0)) for b in mac_bits])
+        rows = [cells(r["layer"], "-" if r["input_bits"] is None else str(r["input_bits"]),
+                      "x".join(map(str, r["output_shape"][1:])), r["params_by_bits"], r["size_bits"],
+                      {r["mac_bits"]: r["macs"]} if r["macs"] else {}) for r in self.layers]
+        macs_by_bits = {b: sum(r["macs"] for r in self.layers if r["mac_bits"] == b) for b in mac_bits}
+        total = cells("Total", "", "", {int(b): n for b, n in t["params_by_bits"].items()},
+                      t["memory_kb"] * KB_BITS, macs_by_bits)
+        columns = list(zip(header, *rows, total))
+        sizes = [max(len(str(c)) for c in column) for column in columns]
+        line = lambda row: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                                     for i, (c, w) in enumerate(zip(row, sizes)))
+        rule = "-" * len(line(header))
+        params = sum(t["params_by_bits"].values())
+        lines = ["%s at %dx%d" % (self.name, self.input_size, self.input_size), rule, line(header), rule]
+        lines += [line(r) for r in rows] + [rule, line(total), rule]
+        lines += ["Total params                   {:,}".format(params),
+                  "Model size                     %s" % _readable_kb(t["memory_kb"]),
+                  "Model size (8-bit FP weights)  %s" % _readable_kb(t["int8_memory_kb"]),
+                  "Float-32 equivalent            %s" % _readable_kb(t["float32_memory_kb"]),
+                  "Compression ratio of memory    %.2f" % (t["memory_kb"] / max(t["float32_memory_kb"], 1e-12)),
+                  "Number of MACs                 {:,}".format(t["macs"]),
+                  "Ratio of MACs that are binary  %.4f" % t["binary_mac_ratio"]]
+        return "\n".join(lines)
+
+
+def _readable_kb(kb):
+    """``kb`` in KiB or MiB, as larq's memory_as_readable_str (1 MiB = 1024 KiB)."""
+    return "%.2f MiB" % (kb / 1024) if kb >= 1024 else "%.2f KiB" % kb
 
 
 def model_statistics(net, input_size=224, name=None, in_channels=3):
@@ -140,10 +201,17 @@ def model_statistics(net, input_size=224, name=None, in_channels=3):
         weight = getattr(block, "weight", None)
         weight_name = weight.name if weight is not None else None
         bits = _weight_bits(block)
-        bops, flops = _op_cost(block, _macs(block, shapes.get(weight_name), out_shape))
+        macs = _macs(block, shapes.get(weight_name), out_shape)
+        bops, flops = _op_cost(block, macs)
         size_bits = sum(n * (bits if p == weight_name else 32) for p, n in counts.items())
+        by_bits = {}
+        for p, n in counts.items():
+            by_bits[bits if p == weight_name else 32] = by_bits.get(bits if p == weight_name else 32, 0) + n
+        input_bits = _input_bits(block)
         layers.append(dict(layer=path, kind=_layer_kind(block), bits=bits, output_shape=tuple(out_shape),
-                           params=sum(counts.values()), bops=bops, flops=flops, size_bits=size_bits))
+                           params=sum(counts.values()), bops=bops, flops=flops, size_bits=size_bits,
+                           params_by_bits=by_bits, input_bits=input_bits, macs=macs,
+                           mac_bits=max(input_bits or 32, bits) if weight_name in counts else 32))
     return ModelStats(name, input_size, layers)
 
 
@@ -172,9 +240,11 @@ OTHER_PAPER_NUMBERS = {
 
 def paper_numbers():
     """``name -> (OPs, size MB, source)`` of every model whose paper gives them."""
+    from .models import PAPER_NUMBERS
     from .models.meliusnet import MELIUSNET_TABLE1
     numbers = {name: (row["ops"], row["size_mb"], "MeliusNet Table 1") for name, row in MELIUSNET_TABLE1.items()}
     numbers.update(OTHER_PAPER_NUMBERS)
+    numbers.update(PAPER_NUMBERS)
     return numbers
 
 

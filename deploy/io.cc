@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -50,6 +51,12 @@ nlohmann::json parse_json(const std::string& text) {
 std::string quoted(const nlohmann::json& value) {
   if (value.is_structured()) return std::string("an ") + value.type_name();
   return value.dump(-1, ' ', /*ensure_ascii*/ true, nlohmann::json::error_handler_t::replace);
+}
+
+std::string decimal(double x) {
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), x);
+  return std::string(buffer, result.ptr);
 }
 
 }  // namespace deploy

@@ -18,4 +18,8 @@ nlohmann::json parse_json(const std::string& text);
 // an array or object by its type (never a whole tree).
 std::string quoted(const nlohmann::json& value);
 
+// Shortest decimal that reads back as the same double (what Python's str(float) writes; operators get
+// their parameters as such text).
+std::string decimal(double x);
+
 }  // namespace deploy

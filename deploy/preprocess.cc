@@ -1,6 +1,5 @@
 #include "preprocess.h"
 
-#include <charconv>
 #include <cmath>
 
 #include "mxnet_api.h"
@@ -38,13 +37,6 @@ NDArray center_crop(const NDArray& image, int size) {
 
 }  // namespace
 
-// Operators get their parameters as text; written like this they get the very values the Python transform
-// passes.
-std::string decimal(double x) {
-  char buffer[64];
-  auto result = std::to_chars(buffer, buffer + sizeof(buffer), x);
-  return std::string(buffer, result.ptr);
-}
 
 std::vector<float> preprocess(const std::string& encoded_image, const Preprocessing& p) {
   NDArray bytes = NDArray::from_bytes(encoded_image);

@@ -9,12 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "io.h"
 #include "run_file.h"
 
 namespace deploy {
-
-// Shortest decimal that reads back as the same double (what Python's str(float) writes).
-std::string decimal(double x);
 
 // The float32 (3, input_size, input_size) input for the encoded image (JPEG, PNG, ... file contents).
 // Throws Error when the bytes are not an image MXNet's decoder reads.

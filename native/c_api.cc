@@ -1,5 +1,9 @@
 // Plain C functions of the library, for ctypes (binary_models/native.py): which ISA the kernels run, which
-// ones this machine supports, and switching between them (the tests compare every ISA in one process).
+// ones this machine supports, and switching between them (the tests compare every ISA in one process); and
+// whether the kernels run a convolution's geometry (the converter decides with it, before any forward pass).
+#include <string>
+
+#include "kernels/conv_shape.h"
 #include "kernels/isa.h"
 
 namespace {
@@ -32,5 +36,26 @@ int binary_models_set_isa(const char* name) {
   binary_models::Isa isa;
   const int found = lookup(name, &isa);
   return found == 1 && binary_models::set_active_isa(isa) ? 1 : found;
+}
+
+// "" when binary_conv2d runs a convolution of this geometry (any input size it fits), else the problem, as
+// the operator would report it (ConvShape::check_geometry). The text lives until the thread's next call.
+const char* binary_models_conv_problem(int in_channels, int out_channels, int kernel_h, int kernel_w, int stride_h,
+                                       int stride_w, int pad_h, int pad_w, int dilate_h, int dilate_w, int groups) {
+  static thread_local std::string problem;
+  binary_models::ConvShape s;
+  s.in_channels = in_channels;
+  s.out_channels = out_channels;
+  s.kernel_h = kernel_h;
+  s.kernel_w = kernel_w;
+  s.stride_h = stride_h;
+  s.stride_w = stride_w;
+  s.pad_h = pad_h;
+  s.pad_w = pad_w;
+  s.dilate_h = dilate_h;
+  s.dilate_w = dilate_w;
+  s.groups = groups;
+  problem = s.check_geometry();
+  return problem.c_str();
 }
 }

@@ -21,6 +21,8 @@
 //   norm_pool(data, mean, scale, shift; kernel=1, stride=1, pad=0, relu=False, shuffle_groups=1) -> float32
 //       max pool of (data - mean[c]) * scale[c] + shift[c] (a BatchNorm, as MXNet rounds it), then ReLU,
 //       then channel shuffle (kernels/norm_pool.h).
+//   rprelu(data, shift_in, slope, shift_out) -> float32 NCHW
+//       ReActNet's RPReLU: prelu(data - shift_in[c], slope[c]) + shift_out[c], rounded as MXNet's ops (kernels/rprelu.h).
 //
 // Each operator family has its file in ops/ (binary_conv.cc: binary_pack_weights, binary_conv2d and
 // binary_dense; dense_stage.cc; norm_pool.cc), their shared glue is ops/glue.h; this file holds what the

@@ -77,6 +77,34 @@ def test_each_part_of_the_package_imports_only_the_parts_below_it():
     assert ("inference", "nn") in package_imports() and ("train", "data") in package_imports()  # the walk sees them
 
 
+def test_library_errors_name_arguments_not_flags():
+    """Outside commands/, no error message starts with a command-line flag: library errors start with the
+    argument (``input_size 8 ...``) and carry it, and the command layer puts the flag there."""
+    import ast
+    flagged = []
+    for top, _, names in os.walk(os.path.join(REPO, "binary_models")):
+        if os.path.basename(top) == "commands":
+            continue
+        for name in (n for n in names if n.endswith(".py")):
+            path = os.path.join(top, name)
+            for node in ast.walk(ast.parse(open(path).read())):
+                if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+                    message = node.exc.args[0]
+                    message = message.left if isinstance(message, ast.BinOp) else message
+                    if isinstance(message, ast.Constant) and str(message.value).startswith("--"):
+                        flagged.append("%s:%d" % (os.path.relpath(path, REPO), node.lineno))
+    assert not flagged, flagged
+
+
+def test_an_error_names_the_flag_of_its_argument_on_the_command_line():
+    from binary_models.errors import InputSizeError
+    err = InputSizeError("input_size 8 is too small for meliusnet22", "input_size")
+    assert str(err) == "input_size 8 is too small for meliusnet22"          # what an API caller reads
+    assert err.for_flags() == "--input-size 8 is too small for meliusnet22"  # what a command line prints
+    assert err.for_flags({"input_size": "--size"}).startswith("--size 8 ")
+    assert isinstance(err, ValueError) and isinstance(err, bm.BinaryModelsError)
+
+
 def test_no_two_modules_import_each_other():
     """No import circle between two modules (data/datasets.py and data/transforms.py had one)."""
     imports = {(a, b) for a, b in package_imports(depth=2) if a != b and "." in a and "." in b}
@@ -139,10 +167,10 @@ def test_every_python_pad_mode_is_a_native_pad_mode_with_the_same_meaning(pad_mo
 
 def test_the_native_operator_refuses_a_pad_mode_python_does_not_know():
     native.load()
-    with pytest.raises(mx.MXNetError, match="expected 'minus_one' or 'zero'"):
+    with pytest.raises(mx.MXNetError, match="expected 'minus_one', 'zero' or 'one'"):
         nd.binary_conv2d(nd.ones((1, 4, 5, 5)), nd.binary_pack_weights(nd.ones((4, 4, 3, 3))), kernel=3, pad=1,
                          num_filter=4, in_channels=4, pad_mode="reflect").wait_to_read()
-    assert len(PAD_MODES) == 2
+    assert len(PAD_MODES) == 3
 
 
 def test_convert_rebuilds_the_model_from_the_run_file_beside_the_parameters(tmp_path):

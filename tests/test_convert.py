@@ -12,6 +12,7 @@ from mxnet import gluon, nd
 from mxnet.gluon import nn
 
 import binary_models as bm
+from binary_models.nn import quantization
 from binary_models.inference import native
 from binary_models.commands.convert import main
 from binary_models.inference.convert import BinaryConv2D, BinaryDense, convert, load_packed, save_packed
@@ -167,3 +168,35 @@ def test_command_line_converts_a_thumbnail_model(tmp_path, capsys):
     assert "float parameters:" in printed and "packed parameters:" in printed
     x = nd.random.normal(shape=(2, 3, 32, 32))
     np.testing.assert_allclose(load_packed(prefix)(x).asnumpy(), net(x).asnumpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_layers_the_native_kernel_cannot_run_stay_emulated_with_one_warning(rng):
+    """Decided at conversion (issue 24): a binary layer whose geometry or form the kernels do not run (stride 5,
+    flatten=False, float64, a 0/1 quantizer) stays float-emulated, named in one warning with the reason."""
+    net = nn.HybridSequential()
+    net.add(bm.QConv2D(8, 3, strides=5, in_channels=4), bm.QConv2D(8, 1, in_channels=8),
+            bm.QConv2D(8, 1, in_channels=8, input_quantizer=quantization.SteHeaviside()),
+            bm.QDense(5, flatten=False, in_units=2))
+    net.initialize(mx.init.Normal(1.0))
+    x = nd.array(rng.randn(2, 4, 11, 11))
+    expected = net(x).asnumpy()
+    with pytest.warns(UserWarning) as caught:
+        packed = convert(net)
+    assert [type(b) for b in packed] == [bm.QConv2D, BinaryConv2D, bm.QConv2D, bm.QDense]
+    messages = [str(w.message) for w in caught if "float-emulated" in str(w.message)]
+    assert len(messages) == 1 and "\n" not in messages[0], messages
+    assert "stride 5 is not supported (allowed: 1..4)" in messages[0] and "flatten=False" in messages[0]
+    assert "ste_heaviside" in messages[0] and "3 binary layers" in messages[0]
+    np.testing.assert_array_equal(packed(x).asnumpy(), expected)
+
+
+def test_strict_conversion_refuses_what_the_native_kernel_cannot_run_in_one_line():
+    conv = bm.QConv2D(8, 9, in_channels=4)
+    conv.initialize()
+    with pytest.raises(bm.UsageError) as err:
+        convert(conv, strict=True)
+    assert "\n" not in str(err.value) and "kernel height 9 is not supported" in str(err.value)
+    dense = bm.QDense(4, dtype="float64", in_units=8)
+    dense.initialize()
+    with pytest.raises(bm.UsageError, match="float64"):
+        convert(dense, strict=True)

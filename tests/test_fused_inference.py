@@ -79,7 +79,8 @@ def test_binary_conv_with_a_folded_batchnorm_equals_batchnorm_then_qconv2d(isa):
     rng = np.random.RandomState(1)
     before = native.set_isa(isa)
     try:
-        for channels, groups, pad_mode in ((70, 1, "minus_one"), (130, 2, "zero"), (64, 1, "zero")):
+        for channels, groups, pad_mode in ((70, 1, "minus_one"), (130, 2, "zero"), (64, 1, "zero"),
+                                               (130, 2, "one")):
             bn = random_batchnorm(rng, channels)
             conv = bm.QConv2D(24, 3, padding=1, groups=groups, in_channels=channels, pad_mode=pad_mode)
             conv.initialize(mx.init.Normal(1.0))
@@ -109,7 +110,8 @@ def dense_units(rng, pattern, in_channels, growth=16, dilation=1, **options):
 
 
 @pytest.mark.parametrize("pattern,dilation,options", [
-    ("DIDIDI", 1, {}), ("DDDD", 2, {}), ("DIDI", 1, dict(pad_mode="zero", scaling="channel")), ("DID", 1, {})])
+    ("DIDIDI", 1, {}), ("DDDD", 2, {}), ("DIDI", 1, dict(pad_mode="zero", scaling="channel")), ("DID", 1, {}),
+    ("IDD", 2, dict(pad_mode="one"))])
 def test_dense_stage_equals_the_float_units_and_writes_in_place(pattern, dilation, options):
     rng = np.random.RandomState(2)
     seq = dense_units(rng, pattern, 40, dilation=dilation, **options)
@@ -185,7 +187,8 @@ def trained_like(net, shape):
 
 
 @pytest.mark.parametrize("name", ["meliusnet22", "meliusnet_a", "meliusnet_c", "binary_densenet28",
-                                  "binary_densenet37_dilated", "resnet_e18", "tang_nin"])
+                                  "binary_densenet37_dilated", "resnet_e18", "tang_nin", "quicknet",
+                                  "birealnet18", "real_to_binary", "xnornet", "reactnet_a"])
 def test_every_family_converts_to_fused_blocks_with_the_float_models_outputs(name, tmp_path):
     net = trained_like(thin(name), (1, 3, 16, 16))
     x = nd.array(np.random.RandomState(6).normal(0, 1, (4, 3, 16, 16)))

@@ -9,6 +9,7 @@ import mxnet as mx
 from mxnet import gluon, nd
 
 import binary_models as bm
+from binary_models.nn import quantization
 from binary_models.train import optimizers  # noqa: F401  (registers 'radam')
 from binary_models.train.losses import TrainingObjective, mixup, smooth_targets
 from binary_models.commands.cli import add_schedule_arguments
@@ -104,6 +105,30 @@ def test_distillation_combines_soft_and_hard_loss(batch):
     np.testing.assert_allclose(losses.asnumpy(), expected, rtol=1e-4)
 
 
+def test_distributional_loss_is_the_kl_divergence_to_the_teachers_softmax_without_labels(batch):
+    """ReActNet Eq. 5: sum_c p_c (log p_c - log q_c) at temperature 1, whatever --temperature and the labels say."""
+    logits, label = batch
+    teacher_logits = np.random.RandomState(3).randn(6, 5).astype(np.float32)
+
+    class Teacher(gluon.HybridBlock):
+        def hybrid_forward(self, F, x):
+            return F.array(teacher_logits) if F is nd else None
+
+    objective = TrainingObjective(classes=5, teacher=Teacher(), temperature=4.0, distributional=True)
+    data, targets = objective.inputs_and_targets(nd.array(logits), nd.array(label), 1.0)
+    losses, _ = objective(Identity(), data, targets, objective.teacher_targets(data))
+    log_p = log_softmax(teacher_logits)
+    expected = (np.exp(log_p) * (log_p - log_softmax(logits))).sum(axis=1)
+    np.testing.assert_allclose(losses.asnumpy(), expected, rtol=1e-4, atol=1e-6)
+    shuffled, _ = objective(Identity(), data, targets[::-1], objective.teacher_targets(data))
+    np.testing.assert_array_equal(shuffled.asnumpy(), losses.asnumpy())
+
+
+def test_distributional_loss_without_a_teacher_names_the_argument():
+    with pytest.raises(bm.errors.UsageError, match="^distributional_loss needs a teacher"):
+        TrainingObjective(classes=5, distributional=True)
+
+
 def test_bipolar_term_is_added_per_sample():
     net = bm.QDense(3, in_units=4)
     net.initialize(mx.init.Uniform(0.5))
@@ -173,3 +198,74 @@ def test_schedule_flags_give_a_periodic_step_schedule_and_momentum_only_for_sgd(
     assert "momentum" not in optimizer_params(opt, "adam", num_epochs=90, iters_per_epoch=2)
     explicit = parser.parse_args(["--lr-decay-epoch", "10"])
     assert optimizer_params(explicit, "adam", 20, 1)["lr_scheduler"](15) == pytest.approx(0.01)
+
+
+def bop_reference(w, m, g, gamma, threshold):
+    """larq's Bop._resource_apply_dense in NumPy: m += gamma (g - m); w = sign(-sign(w m - threshold) w), sign(0)=+1."""
+    m = m + gamma * (g - m)
+    kept = -np.sign(w * m - threshold) * w
+    return np.where(kept >= 0, 1.0, -1.0).astype(np.float32), m
+
+
+def test_bop_flips_as_larq_and_helwegen_algorithm_1(rng):
+    w = rng.randn(200).astype(np.float32)
+    m = np.zeros(200, np.float32)
+    bop = optimizers.Bop(threshold=1e-3, gamma=0.1, rescale_grad=0.5)
+    weight, state = nd.array(w), bop.create_state(0, nd.array(w))
+    for _ in range(5):
+        g = rng.randn(200).astype(np.float32)
+        bop.update(0, weight, nd.array(g), state)
+        w, m = bop_reference(w, m, g * 0.5, 0.1, 1e-3)
+        np.testing.assert_array_equal(weight.asnumpy(), w)
+        np.testing.assert_allclose(state.asnumpy(), m, rtol=1e-6)
+    assert set(np.unique(w)) == {-1.0, 1.0}
+
+
+def test_case_optimizer_gives_binary_weights_to_bop_and_the_rest_to_adam(rng):
+    net = gluon.nn.HybridSequential()
+    net.add(bm.QDense(6, in_units=8), gluon.nn.Dense(3, in_units=6))
+    net.initialize(mx.init.Normal(1.0))
+    before = {name: p.data().asnumpy().copy() for name, p in net.collect_params().items()}
+    trainer = gluon.Trainer(net.collect_params(), optimizers.bop_for_binary_weights(
+        mx.optimizer.Adam(learning_rate=0.01), threshold=0.0, gamma=1.0))
+    x, y = nd.array(rng.randn(4, 8)), nd.array(rng.randint(0, 3, 4))
+    with mx.autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    binary_grad = net[0].weight.grad().asnumpy().copy()
+    trainer.step(4)
+    binary = net[0].weight.data().asnumpy()
+    expected, _ = bop_reference(before[net[0].weight.name], 0, binary_grad / 4, 1.0, 0.0)
+    np.testing.assert_array_equal(binary, expected)
+    dense = net[1].weight.data().asnumpy()
+    assert np.abs(dense - before[net[1].weight.name]).max() == pytest.approx(0.01, rel=1e-3)  # Adam's first step
+    assert trainer.learning_rate == 0.01
+    assert optimizers.is_binary_weight(net[0].weight) and not optimizers.is_binary_weight(net[1].weight)
+    assert optimizers.is_binary_weight(bm.QDense(3, weight_quantizer=quantization.NoOp(precision=1)).weight)
+
+
+@pytest.mark.parametrize("bad", [dict(gamma=0), dict(gamma=2), dict(threshold=-1), dict(gamma=float("nan"))])
+def test_bop_refuses_bad_hyperparameters(bad):
+    with pytest.raises(bm.UsageError, match=next(iter(bad))):
+        optimizers.Bop(**bad)
+
+
+def test_flip_ratio_is_the_share_of_binary_weights_that_changed_sign(rng):
+    """larq metrics_test.py test_flip_ratio: the mean over steps of (changed signs) / (weights)."""
+    from binary_models.train.metrics import FlipRatio
+    net = gluon.nn.HybridSequential()
+    net.add(bm.QDense(5, in_units=4), gluon.nn.Dense(3, in_units=5), bm.QDense(2, in_units=3))
+    net.initialize(mx.init.Normal(1.0))
+    flips = FlipRatio(net)
+    flips.watch()
+    assert flips.get() is None and flips.size == 5 * 4 + 2 * 3
+    first = net[0].weight.data().asnumpy()
+    first[0, :3] *= -1  # 3 of 26 flip; the float layer changing does not count
+    net[0].weight.set_data(nd.array(first))
+    net[1].weight.set_data(-net[1].weight.data())
+    assert flips.update() == pytest.approx(3 / 26)
+    assert flips.update() == 0.0
+    assert flips.get() == pytest.approx(3 / 26 / 2)
+    flips.reset()
+    assert flips.get() is None
+    assert FlipRatio(gluon.nn.Dense(2, in_units=2)).update() is None

@@ -13,9 +13,9 @@ _built = {}
 
 
 def small_input(name, batch=4):
-    """A small input for a model's default stem (Caffe-style nets need 64 pixels). At 32x32 the last stage
+    """A small input for a model's default stem (AlexNet/NIN-style nets need 64 pixels). At 32x32 the last stage
     is 1x1, and BatchNorm over two 1x1 samples always outputs +-1 (no gradient): hence a batch of 4."""
-    size = 64 if name in ("binary_alexnet", "tang_nin") else 32
+    size = 64 if name in ("binary_alexnet", "tang_nin", "xnornet", "dorefanet") else 32
     return nd.random.normal(shape=(batch, 3, size, size))
 
 

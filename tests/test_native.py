@@ -56,7 +56,7 @@ def random_conv(rng):
         if h + 2 * pad >= dilation * (k - 1) + 1 and w + 2 * pad >= dilation * (k - 1) + 1:
             break
     conv = bm.QConv2D(cout, k, strides=stride, padding=pad, dilation=dilation, groups=groups, in_channels=cin,
-                      pad_mode=str(rng.choice(["minus_one", "zero"])),
+                      pad_mode=str(rng.choice(["minus_one", "zero", "one"])),
                       scaling=str(rng.choice(["none", "none", "channel", "scalar"])))
     conv.initialize(mx.init.Normal(1.0))
     return conv, random_input(rng, (int(rng.randint(1, 4)), cin, h, w))
@@ -251,7 +251,7 @@ BAD_CONV_CALLS = {
         lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), stride=(1, 0)),
     "the \\(dilated\\) kernel is larger than the padded input":
         lambda: call_conv(nd.ones((1, 16, 1, 1)), packed(), pad=0),
-    "attribute pad_mode: expected 'minus_one' or 'zero'":
+    "attribute pad_mode: expected 'minus_one', 'zero' or 'one'":
         lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), pad_mode="reflect"),
     "unknown attribute 'strides'":
         lambda: call_conv(nd.ones((1, 16, 5, 5)), packed(), strides=2),

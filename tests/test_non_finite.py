@@ -51,7 +51,9 @@ def assert_same_floats(got, expected):
 # ---- each quantizer, forward and backward ----
 
 QUANTIZERS = [q.SteSign(), q.SteSign(grad_cancel=3.0), q.ApproxSign(), q.MultiSign(2), q.MultiSign(3),
-              q.DoReFaActivation(2), q.DoReFaActivation(8), q.WeightSign(), q.DoReFaWeight(2), q.DoReFaWeight(4)]
+              q.DoReFaActivation(2), q.DoReFaActivation(8), q.WeightSign(), q.DoReFaWeight(2), q.DoReFaWeight(4),
+              q.SteHeaviside(), q.SwishSign(), q.SwishSign(beta=30.0), q.MagnitudeAwareSign(), q.SteTern(),
+              q.SteTern(ternary_weight_networks=True)]
 ALL_REGISTERED = set(q.ACTIVATION_QUANTIZERS.values()) | set(q.WEIGHT_QUANTIZERS.values())
 
 
@@ -59,11 +61,11 @@ def test_every_registered_quantizer_has_a_row():
     assert ALL_REGISTERED <= {type(quantizer) for quantizer in QUANTIZERS}
 
 
-def run_quantizer(quantizer, values):
+def run_quantizer(quantizer, values, unscaled=False):
     x = nd.array(values)
     x.attach_grad()
     with autograd.record():
-        y = quantizer(nd, x)
+        y = quantizer.unscaled(nd, x) if unscaled else quantizer(nd, x)
     y.backward(nd.ones_like(y))
     return y.asnumpy(), x.grad.asnumpy()
 
@@ -78,7 +80,8 @@ def test_quantizer_values_and_gradients_stay_finite_with_nan_and_inf(quantizer):
 
 @pytest.mark.parametrize("quantizer", [p for p in QUANTIZERS if p.packable], ids=repr)
 def test_packable_quantizer_binarizes_as_x_greater_equal_zero(quantizer):
-    value, _ = run_quantizer(quantizer, SPECIAL.reshape(1, -1))
+    """What the packed kernel computes: the value before a scale the layer puts on its output."""
+    value, _ = run_quantizer(quantizer, SPECIAL.reshape(1, -1), unscaled=True)
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(value[0], np.where(SPECIAL >= 0, 1, -1))
 

@@ -128,3 +128,51 @@ def test_convert_works_on_a_net_exported_with_gluoncv_export_block(tmp_path):
     x = mx.nd.random.normal(shape=(4, 3, 16, 16))
     expected = net(x).asnumpy()
     np.testing.assert_allclose(packed(x).asnumpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_bm_examples_writes_the_documented_digits_and_a_script_for_bm_run(tmp_path):
+    """``bm examples``: the three digits are scikit-learn's images 1794-1796 (an 8, a 9, an 8) as PNGs, and
+    count_models.py finds this package's models only through ``bm run``."""
+    import cv2
+    from sklearn.datasets import load_digits
+    from binary_models.commands import examples
+    assert examples.main([str(tmp_path)]) == 0
+    digits = load_digits()
+    for index in examples.DIGITS:
+        image = cv2.imread(str(tmp_path / ("digit%d.png" % index)), cv2.IMREAD_GRAYSCALE)
+        assert image.shape == (examples.SIDE, examples.SIDE)
+        small = cv2.resize(image, (8, 8), interpolation=cv2.INTER_AREA) / 255.0 * 16
+        assert np.corrcoef(small.ravel(), digits.images[index].ravel())[0, 1] > 0.9
+    assert [digits.target[i] for i in examples.DIGITS] == [8, 9, 8]
+    script = str(tmp_path / "count_models.py")
+    plain = subprocess.run([sys.executable, script, "meliusnet22"], capture_output=True, universal_newlines=True)
+    assert plain.returncode != 0
+    run = subprocess.run([sys.executable, "-m", "binary_models", "run", script, "meliusnet22"], capture_output=True,
+                         universal_newlines=True)
+    assert run.returncode == 0 and run.stdout.strip() == "meliusnet22 -> MeliusNet from binary_models.models.meliusnet"
+
+
+def test_bm_lists_its_commands_and_refuses_an_unknown_one_naming_the_closest(capsys):
+    from binary_models.commands import main
+    assert main.main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in main.COMMANDS)
+    assert main.main(["conver"]) == 2
+    assert "unknown command 'conver'; did you mean convert?" in capsys.readouterr().err
+    for module, _ in main.COMMANDS.values():  # every command's module exists and has its main
+        assert callable(__import__("binary_models.commands." + module, fromlist=["main"]).main)
+
+
+def test_the_module_paths_of_version_0_1_still_work_with_a_deprecation_warning():
+    code = ("import warnings; warnings.filterwarnings('error', 'binary_models', DeprecationWarning)\n"
+            "import binary_models\n"
+            "try:\n    import binary_models.files\nexcept DeprecationWarning as w:\n    print('warned:', w)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, universal_newlines=True)
+    assert "warned: binary_models.files is now binary_models.storage" in result.stdout, result.stderr[-2000:]
+    with pytest.warns(DeprecationWarning):
+        from binary_models import training
+    from binary_models.train import loop
+    assert training is loop  # the same module, not a copy
+    result = subprocess.run([sys.executable, "-m", "binary_models.convert", "--help"], capture_output=True,
+                            universal_newlines=True)
+    assert result.returncode == 0 and "usage: bm convert" in result.stdout, result.stderr[-2000:]

@@ -115,3 +115,28 @@ def test_cli_unknown_model_exits_2_naming_close_models():
     result = subprocess.run([sys.executable, "-m", "binary_models.stats", "meliusnet_d"], capture_output=True,
                             text=True)
     assert result.returncode == 2 and "meliusnet_a" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_larq_summary_counts_parameters_by_precision_memory_and_equivalents(capsys):
+    """larq models_test.py's toy model, in Gluon: a 1-bit conv (input 1 bit), a 32-bit dense. Memory in kB of
+    8 * 1024 bits; float-32 equivalent counts every parameter at 32 bits; the 8-bit size counts the
+    32-bit ones at 8 bits (larq's "Model size (8-bit FP weights)")."""
+    net = gluon.nn.HybridSequential()
+    net.add(bm.QConv2D(2, 3, in_channels=1), gluon.nn.Flatten(), gluon.nn.Dense(2, in_units=2 * 6 * 6))
+    stats = model_statistics(net, input_size=8, in_channels=1)
+    t = stats.totals
+    binary, fp = 2 * 9, 2 * 72 + 2
+    assert t["params_by_bits"] == {"1": binary, "32": fp}
+    assert t["memory_kb"] == (binary + 32 * fp) / 8192
+    assert t["float32_memory_kb"] == 32 * (binary + fp) / 8192
+    assert t["int8_memory_kb"] == (binary + 8 * fp) / 8192
+    assert t["macs"] == 6 * 6 * 2 * 9 + 72 * 2 and t["binary_mac_ratio"] == 6 * 6 * 2 * 9 / t["macs"]
+    conv_row = stats.layers[0]
+    assert (conv_row["input_bits"], conv_row["mac_bits"], conv_row["params_by_bits"]) == (1, 1, {1: binary})
+    table = stats.summary()
+    for text in ("Input prec. (bit)", "# 1-bit", "# 32-bit", "Memory (kB)", "1-bit MACs", "Float-32 equivalent",
+                 "Model size (8-bit FP weights)", "Compression ratio of memory", "Total params"):
+        assert text in table
+    assert main(["meliusnet22", "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "features.1.body.1" in out and "Ratio of MACs that are binary" in out

@@ -16,6 +16,7 @@ import mxnet as mx
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from binary_models.commands import train_imagenet  # noqa: E402
 from binary_models.commands.cli import run_script  # noqa: E402
+from binary_models.train.recipes import RECIPES  # noqa: E402
 
 CLASSES = ("red", "green", "blue")
 # A 3-class folder at 16x16 with the thumbnail stem: every run takes seconds.
@@ -105,20 +106,56 @@ def test_one_epoch_on_recordio(recordio, tmp_path):
     assert json.load(open(os.path.join(out, "summary.json")))["classes"] == 3
 
 
-def test_mixup_label_smoothing_and_distillation_train_together(image_folder, tmp_path):
+def saved_teacher(tmp_path):
+    """A thumbnail resnet_e18 of 3 classes saved as a teacher: the flags that name it."""
     import binary_models as bm
     teacher = bm.get_model("resnet_e18", stem="thumbnail", classes=3)
     teacher.initialize(mx.init.Xavier())
     teacher(mx.nd.zeros((1, 3, 16, 16)))
     teacher.save_parameters(str(tmp_path / "teacher.params"))
+    return ["--teacher", "resnet_e18", "--teacher-params", str(tmp_path / "teacher.params")]
+
+
+def test_mixup_label_smoothing_and_distillation_train_together(image_folder, tmp_path):
     out = str(tmp_path / "kd")
     train(["--data-dir", image_folder, "--num-epochs", "1", "--save-dir", out, "--mixup", "--label-smoothing",
-           "--teacher", "resnet_e18", "--teacher-params", str(tmp_path / "teacher.params"),
-           "--temperature", "4"] + SMALL_RUN)
+           "--temperature", "4"] + saved_teacher(tmp_path) + SMALL_RUN)
     log = open(os.path.join(out, "train_imagenet.log")).read()
     assert "[Epoch 0] training: rmse=" in log  # GluonCV's metric under mixup
     losses = [float(line.split("loss=")[1].split()[0]) for line in log.splitlines() if "Batch [" in line]
     assert len(losses) == 6 and all(np.isfinite(losses))
+
+
+def test_distributional_loss_trains_a_reactnet_from_a_teacher(image_folder, tmp_path):
+    out = str(tmp_path / "reactnet")
+    run = ["--model", "reactnet_a"] + SMALL_RUN[2:] + ["--max-batches", "2"]
+    train(["--data-dir", image_folder, "--num-epochs", "1", "--save-dir", out, "--distributional-loss"]
+          + saved_teacher(tmp_path) + run)
+    log = open(os.path.join(out, "train_imagenet.log")).read()
+    losses = [float(line.split("loss=")[1].split()[0]) for line in log.splitlines() if "Batch [" in line]
+    assert len(losses) == 2 and all(np.isfinite(losses)) and all(loss >= 0 for loss in losses)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_every_recipe_step_sets_flags_that_command_line_flags_override(recipe):
+    for step, defaults in enumerate(RECIPES[recipe], 1):
+        opt = train_imagenet.parse_args(["--recipe", recipe, "--recipe-step", str(step), "--dataset", "digits"])
+        for flag, value in defaults.flags.items():
+            assert getattr(opt, flag) == value or str(getattr(opt, flag)) == str(value), (flag, value)
+    assert train_imagenet.parse_args(["--recipe", recipe, "--dataset", "digits", "--lr", "0.123"]).lr == 0.123
+
+
+def test_reactnet_recipe_has_two_steps_binarizing_the_weights_in_the_second():
+    first = train_imagenet.parse_args(["--recipe", "reactnet_a", "--dataset", "digits"])
+    second = train_imagenet.parse_args(["--recipe", "reactnet_a", "--recipe-step", "2", "--dataset", "digits"])
+    assert (first.bits, first.wd, second.bits, second.wd) == (32, 1e-5, 1, 0.0)
+    assert first.optimizer == "adam" and first.lr == 5e-4 and first.lr_mode == "linear" and first.distributional_loss
+
+
+def test_unknown_recipe_or_step_exits_2_naming_the_flag(capsys):
+    expect_usage_error(["--recipe", "reactnet_b"], capsys, "--recipe 'reactnet_b' is unknown", "reactnet_a")
+    expect_usage_error(["--recipe", "quicknet", "--recipe-step", "2"], capsys, "--recipe-step 2", "1 step")
+    expect_usage_error(["--dataset", "digits"], capsys, "--model is required")
 
 
 def load(path):
@@ -247,3 +284,45 @@ def test_distributed_sync_training_on_digits_matches_a_single_process(tmp_path):
     assert dist_summary["num_workers"] == 2
     print("single-process top-1 %.4f, 2 workers %.4f" % (single_top1, dist_summary["final_top1"]))
     assert dist_summary["final_top1"] >= single_top1 - 0.03, (dist_summary["final_top1"], single_top1)
+
+
+def test_max_batches_limits_each_epoch_and_the_history_keeps_every_batch_loss(image_folder, tmp_path):
+    """--max-batches 2 of 6: two per-batch losses per epoch, placed at (epoch, epoch + 1], whose mean is the
+    epoch's logged training loss (equal batches); summary.json has the data's 3 classes, not --classes."""
+    out = str(tmp_path / "run")
+    assert run_script(train_imagenet.main, ["--data-dir", image_folder, "--num-epochs", "2", "--max-batches", "2",
+                                            "--save-dir", out] + SMALL_RUN) == 0
+    history = json.load(open(os.path.join(out, "history.json")))
+    batches = history["train_loss_per_batch"]
+    assert [round(x, 6) for x, _ in batches] == [0.5, 1.0, 1.5, 2.0]
+    for epoch in (0, 1):
+        losses = [loss for x, loss in batches if epoch < x <= epoch + 1]
+        assert np.isclose(np.mean(losses), history["train_loss"][epoch], rtol=1e-5)
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["classes"] == 3 and summary["args"]["classes"] == 3
+    assert not os.path.exists(os.path.join(out, "run.lock"))
+
+
+def test_bop_trains_the_binary_weights_as_signs_and_adam_the_rest(image_folder, tmp_path):
+    """--optimizer bop (Helwegen et al. 2019): every binary weight ends +-1 (Bop's update), the full-precision
+    ones keep real values (Adam)."""
+    out = tmp_path / "bop"
+    train(["--data-dir", image_folder, "--num-epochs", "1", "--optimizer", "bop", "--bop-gamma", "0.01",
+           "--bop-threshold", "1e-6", "--save-dir", str(out)] + SMALL_RUN)
+    binary = binary_weight_values(str(out / "imagenet-meliusnet22-0.params"))
+    assert set(np.unique(binary)) == {-1.0, 1.0}
+    import binary_models as bm
+    net = bm.get_model("meliusnet22", stem="thumbnail", classes=3)
+    net.load_parameters(str(out / "imagenet-meliusnet22-0.params"))
+    assert len(np.unique(net.output.weight.data().asnumpy())) > 2
+    # the flip ratio (larq's FlipRatio) in the log and the history, for the curves
+    with open(out / "train_imagenet.log") as f:
+        assert "flip_ratio=" in f.read()
+    with open(out / "history.json") as f:
+        flip_ratio = json.load(f)["flip_ratio"]
+    assert len(flip_ratio) == 1 and 0 < flip_ratio[0] < 1
+
+
+def test_bop_flags_are_checked(image_folder, capsys):
+    expect_usage_error(["--data-dir", image_folder, "--optimizer", "bop", "--bop-gamma", "2"] + SMALL_RUN, capsys,
+                       "--bop-gamma")

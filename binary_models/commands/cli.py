@@ -120,6 +120,16 @@ def epoch_list(text):
     return text
 
 
+def check_schedule(opt, num_epochs, epochs_flag, start_epoch, start_flag):
+    """The rules between the schedule's flags and the run's length (``epochs_flag``): the epoch it starts at
+    (``start_flag``: resumed runs) and the warm-up end before the last epoch."""
+    if start_epoch >= num_epochs:
+        raise UsageError("%s %d must be below %s %d (it is the next epoch to train)"
+                         % (start_flag, start_epoch, epochs_flag, num_epochs))
+    if opt.warmup_epochs and opt.warmup_epochs >= num_epochs:
+        raise UsageError("--warmup-epochs %d must be below %s %d" % (opt.warmup_epochs, epochs_flag, num_epochs))
+
+
 def add_schedule_arguments(group, lr, lr_mode, lr_decay_epoch):
     """The learning-rate flags both training scripts share (GluonCV's names), with per-script defaults."""
     group.add_argument("--lr", type=positive_float, default=lr, help="base learning rate")

@@ -22,7 +22,7 @@ import mxnet as mx
 
 MODEL = "meliusnet22"
 # The training run of the demo: MeliusNet's recipe (Adam, cosine schedule) shortened to one epoch, at the
-# digits' own 8x8 resolution (32x32, train_imagenet's default for digits, costs 16x more: see README).
+# digits' own 8x8 resolution (32x32, train_imagenet's default for digits, costs 16x more: see docs/training.md).
 DEMO_TRAINING = dict(epochs=1, input_size=8, batch_size=32, lr=0.002)
 
 

@@ -1,5 +1,5 @@
 """``bm stats``: BOPs, FLOPs, OPs and model size of any model (per layer, in total, or one row per model like
-MeliusNet Table 1)."""
+MeliusNet Table 1); ``--summary``: larq's model summary (parameters by precision, memory, float-32 equivalent)."""
 import json
 import sys
 
@@ -16,6 +16,8 @@ def main(argv=None):
     parser.add_argument("--input-size", type=cli.positive_int, default=224, help="square input size (default 224)")
     parser.add_argument("--stem", choices=STEMS, help="override the model's stem")
     parser.add_argument("--json", action="store_true", help="print the totals as JSON")
+    parser.add_argument("--summary", action="store_true", help="larq's model summary: parameters by precision, "
+                        "memory in kB, float-32 equivalent and 8-bit sizes, MACs by precision")
     parser.add_argument("--all", action="store_true", help="one row per model, like MeliusNet Table 1")
     args = parser.parse_args(argv)
     if args.all:
@@ -34,8 +36,8 @@ def main(argv=None):
         raise cli.UsageError(err)
     check_input_size(net, args.input_size, name=args.model)
     totals = stats.model_statistics(net, args.input_size, name=args.model)
-    print(json.dumps(dict(model=args.model, input_size=args.input_size, **totals.totals))
-          if args.json else totals.table())
+    print(json.dumps(dict(model=args.model, input_size=args.input_size, **totals.totals)) if args.json
+          else totals.summary() if args.summary else totals.table())
     return 0
 
 

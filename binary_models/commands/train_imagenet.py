@@ -13,8 +13,8 @@ from ..errors import UsageError
 from ..models.common import STEMS
 from ..nn.config import SCALING_METHODS, WEIGHT_BITS
 from ..nn.quantization import ACTIVATION_QUANTIZERS
-from ..train import schedules, stopping
-from ..train.optimizers import OPTIMIZERS
+from ..train import recipes, stopping
+from ..train.optimizers import BOP_DEFAULTS, OPTIMIZERS
 from ..train.imagenet import KVSTORES, gluoncv_model_list, layer_options, train
 from ..model_zoo import check_input_size
 from . import cli
@@ -22,8 +22,40 @@ from .cli import seed_type
 
 
 def parse_args(argv=None):
+    parser = build_parser()
+    chosen, _ = recipe_parser().parse_known_args(argv)
+    if chosen.recipe:  # the recipe's flags become defaults: flags given on the command line override them
+        try:
+            parser.set_defaults(**recipes.recipe_step(chosen.recipe, chosen.recipe_step).flags)
+        except UsageError as err:
+            cli.fail(err.for_flags())
+    opt = parser.parse_args(argv)
+    if opt.model is None:
+        parser.error("--model is required (or a --recipe that names one: %s)" % ", ".join(sorted(recipes.RECIPES)))
+    if opt.input_size is None:
+        opt.input_size = datasets.DIGITS_SIZE if opt.dataset == "digits" else 224
+    if opt.stem is None and opt.dataset == "digits":
+        opt.stem = "thumbnail"
+    check_arguments(opt)
+    return opt
+
+
+def recipe_parser():
+    """The two flags read before the others: a recipe sets the defaults of the rest."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--recipe", default=None)
+    parser.add_argument("--recipe-step", type=cli.positive_int, default=1)
+    return parser
+
+
+def build_parser():
     parser = cli.ArgumentParser(description="Train a (binary) model for image classification.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--recipe", default=None, choices=sorted(recipes.RECIPES),
+                        help="a paper's training recipe as defaults of the other flags (docs/zoo.md)")
+    parser.add_argument("--recipe-step", type=cli.positive_int, default=1,
+                        help="step of a multi-step recipe (a later step starts from --resume-params of the "
+                             "previous one)")
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="imagenet", choices=("imagenet", "digits"),
                       help="'imagenet' (--data-dir or --use-rec) or the embedded 'digits' (scikit-learn's 8x8 "
@@ -46,10 +78,18 @@ def parse_args(argv=None):
                       help="number of data-loading worker processes")
 
     train = parser.add_argument_group("training")
-    train.add_argument("--model", required=True, help="any binary_models.get_model or GluonCV model name")
+    train.add_argument("--model", default=None, help="any binary_models.get_model or GluonCV model name "
+                       "(required unless --recipe names one)")
     train.add_argument("--batch-size", type=cli.positive_int, default=32, help="batch size per device (and per worker)")
     train.add_argument("--num-epochs", type=cli.positive_int, default=120)
-    train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
+                       help="bop: Bop (Helwegen et al. 2019) for the binary weights, --bop-default for the rest")
+    train.add_argument("--bop-gamma", type=cli.number(float, minimum=0, maximum=1), default=1e-4,
+                       help="Bop's adaptivity rate gamma (default 1e-4, larq's)")
+    train.add_argument("--bop-threshold", type=cli.non_negative_float, default=1e-8,
+                       help="Bop's flipping threshold tau (default 1e-8, larq's)")
+    train.add_argument("--bop-default", default="adam", choices=BOP_DEFAULTS,
+                       help="with --optimizer bop, the optimizer (and --lr schedule) of the other weights")
     cli.add_schedule_arguments(train, lr=0.002, lr_mode="cosine", lr_decay_epoch="100,110")
     train.add_argument("--wd", type=cli.non_negative_float, default=0.0,
                        help="weight decay (binary weights never decay; the papers state none)")
@@ -65,6 +105,9 @@ def parse_args(argv=None):
     train.add_argument("--temperature", type=cli.positive_float, default=20, help="distillation temperature")
     train.add_argument("--hard-weight", type=cli.number(float, minimum=0, maximum=1), default=0.5,
                        help="weight of the label loss in distillation")
+    train.add_argument("--distributional-loss", action="store_true",
+                       help="ReActNet's distributional loss: KL divergence to --teacher's outputs (temperature 1), "
+                            "no label term")
     train.add_argument("--mode", default="hybrid", choices=("hybrid", "imperative"))
     train.add_argument("--dtype", default="float32", choices=("float32", "float16"))
     train.add_argument("--num-gpus", type=cli.non_negative_int, default=0, help="GPUs to use (0: CPU)")
@@ -110,19 +153,13 @@ def parse_args(argv=None):
     output.add_argument("--resume-states", default="", help="trainer states to resume from")
     output.add_argument("--kvstore", default="device", choices=KVSTORES,
                         help="MXNet kvstore; dist_* needs the launcher (bm launch)")
-    opt = parser.parse_args(argv)
-    if opt.input_size is None:
-        opt.input_size = datasets.DIGITS_SIZE if opt.dataset == "digits" else 224
-    if opt.stem is None and opt.dataset == "digits":
-        opt.stem = "thumbnail"
-    check_arguments(opt)
-    return opt
+    return parser
 
 
 def check_arguments(opt):
     """The rules between flags, and between flags and this machine, checked before any data is read or
     model built: each broken one is a :class:`UsageError` naming the flags."""
-    schedules.check_schedule(opt, opt.num_epochs, "--num-epochs", opt.resume_epoch, "--resume-epoch")
+    cli.check_schedule(opt, opt.num_epochs, "--num-epochs", opt.resume_epoch, "--resume-epoch")
     explicit = [flag for flag, value in (("--resume-epoch", opt.resume_epoch), ("--resume-params", opt.resume_params),
                                          ("--resume-states", opt.resume_states)) if value]
     if opt.resume and explicit:
@@ -133,6 +170,8 @@ def check_arguments(opt):
                          % (opt.mixup_off_epoch, opt.num_epochs))
     if opt.teacher_params and not opt.teacher:
         raise UsageError("--teacher-params needs --teacher (the teacher's model name)")
+    if opt.distributional_loss and not opt.teacher:
+        raise UsageError("--distributional-loss needs --teacher (the real-valued network whose outputs it matches)")
     if opt.use_rec and opt.dataset != "imagenet":
         raise UsageError("--use-rec reads ImageNet's RecordIO files; --dataset %s is built in" % opt.dataset)
     available = mx.context.num_gpus()

@@ -7,9 +7,10 @@ import sys
 
 
 from ..errors import UsageError
+from ..model_zoo import get_model_list
 from ..models import ssd
 from ..models.common import STEMS
-from ..train import detection, schedules
+from ..train import detection
 from ..train.optimizers import OPTIMIZERS
 from . import cli
 
@@ -79,13 +80,16 @@ def parse_args(argv=None):
 def check_arguments(opt):
     """The rules between flags, and between flags and this machine, checked before any data is read or
     network built: each broken one is a :class:`UsageError` naming the flags."""
-    schedules.check_schedule(opt, opt.epochs, "--epochs", opt.start_epoch, "--start-epoch")
+    cli.check_schedule(opt, opt.epochs, "--epochs", opt.start_epoch, "--start-epoch")
     if opt.resume == "auto" and opt.start_epoch:
         raise UsageError("--resume auto finds the epoch itself: leave out --start-epoch")
     cli.check_gpus("--gpus", opt.gpus)
     folder = os.path.dirname(opt.save_prefix)
     if folder and os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError("--save-prefix %s: %s is a file, not a folder" % (opt.save_prefix, folder))
+    if (detection.network_options(opt) or opt.backbone_params) and opt.network.lower() not in get_model_list():
+        raise UsageError("--backbone-params, --binary-extras, --extra-filters, --growth, --init-channels and "
+                         "--stem are options of binary_models backbones; %r is not one" % opt.network)
 
 
 def channel_list(text):

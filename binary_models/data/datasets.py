@@ -126,7 +126,8 @@ def check_class_folders(dataset, folder, flag):
     """Raise :class:`UsageError` naming ``folder`` when ``dataset`` (an ``ImageFolderDataset`` of it) has no
     class folders, no images, or a class folder without images."""
     if not dataset.synsets:
-        raise UsageError("%s %s has no class folders (it needs one sub-folder of images per class)" % (flag, folder), flag)
+        raise UsageError("%s %s has no class folders (it needs one sub-folder of images per class)" % (flag, folder),
+                         flag)
     counts = collections.Counter(label for _, label in dataset.items)
     empty = [name for label, name in enumerate(dataset.synsets) if not counts[label]]
     if len(empty) == len(dataset.synsets):
@@ -148,7 +149,7 @@ def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, nu
     root = _require(data_dir, "--data-dir")
     for split in ("train", "val"):
         if not os.path.isdir(os.path.join(root, split)):
-            raise UsageError("--data-dir %s folder not found: %s" % (split, os.path.join(root, split)))
+            raise UsageError("data_dir %s folder not found: %s" % (split, os.path.join(root, split)), "data_dir")
     train_transform = transforms.Compose([
         transforms.RandomResizedCrop(input_size), transforms.RandomFlipLeftRight(),
         transforms.RandomColorJitter(brightness=JITTER, contrast=JITTER, saturation=JITTER),
@@ -158,7 +159,7 @@ def image_folder_data(data_dir, batch_size, input_size=224, crop_ratio=0.875, nu
     for dataset, split in ((train_set, "train"), (val_set, "val")):
         check_class_folders(dataset, os.path.join(root, split), "--data-dir")
     if train_set.synsets != val_set.synsets:
-        raise UsageError("--data-dir: train/ and val/ have different class folders")
+        raise UsageError("data_dir: train/ and val/ have different class folders", "data_dir")
     return _loader_data(SkipUnreadable(train_set, log_file=log_file).transform_first(train_transform),
                         SkipUnreadable(val_set, log_file=log_file).transform_first(val_transform),
                         batch_size, num_workers, shard, seed, len(train_set.synsets), input_size)

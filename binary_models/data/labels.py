@@ -21,8 +21,8 @@ def read_names(path, num_classes=None):
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError("cannot read --classes-file %s: %s" % (path, err))
     if num_classes is not None and len(names) != num_classes:
-        raise UsageError("--classes-file %s has %d names, the model predicts %d classes"
-                         % (path, len(names), num_classes))
+        raise UsageError("classes_file %s has %d names, the model predicts %d classes"
+                         % (path, len(names), num_classes), "classes_file")
     return names
 
 

@@ -1,8 +1,8 @@
 """How an image becomes a classification model's input at validation and inference time.
 
 One description, :class:`Preprocessing`, and one function, :func:`validation_transform`, serve
-``train_imagenet.py``'s validation on image folders, ``python -m binary_models.predict`` and (through the run
-file that ``python -m binary_models.convert`` writes beside a packed model) the C++ program in ``deploy/``,
+``train_imagenet.py``'s validation on image folders, ``bm predict`` and (through the run
+file that ``bm convert`` writes beside a packed model) the C++ program in ``deploy/``,
 which calls the same MXNet operators through the C API:
 
 - ImageNet-style models (GluonCV's ``train_imagenet.py`` validation): the RGB image's shorter side resized to

@@ -9,7 +9,7 @@ GluonCV's ``VOCDetection`` fails late and obscurely on bad files (a missing ``<d
 The synthetic set: coloured shapes (one shape and hue per class) with known boxes on textured
 backgrounds, written as JPEG images, VOC XML annotations and ``ImageSets/Main/{train,val}.txt``::
 
-    python -m binary_models.voc OUTPUT_DIR [--train 64 --val 32 --size 128 --seed 0] [--voc-classes]
+    bm synthetic-voc OUTPUT_DIR [--train 64 --val 32 --size 128 --seed 0] [--voc-classes]
 
 ``--voc-classes`` writes it as Pascal VOC instead (:func:`make_synthetic_pascal_voc`): ``VOC2007`` and
 ``VOC2012`` folders and VOC class names, which GluonCV's ``VOCDetection`` and its unchanged

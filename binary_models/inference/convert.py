@@ -17,8 +17,8 @@ the parameters; flags override it, and name them when there is none). Beside the
 ``{output}-run.json``: that record plus the preprocessing and class names, for ``binary_models.predict`` and
 the C++ program of ``deploy/``::
 
-    python -m binary_models.convert --params runs/imagenet-meliusnet22-best.params --output packed/meliusnet22
-    python -m binary_models.convert --model meliusnet22 --params trained.params --output packed/meliusnet22 \\
+    bm convert --params runs/imagenet-meliusnet22-best.params --output packed/meliusnet22
+    bm convert --model meliusnet22 --params trained.params --output packed/meliusnet22 \\
         [--stem thumbnail] [--classes 10] [--input-size 32]
 """
 import copy
@@ -33,16 +33,19 @@ from mxnet.gluon import HybridBlock, SymbolBlock, nn
 
 from .. import storage
 from . import native
-from ..errors import error_line
+from ..errors import UsageError, error_line
 from ..storage import run_file, write_run_file
 from ..nn.layers import QConv2D, QDense
 from ..models.common import ChannelShuffle, DenseBlock
 from ..models.meliusnet import ImprovementBlock
-from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NormPool, PackedBlock,
-                            stage_unit)
+from ..nn.react import LearnableBias, RPReLU
+from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NativeRPReLU, NormPool,
+                            PackedBlock, native_problem, packable, shift_thresholds, stage_unit)
 
 
 PACKED_LAYERS = ((QConv2D, BinaryConv2D), (QDense, BinaryDense))
+# Float blocks with a native operator computing them to the bit, replaced wherever they are.
+NATIVE_FORMS = ((RPReLU, NativeRPReLU),)
 
 
 def _checked_weights(layer):
@@ -59,8 +62,7 @@ def _packed_form(block, batchnorm=None):
     """The packed replacement of ``block`` (with ``batchnorm``, the BatchNorm before it, folded in where the
     packed form takes one), or None when it is not a binary layer."""
     for trained, packed in PACKED_LAYERS:
-        if isinstance(block, trained) and block.packable:
-            _checked_weights(block)
+        if isinstance(block, trained) and block.packable and packable(_checked_weights(block)):
             return packed(block, batchnorm) if batchnorm is not None else packed(block)
     return None
 
@@ -95,7 +97,7 @@ def _dense_unit(block, previous_conv):
 
 
 def _is_binary_conv(block):
-    return isinstance(block, QConv2D) and block.packable
+    return isinstance(block, QConv2D) and packable(block)
 
 
 def _match_dense_stage(blocks, start):
@@ -119,11 +121,17 @@ def _match_batchnorm_conv(blocks, start):
     return None
 
 
+def _flattened(blocks, start):
+    """True when ``blocks[start]`` receives a 2-D (N, C) input: a Flatten or a dense layer comes before it in its
+    sequence (XNOR-Net's BatchNorm -> ReLU after fc7; norm_pool takes NCHW maps only)."""
+    return any(isinstance(b, (nn.Flatten, nn.Dense, QDense)) for b in blocks[:start])
+
+
 def _norm_pool_window(blocks, start):
     """``(NormPool, length)`` for BatchNorm -> ReLU -> [MaxPool] or BatchNorm -> MaxPool -> ReLU, then an
     optional ChannelShuffle, at ``blocks[start:]``; else None."""
     window = blocks[start:start + 4]
-    if len(window) < 2 or not _is_batchnorm(window[0]):
+    if len(window) < 2 or not _is_batchnorm(window[0]) or _flattened(blocks, start):
         return None
     if _is_relu(window[1]):
         count = 3 if len(window) > 2 and _is_max_pool(window[2]) else 2
@@ -147,6 +155,19 @@ def _match_conv_batchnorm(blocks, start):
     return None
 
 
+def _match_shift_conv(blocks, start):
+    """LearnableBias -> binary conv [-> BatchNorm] (ReActNet's RSign): the shift becomes the conv's binarization
+    thresholds; a BatchNorm after the conv one norm_pool on its output, as in :func:`_match_conv_batchnorm`."""
+    if not (start + 1 < len(blocks) and isinstance(blocks[start], LearnableBias)
+            and _is_binary_conv(blocks[start + 1])):
+        return None
+    _checked_weights(blocks[start + 1])
+    fused = [(BinaryConv2D(blocks[start + 1], thresholds=shift_thresholds(blocks[start].bias)), 2)]
+    if start + 2 < len(blocks) and _is_batchnorm(blocks[start + 2]):
+        fused.append(_norm_pool_window(blocks, start + 2) or (NormPool(blocks[start + 2], relu=False), 1))
+    return fused, 1
+
+
 def _match_norm_pool(blocks, start):
     """BatchNorm -> ReLU [-> MaxPool] or BatchNorm -> MaxPool -> ReLU [-> ChannelShuffle]: one norm_pool."""
     fused = _norm_pool_window(blocks, start)
@@ -163,6 +184,8 @@ FUSION_RULES = (
      _match_conv_batchnorm),
     ("norm and pool", "BatchNorm -> ReLU [-> MaxPool] | BatchNorm -> MaxPool -> ReLU [-> ChannelShuffle] -> "
      "norm_pool", _match_norm_pool),
+    ("rsign into binary conv", "LearnableBias -> binary conv [-> BatchNorm] -> binary_conv2d with thresholds "
+     "[, norm_pool]", _match_shift_conv),
 )
 
 
@@ -201,7 +224,11 @@ def _replace_children(block):
             continue
         replacement = _packed_form(child)
         if replacement is None:
-            packed += _replace_children(child)
+            native_form = next((form(child) for trained, form in NATIVE_FORMS if type(child) is trained), None)
+            if native_form is not None:
+                _set_child(block, name, native_form)
+            else:
+                packed += _replace_children(child)
             continue
         _set_child(block, name, replacement)
         packed += 1
@@ -231,16 +258,31 @@ def _outside_references(net):
     return memo
 
 
-def convert(net):
+def _kept_emulated(packed):
+    """``[(path, reason)]`` of the binary layers left in ``packed`` (1-bit weights and activations, or a
+    quantizer a packed kernel runs) that no packed operator computes, with the reason."""
+    kept, pending = [], [("", packed)]
+    while pending:
+        path, block = pending.pop(0)
+        if isinstance(block, (QConv2D, QDense)) and (block.is_binary or block.packable):
+            kept.append((path or block.name, native_problem(block)))
+        pending += [(path + "." + name if path else name, child) for name, child in block._children.items()]
+    return kept
+
+
+def convert(net, strict=False):
     """An inference copy of ``net`` whose binary QConv2D/QDense layers run the native packed operators.
 
     Fused on the way (see :mod:`binary_models.packed_layers`): a BatchNorm before a binary conv becomes the
     conv's binarization thresholds; a run of DenseBlocks/ImprovementBlocks becomes one in-place dense stage;
     BatchNorm -> ReLU/MaxPool (-> ChannelShuffle) becomes one ``norm_pool``. Layers with multi-bit weights or
     activations, or Tang et al.'s multiple binarization (``binarizations > 1``), stay float-emulated: they
-    have no xnor kernel. Raises ``ValueError`` when ``net`` has no binary layer, and
-    :class:`binary_models.native.NativeLibraryError` when the native library cannot be built or loaded;
-    ``TypeError`` when ``net`` is not a Gluon block."""
+    have no xnor kernel. A binary layer the kernels cannot run (a stride above 4, a 0/1 quantizer, float64,
+    ``flatten=False``: :func:`~binary_models.packed_layers.native_problem`) is decided about here, not at the
+    first forward pass: it stays float-emulated, named with the reason in one ``UserWarning``, or with
+    ``strict=True`` it is refused (:class:`~binary_models.errors.UsageError`, one line). Raises ``ValueError``
+    when ``net`` has no binary layer, and :class:`binary_models.native.NativeLibraryError` when the native
+    library cannot be built or loaded; ``TypeError`` when ``net`` is not a Gluon block."""
     if not isinstance(net, mx.gluon.Block):
         raise TypeError("convert needs a Gluon block (a model of binary_models.get_model, trained or loaded), "
                         "got %r" % (net,))
@@ -248,7 +290,15 @@ def convert(net):
     root = _packed_form(packed)
     if root is not None:
         return root
-    if _replace_children(packed) == 0:
+    count = _replace_children(packed)
+    kept = _kept_emulated(packed)
+    if kept:
+        notice = "%d binary layer%s the native kernels cannot run: %s" % (
+            len(kept), "s" if len(kept) > 1 else "", "; ".join("%s (%s)" % item for item in kept))
+        if strict or count == 0:
+            raise UsageError(("convert(strict=True) refuses " if strict else "convert has nothing to pack: ") + notice)
+        warnings.warn("convert keeps float-emulated " + notice, UserWarning, stacklevel=2)
+    if count == 0:
         raise ValueError("%s has no binary layer to convert: no QConv2D/QDense with bits=1, bits_a=1 and "
                          "binarizations=1" % getattr(net, "model_name", type(net).__name__))
     packed.collect_params().setattr("grad_req", "null")
@@ -329,7 +379,7 @@ def load_packed(prefix, ctx=None):
 def write_packed_run_file(prefix, record, symbol_file):
     """``{prefix}-run.json``: the training's run file ``record`` (model, options, input size, dataset) plus what
     serving the packed model needs without Python: its ``preprocessing`` and ``class_names`` (read by
-    ``python -m binary_models.predict --packed`` and ``deploy/``'s C++ program)."""
+    ``bm predict --packed`` and ``deploy/``'s C++ program)."""
     from ..data.labels import class_names
     from ..data.transforms import preprocessing_of
     size = record["input_size"]
@@ -344,10 +394,10 @@ def write_packed_run_file(prefix, record, symbol_file):
 
 class _CallableModule(types.ModuleType):
     """Makes ``binary_models.convert(net)`` call :func:`convert` while ``binary_models.convert`` stays the
-    module (for ``save_packed``, ``load_packed`` and ``python -m binary_models.convert``)."""
+    module (for ``save_packed``, ``load_packed`` and ``bm convert``)."""
 
-    def __call__(self, net):
-        return convert(net)
+    def __call__(self, net, strict=False):
+        return convert(net, strict)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -29,7 +29,7 @@ def training_record(opt):
     the parameters), else a legacy ``*_summary.json`` (``--summary``, or beside the parameters); or {}."""
     path = opt.run or storage.find_run_file(opt.params)
     if opt.run and not os.path.isfile(opt.run):
-        raise UsageError("--run not found: %s" % opt.run)
+        raise UsageError("run not found: %s" % opt.run, "run")
     if path:
         record = storage.read_run_file(path)
         return dict(network=record["model"], model_kwargs=record["model_kwargs"], data_shape=record["input_size"])
@@ -40,7 +40,7 @@ def training_record(opt):
         candidate = os.path.join(directory, base[:position + len(opt.network)] + "_summary.json")
         summary = candidate if position >= 0 and os.path.isfile(candidate) else None
     elif summary is not None and not os.path.isfile(summary):
-        raise UsageError("--summary not found: %s" % summary)
+        raise UsageError("summary not found: %s" % summary, "summary")
     if not summary:
         return {}
     with open(summary) as f:
@@ -72,7 +72,7 @@ def data_shape(opt, record):
         return int(record["data_shape"])
     match = ssd.SSD_NAME.match(opt.network.lower())
     if not match:
-        raise UsageError("--data-shape is needed: %r does not name its input size" % opt.network)
+        raise UsageError("data_shape is needed: %r does not name its input size" % opt.network, "data_shape")
     return int(match.group(1))
 
 

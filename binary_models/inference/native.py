@@ -26,7 +26,7 @@ import mxnet as mx
 from ..errors import NativeLibraryError
 
 LIBRARY_NAME = "libbinary_models_native.so"
-OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights", "binary_dense_stage", "norm_pool")
+OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights", "binary_dense_stage", "norm_pool", "rprelu")
 LIBRARY_ENV = "BINARY_MODELS_NATIVE_LIB"
 ISA_ENV = "BINARY_MODELS_ISA"
 # The kernels' instruction sets (x86-64, then aarch64), slowest first; "avx512-emulated" is the AVX-512
@@ -108,8 +108,9 @@ def _c_functions():
     global _functions
     if _functions is None:
         library = ctypes.CDLL(load())
-        for name in ("binary_models_isa", "binary_models_best_isa"):
+        for name in ("binary_models_isa", "binary_models_best_isa", "binary_models_conv_problem"):
             getattr(library, name).restype = ctypes.c_char_p
+        library.binary_models_conv_problem.argtypes = [ctypes.c_int] * 11
         for name in ("binary_models_isa_supported", "binary_models_set_isa"):
             getattr(library, name).argtypes = [ctypes.c_char_p]
         _functions = library
@@ -147,3 +148,13 @@ def set_isa(name):
     if _c_functions().binary_models_set_isa(name.encode()) != 1:
         raise ValueError("instruction set %r is not supported by this CPU or OS (best here: %s)" % (name, best_isa()))
     return before
+
+
+def conv_problem(in_channels, out_channels, kernel, stride=(1, 1), pad=(0, 0), dilate=(1, 1), groups=1):
+    """``''`` when ``binary_conv2d`` runs a convolution of this geometry (pairs: (height, width)), else the
+    problem as the operator would report it (``stride 5 is not supported (allowed: 1..4)``). Loads the
+    library. A dense layer is the 1x1 convolution ``conv_problem(in_units, units, (1, 1))``."""
+    values = [in_channels, out_channels, *kernel, *stride, *pad, *dilate, groups]
+    if any(not -2 ** 31 <= int(v) < 2 ** 31 for v in values):
+        return "a size beyond 2^31 is not supported"
+    return _c_functions().binary_models_conv_problem(*map(int, values)).decode()

@@ -7,6 +7,7 @@ constants computed once, at conversion, from the trained blocks it replaces.
   then concat or add) as one ``binary_dense_stage``: every BatchNorm folded into the binarization, the
   feature map written in place at its final width (no concatenation).
 * :class:`NormPool`: BatchNorm -> [ReLU] -> [MaxPool] -> [ChannelShuffle] as one ``norm_pool``.
+* :class:`NativeRPReLU`: ReActNet's RPReLU (three MXNet operators, ~5x slower) as one ``rprelu``.
 * :class:`Identity`: what the later members of a fused run become, so sequence indices (the detection taps
   of :meth:`~binary_models.models.common.StagedNet.feature_taps`) keep their meaning.
 
@@ -24,6 +25,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from . import native
 from ..nn.layers import QConv2D, QDense
+from ..errors import UsageError
 from ..nn.quantization import weight_scale
 
 
@@ -78,6 +80,16 @@ def binarization_thresholds(bn):
     return threshold, direction
 
 
+def shift_thresholds(bias):
+    """``(threshold, direction)`` per channel for the sign of ``x + bias`` (a :class:`~binary_models.nn.react.
+    LearnableBias`, ReActNet's RSign): the least float32 ``x`` whose float32 sum ``x + bias`` is >= 0, direction
+    +1 (the sum is monotonic in ``x``; found by bisection as in :func:`binarization_thresholds`)."""
+    bias = bias.data().asnumpy().astype(np.float32)
+    with np.errstate(all="ignore"):
+        threshold = _least_true(lambda x: x + bias >= 0, len(bias))
+    return threshold, np.ones(len(bias), np.float32)
+
+
 class PackedBlock(HybridBlock):
     """What the packed blocks share: constant parameters (``grad_req='null'``) set at conversion, and one
     native operator applied to the input and them."""
@@ -112,13 +124,37 @@ class Identity(HybridBlock):
         return x
 
 
+def native_problem(layer):
+    """``''`` when a packed operator computes exactly the QConv2D/QDense ``layer``, else why not (one line):
+    its quantizers (``packable``: sign forward values on both sides), its dtype and form, or a geometry the
+    kernels do not run (asked of the library: :func:`binary_models.native.conv_problem`)."""
+    for side, quantizer in (("input", layer.input_quantizer), ("weight", layer.weight_quantizer)):
+        if not quantizer.packable:
+            return "its %s quantizer %r has no xnor kernel (it is not a sign)" % (side, quantizer)
+    dtype = np.dtype(layer.weight.dtype)
+    if dtype != np.float32:
+        return "its weights are %s (the kernels take float32)" % dtype.name
+    if isinstance(layer, QDense):
+        if not layer.flatten:
+            return "flatten=False (binary_dense flattens its input)"
+        return native.conv_problem(layer.weight.shape[1], layer.units, (1, 1))
+    return native.conv_problem(layer.weight.shape[1] * layer.groups, layer.channels, layer.kernel_size, layer.strides,
+                               layer.padding, layer.dilation, layer.groups)
+
+
+def packable(layer):
+    """True when ``layer`` is a QConv2D/QDense a packed operator computes exactly (see :func:`native_problem`)."""
+    return isinstance(layer, (QConv2D, QDense)) and not native_problem(layer)
+
+
 def _check_layer(block, layer, kind):
-    """``layer`` must be a packable ``kind`` (QConv2D or QDense): ``TypeError`` / ``ValueError`` saying so."""
+    """``layer`` must be a ``kind`` (QConv2D or QDense) the packed operator computes: ``TypeError`` /
+    :class:`~binary_models.errors.UsageError` saying why not."""
     if not isinstance(layer, kind):
         raise TypeError("%s needs a %s, got %r" % (block, kind.__name__, layer))
-    if not layer.packable:
-        raise ValueError("%s needs a %s the xnor kernel computes (1-bit sign weights and activations, one "
-                         "binarization), got %r" % (block, kind.__name__, layer))
+    problem = native_problem(layer)
+    if problem:
+        raise UsageError("%s cannot pack %s: %s" % (block, layer.name, problem))
 
 
 def _check_batchnorm(block, batchnorm):
@@ -132,32 +168,34 @@ def _packed_weights(layer):
     weight = layer.weight.data()
     packed = mx.nd.binary_pack_weights(weight, num_group=getattr(layer, "groups", 1))
     scale = None
-    if layer.config.scaling != "none":
-        scale = mx.nd.broadcast_to(weight_scale(mx.nd, weight, layer.config.scaling), shape=(weight.shape[0],))
+    if layer.scaling != "none":
+        scale = mx.nd.broadcast_to(weight_scale(mx.nd, weight, layer.scaling), shape=(weight.shape[0],))
     return packed, scale, weight.context
 
 
 class BinaryConv2D(PackedBlock):
     """Inference form of a binary :class:`~binary_models.QConv2D`: ``binary_conv2d`` with packed weights
     (the same output: sum(sign(x) sign(W)) with the layer's padding value, times its scale). With
-    ``batchnorm``, the BatchNorm that precedes the layer is folded into its binarization."""
+    ``batchnorm``, the BatchNorm that precedes the layer is folded into its binarization; ``thresholds`` (a
+    ``(threshold, direction)`` pair such as :func:`shift_thresholds`') gives that binarization directly."""
 
     operator = "binary_conv2d"
 
-    def __init__(self, layer, batchnorm=None):
+    def __init__(self, layer, batchnorm=None, thresholds=None):
         _check_layer("BinaryConv2D", layer, QConv2D)
         if batchnorm is not None:
             _check_batchnorm("BinaryConv2D", batchnorm)
+            thresholds = binarization_thresholds(batchnorm)
         out_channels, group_in, kh, kw = layer.weight.shape
         packed, scale, ctx = _packed_weights(layer)
         super().__init__(layer.prefix, dict(kernel=(kh, kw), stride=layer.strides, dilate=layer.dilation,
                                             pad=layer.padding, num_filter=out_channels, num_group=layer.groups,
                                             in_channels=group_in * layer.groups, pad_mode=layer.config.pad_mode,
-                                            folded_bn=batchnorm is not None, scaled=scale is not None))
+                                            folded_bn=thresholds is not None, scaled=scale is not None))
         self.add_constant("packed_weight", packed, ctx)
         names = ["packed_weight"]
-        if batchnorm is not None:
-            threshold, direction = binarization_thresholds(batchnorm)
+        if thresholds is not None:
+            threshold, direction = thresholds
             self.add_constant("threshold", threshold, ctx)
             self.add_constant("direction", direction, ctx)
             names += ["threshold", "direction"]
@@ -218,14 +256,14 @@ def stage_unit(conv, previous=None):
     """True when ``conv`` (a QConv2D) can be a unit of a :class:`BinaryDenseStage`, after ``previous`` (the
     previous unit's conv, or None): packable, 3x3 or other square kernel, stride 1, no groups, padding =
     dilation, and the same growth, kernel, dilation, padding value and scaling as ``previous``."""
-    if not (conv.packable and conv.groups == 1 and conv.strides == (1, 1) and conv.kernel_size[0] == conv.kernel_size[1]
+    if not (packable(conv) and conv.groups == 1 and conv.strides == (1, 1) and conv.kernel_size[0] == conv.kernel_size[1]
             and conv.dilation[0] == conv.dilation[1] and conv.padding == conv.dilation
             and conv.kernel_size[0] == 3):
         return False
     if previous is None:
         return True
-    return (conv.channels, conv.dilation, conv.config.pad_mode, conv.config.scaling == "none") == \
-        (previous.channels, previous.dilation, previous.config.pad_mode, previous.config.scaling == "none")
+    return (conv.channels, conv.dilation, conv.config.pad_mode, conv.scaling == "none") == \
+        (previous.channels, previous.dilation, previous.config.pad_mode, previous.scaling == "none")
 
 
 class NormPool(PackedBlock):
@@ -247,3 +285,17 @@ class NormPool(PackedBlock):
         ctx = batchnorm.gamma.data().context
         for name, value in zip(self.constants, batchnorm_terms(batchnorm)):
             self.add_constant(name, value, ctx)
+
+
+class NativeRPReLU(PackedBlock):
+    """ReActNet's :class:`~binary_models.nn.react.RPReLU` as one ``rprelu`` (the same float32 roundings as MXNet's
+    broadcast_sub, LeakyReLU(prelu) and broadcast_add: equal to the bit)."""
+
+    operator = "rprelu"
+    constants = ("shift_in", "slope", "shift_out")
+
+    def __init__(self, block):
+        super().__init__(block.prefix, {})
+        for name in self.constants:
+            param = getattr(block, name)
+            self.add_constant(name, param.data().asnumpy().astype(np.float32), param.data().context)

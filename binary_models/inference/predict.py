@@ -1,12 +1,12 @@
 """Classify images with a trained or a packed model: the classification twin of ``detection/detect.py``::
 
-    python -m binary_models.predict --params runs/imagenet-meliusnet22-best.params cat.jpg dog.jpg
-    python -m binary_models.predict --packed packed/meliusnet22 --json cat.jpg
-    python -m binary_models.predict --model meliusnet22 --params trained.params --classes-file names.txt x.jpg
+    bm predict --params runs/imagenet-meliusnet22-best.params cat.jpg dog.jpg
+    bm predict --packed packed/meliusnet22 --json cat.jpg
+    bm predict --model meliusnet22 --params trained.params --classes-file names.txt x.jpg
 
 The model name, its options, input size and classes come from the run file beside ``--params``
 (``train_imagenet.py``'s ``imagenet-MODEL-run.json``) or beside ``--packed`` (``PREFIX-run.json``, written by
-``python -m binary_models.convert``); ``--run`` names another, and flags override it. Each image is
+``bm convert``); ``--run`` names another, and flags override it. Each image is
 preprocessed as in validation (:mod:`binary_models.transforms`: resize + centre crop + ImageNet
 normalisation, or for models trained on the embedded digits grayscale + resize + the digits' normalisation),
 and the top classes are printed with their softmax probabilities, names (ImageNet's from GluonCV for 1,000
@@ -46,17 +46,17 @@ def load_packed_model(opt):
     from .native import NativeLibraryError
     run_path = opt.run or storage.run_file(opt.packed)
     if opt.run and not os.path.isfile(opt.run):
-        raise UsageError("--run not found: %s" % opt.run)
+        raise UsageError("run not found: %s" % opt.run, "run")
     record = storage.read_run_file(run_path) if os.path.isfile(run_path) else {}
     if opt.model and record.get("model") not in (None, opt.model):
-        raise UsageError("--model %s, but the packed model %s is %s (run file %s)"
-                         % (opt.model, opt.packed, record["model"], run_path))
+        raise UsageError("model %s, but the packed model %s is %s (run file %s)"
+                         % (opt.model, opt.packed, record["model"], run_path), "model")
     try:
         net = load_packed(opt.packed)
     except (FileNotFoundError, NativeLibraryError) as err:
-        raise UsageError("--packed: %s" % err)
+        raise UsageError("packed: %s" % err, "packed")
     except mx.MXNetError as err:
-        raise UsageError("--packed %s is not a readable packed model: %s" % (opt.packed, error_line(err)))
+        raise UsageError("packed %s is not a readable packed model: %s" % (opt.packed, error_line(err)), "packed")
     if opt.input_size:
         record = dict(record, input_size=opt.input_size)
     return net, record, record.get("model") or opt.model or os.path.basename(opt.packed)

@@ -38,6 +38,16 @@ def make_stem(kind, channels=64):
     return stem
 
 
+def family_stem(kind, channels, own):
+    """``own[kind](channels)`` for a family's own stems (``own``: name -> function), else :func:`make_stem`; an
+    unknown ``kind`` raises, listing both."""
+    if kind in own:
+        return own[kind](channels)
+    if kind not in STEMS:
+        raise UsageError("unknown stem %r; allowed: %s" % (kind, ", ".join(map(repr, tuple(own) + STEMS))))
+    return make_stem(kind, channels)
+
+
 def reduced_channels(channels, rate):
     """Width after a transition that divides ``channels`` by ``rate``, kept a multiple of 32
     (the rounding of the authors' code: ``round((c // rate) / 32) * 32``)."""
@@ -126,21 +136,27 @@ class StagedNet(HybridBlock):
         self.stage_ends.append(len(self.features) - 1)
         self.widths.append(channels)
 
-    def add_head(self, classes):
+    def add_head(self, classes, norm=True, relu=True, use_bias=True):
         """BN -> ReLU -> global average pool -> full-precision FC (the authors' head; the pool follows the
-        final map size, so any input size works)."""
+        final map size, so any input size works). ``norm=False`` leaves out the BN (larq-zoo's QuickNet:
+        ReLU -> pool), ``relu=False`` the ReLU too (Bi-RealNet, Real-to-Binary, ReActNet: pool -> FC)."""
         if not (isinstance(classes, int) and classes >= 1):
             raise UsageError("classes must be an integer >= 1, got %r" % (classes,))
-        self.features.add(make_norm(self.widths[-1]), nn.Activation("relu"))
-        self.head_norm_end = len(self.features) - 1
+        if norm:
+            self.features.add(make_norm(self.widths[-1]))
+        if relu:
+            self.features.add(nn.Activation("relu"))
+        if norm and relu:
+            self.head_norm_end = len(self.features) - 1
         self.features.add(nn.GlobalAvgPool2D(), nn.Flatten())
-        self.output = nn.Dense(classes)
+        self.output = nn.Dense(classes, use_bias=use_bias)
 
     def feature_taps(self):
         """The maps a detection head reads: stride 16 (end of stage 3) and stride 32 (end of stage 4, after the
-        head's BN + ReLU), as :class:`FeatureTap`s."""
-        return [FeatureTap(16, self.stage_ends[2], False, self.widths[2]),
-                FeatureTap(32, self.head_norm_end, True, self.widths[3])]
+        head's BN + ReLU where the head has them), as :class:`FeatureTap`s."""
+        last = (FeatureTap(32, self.head_norm_end, True, self.widths[3]) if self.head_norm_end is not None
+                else FeatureTap(32, self.stage_ends[3], False, self.widths[3]))
+        return [FeatureTap(16, self.stage_ends[2], False, self.widths[2]), last]
 
     def hybrid_forward(self, F, x):
         return self.output(self.features(x))

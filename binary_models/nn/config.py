@@ -25,7 +25,7 @@ ACTIVATION_BITS = WEIGHT_BITS
 SCALING_METHODS = ("none", "channel", "scalar")
 # Padding of binary inputs; the native operator's pad_mode attribute takes the same names, in the same
 # order as native/kernels/binary_conv.h's PadMode (tests/test_native.py checks that they agree).
-PAD_MODES = ("minus_one", "zero")
+PAD_MODES = ("minus_one", "zero", "one")
 
 
 def is_number(value):
@@ -55,8 +55,9 @@ class LayerConfig:
     binarizations:  m of Tang et al.'s multiple binarization of 1-bit activations (1 = plain sign).
     scaling:        output scaling of binary layers: 'none' (the papers' choice), 'channel'
                     (mean |W| per output channel, XNOR-Net) or 'scalar' (mean |W| of the whole weight).
-    pad_mode:       'minus_one' (the value a bit can hold, so packed inference is exact) or 'zero'.
-                    -1 padding applies to single 1-bit activations; other activations pad with 0.
+    pad_mode:       'minus_one' (the value a bit can hold, so packed inference is exact), 'one' (+1, also
+                    exact; larq and LCE's pad_values=1) or 'zero'. -1 and +1 padding apply to sign-valued
+                    activations; other activations pad with 0.
     wd_mult:        weight-decay multiplier of quantized weights (0: off, as in BMXNet-v2).
     """
     bits: int = 1

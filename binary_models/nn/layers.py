@@ -7,12 +7,13 @@ with ``scaling`` the result is multiplied by mean |W| (per output channel or in 
 """
 import math
 import numbers
+import warnings
 
 import numpy as np
 from mxnet import initializer
 from mxnet.gluon import HybridBlock
 
-from . import quantization
+from . import constraints, quantization
 from .config import LAYER_OPTIONS, get_layer_config
 from .quantization import weight_scale
 from ..errors import UsageError
@@ -84,17 +85,30 @@ class QuantizedLayer(HybridBlock):
     ``weight_quantizer`` objects replace the ones it describes."""
 
     def __init__(self, weight_shape, weight_initializer, options, input_quantizer=None, weight_quantizer=None,
-                 **kwargs):
+                 dtype="float32", weight_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.config = options
         self.input_quantizer = (quantization.check_quantizer("input_quantizer", input_quantizer)
                                 if input_quantizer is not None else quantization.activation_quantizer(options))
         self.weight_quantizer = (quantization.check_quantizer("weight_quantizer", weight_quantizer)
                                  if weight_quantizer is not None else quantization.weight_quantizer(options))
+        if self.weight_quantizer.scaling and options.scaling != "none":
+            raise UsageError("%s: the weight quantizer %r scales the output itself; give scaling='none', not %r"
+                             % (type(self).__name__, self.weight_quantizer, options.scaling))
+        self.scaling = self.weight_quantizer.scaling or options.scaling  # the output scaling in effect
         with self.name_scope():
-            self.weight = self.params.get("weight", shape=weight_shape, init=weight_initializer,
+            self.weight = self.params.get("weight", shape=weight_shape, init=weight_initializer, dtype=dtype,
                                           allow_deferred_init=True,
                                           wd_mult=options.wd_mult if self.weight_quantizer.quantized else 1.0)
+        self.weight.precision = self.weight_quantizer.bits  # larq's variable precision: Bop trains precision 1
+        self.weight.constraint = self.weight_constraint = constraints.check_constraint("weight_constraint",
+                                                                                       weight_constraint)
+        wq = self.weight_quantizer
+        if wq.is_binary and wq.clip_value is not None and self.weight_constraint is None:
+            warnings.warn("%s: the weight quantizer %r passes no gradient where |w| > %g, and without a "
+                          "weight_constraint (e.g. WeightClip(%g)) weights there stop learning (larq's starved "
+                          "weights)" % (type(self).__name__, wq, wq.clip_value, wq.clip_value), UserWarning,
+                          stacklevel=3)
 
     @property
     def is_binary(self):
@@ -125,20 +139,25 @@ class QuantizedLayer(HybridBlock):
         return 0, macs
 
     def _scale_output(self, F, out, weight, shape):
-        scale = weight_scale(F, weight, self.config.scaling)
+        scale = weight_scale(F, weight, self.scaling)
         return out if scale is None else F.broadcast_mul(out, F.reshape(scale, shape=shape))
 
 
 class QConv2D(QuantizedLayer):
     """2-D convolution of quantized input with quantized weights (no bias).
 
-    Arguments follow ``gluon.nn.Conv2D`` (``padding`` is the padding size). For 1-bit activations the
-    input is padded with -1 (``pad_mode='minus_one'``, default) so the packed inference kernel is exact;
-    ``pad_mode='zero'`` pads with 0."""
+    Arguments follow ``gluon.nn.Conv2D`` in name and order (``padding`` is the padding size; ``layout`` only
+    'NCHW'; ``bias_initializer`` is accepted and unused). For 1-bit activations the input is padded with -1
+    (``pad_mode='minus_one'``, default) so the packed inference kernel is exact; ``pad_mode='one'`` pads with
+    +1 (larq's ``pad_values=1``), ``pad_mode='zero'`` with 0."""
 
-    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, in_channels=0,
-                 use_bias=False, activation=None, weight_initializer=None, **kwargs):
+    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1, layout="NCHW",
+                 activation=None, use_bias=False, weight_initializer=None, bias_initializer="zeros", in_channels=0,
+                 **kwargs):
         _refuse_bias_and_activation("QConv2D", use_bias, activation)
+        if layout != "NCHW":
+            raise UsageError("QConv2D: layout %r is not supported: quantized layers and the packed kernels "
+                             "compute in 'NCHW' (transpose the input once before the network)" % (layout,))
         options = take_layer_options(kwargs, {"activation_method": "activation"})
         self.channels = _positive_int("QConv2D", "channels", channels)
         self.groups = _positive_int("QConv2D", "groups", groups)
@@ -178,7 +197,7 @@ class QConv2D(QuantizedLayer):
         return F.ones_like(F.stop_gradient(first_tap))
 
     def hybrid_forward(self, F, x, weight):
-        x, qweight = self.input_quantizer(F, x), self.weight_quantizer(F, weight)
+        x, qweight = self.input_quantizer(F, x), self.weight_quantizer.unscaled(F, weight)
         out = F.Convolution(x, qweight, kernel=self.kernel_size, stride=self.strides, dilate=self.dilation,
                             pad=self.padding, num_filter=self.channels, num_group=self.groups, no_bias=True)
         if self.pad_value != 0 and any(self.padding):
@@ -191,28 +210,40 @@ class QConv2D(QuantizedLayer):
                 "input={a!r}, weight={w!r}, scaling={sc}, pad_mode={pm})").format(
             name=self.__class__.__name__, inc=self.in_channels or None, out=self.channels, k=self.kernel_size,
             s=self.strides, p=self.padding, d=self.dilation, g=self.groups, a=self.input_quantizer,
-            w=self.weight_quantizer, sc=c.scaling, pm=c.pad_mode)
+            w=self.weight_quantizer, sc=self.scaling, pm=c.pad_mode)
 
 
 class QDense(QuantizedLayer):
-    """Fully connected layer of quantized input and quantized weights (no bias); flattens its input."""
+    """Fully connected layer of quantized input and quantized weights (no bias).
 
-    def __init__(self, units, in_units=0, use_bias=False, activation=None, weight_initializer=None, **kwargs):
+    Arguments follow ``gluon.nn.Dense`` in name and order: ``flatten`` (True: the input is flattened to
+    (batch, -1); False: the layer applies to its last axis), ``dtype`` of the weight (a float type);
+    ``bias_initializer`` is accepted and unused."""
+
+    def __init__(self, units, activation=None, use_bias=False, flatten=True, dtype="float32", weight_initializer=None,
+                 bias_initializer="zeros", in_units=0, **kwargs):
         _refuse_bias_and_activation("QDense", use_bias, activation)
         options = take_layer_options(kwargs, {"activation_method": "activation"})
         self.units = _positive_int("QDense", "units", units)
         self.in_units = _positive_int("QDense", "in_units", in_units, 0)
-        super().__init__((self.units, self.in_units), weight_initializer, options, **kwargs)
+        self.flatten = bool(flatten)
+        try:
+            float_type = np.issubdtype(np.dtype(dtype), np.floating)
+        except TypeError:
+            float_type = False
+        if not float_type:
+            raise UsageError("QDense: dtype must be a float type such as 'float32', got %r" % (dtype,))
+        super().__init__((self.units, self.in_units), weight_initializer, options, dtype=dtype, **kwargs)
 
     def hybrid_forward(self, F, x, weight):
-        out = F.FullyConnected(self.input_quantizer(F, x), self.weight_quantizer(F, weight),
-                               num_hidden=self.units, no_bias=True, flatten=True)
-        return self._scale_output(F, out, weight, (1, -1))
+        out = F.FullyConnected(self.input_quantizer(F, x), self.weight_quantizer.unscaled(F, weight),
+                               num_hidden=self.units, no_bias=True, flatten=self.flatten)
+        return self._scale_output(F, out, weight, (1, -1) if self.flatten else (-1,))
 
     def __repr__(self):
-        return "%s(%s -> %d, input=%r, weight=%r, scaling=%s)" % (
+        return "%s(%s -> %d, input=%r, weight=%r, scaling=%s%s)" % (
             self.__class__.__name__, self.in_units or None, self.units, self.input_quantizer,
-            self.weight_quantizer, self.config.scaling)
+            self.weight_quantizer, self.scaling, "" if self.flatten else ", flatten=False")
 
 
 class Scale(HybridBlock):

@@ -71,10 +71,55 @@ def weight_sign(F, w):
     return straight_through(F, sign(F, w), F.where(finite(F, w), w, F.zeros_like(w)))
 
 
+def round_half_even(F, x):
+    """Round to the nearest integer, ties to even, as TensorFlow's ``round`` (and so larq) does; MXNet's
+    ``round`` takes ties away from zero. A tie n + 0.5 goes to 2 round(x / 2), the even one of n and n + 1."""
+    tie = (x - F.floor(x)) == 0.5
+    return F.where(tie, 2 * F.round(x / 2), F.round(x))
+
+
+def ste_heaviside(F, x, clip_value):
+    """Heaviside step (1 where x > 0, else 0; NaN gives 0) with the straight-through estimator cancelled where
+    |x| > clip_value (larq's ``ste_heaviside``)."""
+    mask = F.abs(x) <= clip_value
+    return straight_through(F, F.stop_gradient(x > 0), F.where(mask, x, F.zeros_like(x)))
+
+
+def swish_sign(F, x, beta):
+    """Sign with the SignSwish backward of BNN+ (Darabi et al. 2018, Eq. 5):
+    d/dx = beta (2 - beta x tanh(beta x / 2)) / (1 + cosh(beta x)).
+
+    The derivative is computed in closed form, as larq does, on |beta x| <= 80 (beyond it, where it is below
+    1e-32, and for non-finite x it is 0) and passed as ``stop_gradient(d) * x``."""
+    inside = finite(F, x) * (F.abs(x * beta) <= 80)
+    bx = F.where(inside, x * beta, F.zeros_like(x))
+    derivative = F.stop_gradient(inside * beta * (2 - bx * F.tanh(bx * 0.5)) / (1 + F.cosh(bx)))
+    return straight_through(F, sign(F, x), derivative * F.where(inside, x, F.zeros_like(x)))
+
+
+def ste_tern(F, x, threshold, clip_value):
+    """Ternarization (Li et al. 2016, Ternary Weight Networks): +1 where x >= threshold, -1 where x <= -threshold,
+    else 0 (NaN gives 0), with the straight-through estimator cancelled where |x| > clip_value. ``threshold``
+    is a number, or a symbol/array broadcast like x."""
+    value = F.stop_gradient((x >= threshold) - (x <= -threshold))
+    return straight_through(F, value, F.where(F.abs(x) <= clip_value, x, F.zeros_like(x)))
+
+
+def hard_tanh(F, x):
+    """clip(x, -1, 1) (larq's ``hard_tanh``; Courbariaux et al. 2016 train with it)."""
+    return F.clip(x, -1, 1)
+
+
+def leaky_tanh(F, x, alpha=0.2):
+    """hard_tanh with slope ``alpha`` outside [-1, 1] (larq's ``leaky_tanh``):
+    clip(x, -1, 1) + alpha (max(x, 1) - 1) + alpha (min(x, -1) + 1)."""
+    return F.clip(x, -1, 1) + alpha * (F.maximum(x, 1) - 1) + alpha * (F.minimum(x, -1) + 1)
+
+
 def _round_to_levels(F, x01, bits):
-    """Round values in [0, 1] to the 2^bits - 1 uniform steps of a k-bit code."""
+    """Round values in [0, 1] to the 2^bits - 1 uniform steps of a k-bit code (ties to even)."""
     levels = float(2 ** bits - 1)
-    return F.round(x01 * levels) / levels
+    return round_half_even(F, x01 * levels) / levels
 
 
 def dorefa_activation(F, x, bits):
@@ -84,11 +129,16 @@ def dorefa_activation(F, x, bits):
 
 
 def dorefa_weight(F, w, bits):
-    """DoReFa-Net weight: tanh(w) / (2 max|tanh(w)|) + 1/2, rounded to k bits, mapped to [-1, 1]. A NaN
-    weight counts as -inf (the lowest level; it would make every weight of the layer NaN through the max)."""
+    """DoReFa-Net weight (Zhou et al. 2016, Eq. 9): tanh(w) / (2 max|tanh(w)|) + 1/2, rounded to k bits,
+    mapped to [-1, 1]. As in larq, the normaliser max|tanh(w)| passes no gradient (with it, the maximal
+    weight's gradient is that of t / t, wrongly nonzero) and is divided "no NaN": all-zero weights give the
+    level nearest 0 and no gradient. A NaN weight counts as -inf (the lowest level; it would make every
+    weight of the layer NaN through the max)."""
     t = F.tanh(replace_nan(F, w, -FLOAT32_MAX))
     # elementwise against broadcast_like (not broadcast_div) so a deferred weight's shape is inferable
-    normalized = t / (2 * F.broadcast_like(F.max(F.abs(t), keepdims=True), t)) + 0.5
+    norm = F.stop_gradient(F.broadcast_like(F.max(F.abs(t), keepdims=True), t))
+    nonzero = norm > 0
+    normalized = t / (2 * F.where(nonzero, norm, F.ones_like(norm))) * nonzero + 0.5
     return straight_through(F, 2 * _round_to_levels(F, normalized, bits) - 1, 2 * normalized - 1)
 
 
@@ -113,10 +163,13 @@ def multi_binarize(F, x, terms, grad_cancel):
 
 def weight_scale(F, w, scaling):
     """Output scaling from latent weights: None, mean |W| per output channel (shape (O,)), or the mean
-    |W| of the whole weight (shape (1,)). A non-finite weight counts as 0, so the scale stays finite."""
+    |W| of the whole weight (shape (1,)). A non-finite weight counts as 0, so the scale stays finite.
+
+    The scale passes no gradient, as in larq's magnitude-aware sign (Bi-Real Net section 3.3); XNOR-Net's
+    Eq. 7 would add sign(W_j)/n * sum sign(W_i) to each weight's gradient."""
     if scaling not in ("channel", "scalar"):
         return None
-    magnitude = F.abs(F.where(finite(F, w), w, F.zeros_like(w)))
+    magnitude = F.abs(F.where(finite(F, w), F.stop_gradient(w), F.zeros_like(w)))
     if scaling == "channel":
         return F.mean(magnitude, axis=0, exclude=True)
     return F.mean(magnitude).reshape((1,))
@@ -146,17 +199,20 @@ def _check_integer(quantizer, name, value, low, high):
     return int(value)
 
 
-def _check_grad_cancel(quantizer, value):
+def _check_grad_cancel(quantizer, value, name="grad_cancel"):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise UsageError("%s: grad_cancel must be a number > 0, got %r" % (quantizer, value))
+        raise UsageError("%s: %s must be a number > 0, got %r" % (quantizer, name, value))
     return value
 
 
 def check_quantizer(name, quantizer):
-    """``quantizer`` if it is a :class:`Quantizer`, else ``TypeError`` naming the argument ``name``."""
+    """``quantizer`` if it is a :class:`Quantizer`, the quantizer of a larq name (:data:`LARQ_NAMES`), else
+    ``TypeError`` naming the argument ``name``."""
+    if isinstance(quantizer, str) and quantizer in LARQ_NAMES:
+        return LARQ_NAMES[quantizer]()
     if not isinstance(quantizer, Quantizer):
-        raise TypeError("%s must be a binary_models.quantization.Quantizer (subclass it to add a method), got %r"
-                        % (name, quantizer))
+        raise TypeError("%s must be a binary_models.quantization.Quantizer (subclass it to add a method) or one "
+                        "of larq's names %s, got %r" % (name, ", ".join(sorted(LARQ_NAMES)), quantizer))
     return quantizer
 
 
@@ -168,6 +224,8 @@ class Quantizer:
     bits = 32
     terms = 1
     packable = False  # the forward value is sign(x): the packed xnor kernel computes the same
+    scaling = None    # a weight quantizer that scales by itself: the layer's output scaling it implies
+    clip_value = None  # a weight quantizer's gradient is cancelled where |w| > clip_value (None: never)
 
     @classmethod
     def from_config(cls, config):
@@ -183,17 +241,29 @@ class Quantizer:
         return self.bits < 32
 
     @property
+    def precision(self):
+        """larq's name for ``bits`` (its summaries and ``Bop.is_binary_variable`` read it)."""
+        return self.bits
+
+    @property
     def bops_factor(self):
         """Binary operations per multiply-accumulate contributed by this side of a layer."""
         return self.bits * self.terms
 
     def pad_value(self, pad_mode):
-        """What a padded input holds: -1 for binary values under pad_mode 'minus_one' (a value a bit can
-        hold, so the packed kernel is exact), else 0."""
-        return -1.0 if self.is_binary and pad_mode == "minus_one" else 0.0
+        """What a padded input holds: for sign values (``packable``) -1 under pad_mode 'minus_one' and +1
+        under 'one' (values a bit holds, so the packed kernel is exact), else 0."""
+        if not self.packable:
+            return 0.0
+        return {"minus_one": -1.0, "one": 1.0}.get(pad_mode, 0.0)
 
     def __call__(self, F, x):
         return x
+
+    def unscaled(self, F, x):
+        """The value a layer convolves with; a quantizer with ``scaling`` leaves the scale to the layer's
+        output (exactly what the packed kernel computes), otherwise this is the quantizer itself."""
+        return self(F, x)
 
     def __repr__(self):
         return self.name
@@ -210,7 +280,12 @@ class SteSign(Quantizer):
     name, bits, packable = "sign", 1, True
 
     def __init__(self, grad_cancel=1.3):
-        self.grad_cancel = _check_grad_cancel("SteSign", grad_cancel)
+        self.grad_cancel = _check_grad_cancel(type(self).__name__, grad_cancel)
+
+    @property
+    def clip_value(self):
+        """larq's name for the gradient's cancelling threshold."""
+        return self.grad_cancel
 
     @classmethod
     def from_config(cls, config):
@@ -281,6 +356,103 @@ class DoReFaWeight(DoReFaActivation):
         return dorefa_weight(F, w, self.bits)
 
 
+@register_activation
+class SteHeaviside(SteSign):
+    """larq's SteHeaviside: 0/1 values (1 where x > 0), straight-through gradient where |x| <= clip_value.
+    One bit, but no xnor kernel (its values are not signs)."""
+
+    name, packable = "ste_heaviside", False
+
+    def __init__(self, clip_value=1.0):
+        super().__init__(clip_value)
+
+    def __call__(self, F, x):
+        return ste_heaviside(F, x, self.grad_cancel)
+
+    def __repr__(self):
+        return "ste_heaviside(clip_value=%g)" % self.grad_cancel
+
+
+@register_activation
+class SwishSign(Quantizer):
+    """larq's SwishSign: sign with BNN+'s SignSwish gradient; larger ``beta`` is closer to sign's derivative."""
+
+    name, bits, packable = "swish_sign", 1, True
+
+    def __init__(self, beta=5.0):
+        self.beta = _check_grad_cancel("SwishSign", beta, "beta")
+
+    def __call__(self, F, x):
+        return swish_sign(F, x, self.beta)
+
+    def __repr__(self):
+        return "swish_sign(beta=%g)" % self.beta
+
+
+class SteTern(Quantizer):
+    """larq's SteTern: -1, 0, +1 with ``threshold_value`` (or, with ``ternary_weight_networks``, 0.7 mean|x|
+    of the whole tensor, TWN Eq. 6), straight-through gradient where |x| <= clip_value. Two bits."""
+
+    name, bits = "ste_tern", 2
+
+    def __init__(self, threshold_value=0.05, ternary_weight_networks=False, clip_value=1.0):
+        self.threshold_value = _check_grad_cancel("SteTern", threshold_value, "threshold_value")
+        self.ternary_weight_networks = bool(ternary_weight_networks)
+        self.clip_value = _check_grad_cancel("SteTern", clip_value, "clip_value")
+
+    def __call__(self, F, x):
+        threshold = self.threshold_value
+        if self.ternary_weight_networks:
+            magnitude = F.abs(F.where(finite(F, x), x, F.zeros_like(x)))
+            threshold = F.stop_gradient(F.broadcast_like(0.7 * F.mean(magnitude, keepdims=True), x))
+        return ste_tern(F, x, threshold, self.clip_value)
+
+    def __repr__(self):
+        return "ste_tern(%s, clip_value=%g)" % ("ternary_weight_networks=True" if self.ternary_weight_networks else
+                                                "threshold_value=%g" % self.threshold_value, self.clip_value)
+
+
+class NoOp(Quantizer):
+    """larq's NoOp: the identity, marking its tensor with a ``precision`` (bits) for statistics and for
+    :class:`~binary_models.train.optimizers.Bop`, which trains weights of precision 1 as signs. Not packable:
+    its values are the weights themselves (with Bop they are +-1, and ``weight_method='sign'`` then computes
+    the same and packs)."""
+
+    name = "noop"
+
+    def __init__(self, precision):
+        self.bits = _check_integer("NoOp", "precision", precision, 1, 32)
+
+    def __repr__(self):
+        return "noop(precision=%d)" % self.bits
+
+
+@register_weight
+class MagnitudeAwareSign(Quantizer):
+    """larq's MagnitudeAwareSign (Bi-Real Net section 3.3): sign(w) times mean|w| per output channel (no
+    gradient through the scale), straight-through gradient where |w| <= clip_value. In a layer the scale
+    multiplies the output (the layer's ``scaling='channel'``), so the packed kernel computes it exactly."""
+
+    name, bits, packable, scaling = "magnitude_aware_sign", 1, True, "channel"
+
+    def __init__(self, clip_value=1.0):
+        self.clip_value = _check_grad_cancel("MagnitudeAwareSign", clip_value, "clip_value")
+
+    def unscaled(self, F, w):
+        return ste_sign(F, w, self.clip_value)
+
+    def __call__(self, F, w):
+        return _scale_rows(F, self.unscaled(F, w), weight_scale(F, w, "channel"))
+
+    def __repr__(self):
+        return "magnitude_aware_sign(clip_value=%g)" % self.clip_value
+
+
+def _scale_rows(F, x, scale):
+    """``x`` with its slice i along axis 0 times ``scale[i]``, for any number of axes."""
+    return F.reshape_like(F.broadcast_mul(F.reshape(x, shape=(0, -1)), F.reshape(scale, shape=(-1, 1))), x)
+
+
 def activation_quantizer(config):
     """The activation quantizer of a :class:`~binary_models.LayerConfig`: none at 32 bits, DoReFa at 2..8,
     and at 1 bit the method ``config.activation`` (Tang's multiple binarization when binarizations > 1)."""
@@ -301,3 +473,15 @@ def weight_quantizer(config):
     if config.bits > 1:
         return DoReFaWeight(config.bits)
     return WEIGHT_QUANTIZERS[config.weight_method].from_config(config)
+
+
+# larq's string identifiers (larq.quantizers.get) -> the quantizer with larq's defaults (docs/quantizers.md).
+LARQ_NAMES = {
+    "ste_sign": lambda: SteSign(grad_cancel=1.0),
+    "approx_sign": ApproxSign,
+    "ste_heaviside": SteHeaviside,
+    "swish_sign": SwishSign,
+    "magnitude_aware_sign": MagnitudeAwareSign,
+    "ste_tern": SteTern,
+    "dorefa_quantizer": lambda: DoReFaActivation(2),
+}

@@ -57,7 +57,8 @@ def load_parameters(net, path, what="parameter file", ctx=None):
     try:
         mx.nd.load(path)
     except mx.MXNetError as err:
-        raise FileProblem("%s %s is not a parameter file, or it is truncated (%s)" % (what, path, error_line(err)), what)
+        raise FileProblem("%s %s is not a parameter file, or it is truncated (%s)" % (what, path, error_line(err)),
+                          what)
     try:
         net.load_parameters(path, ctx=ctx or mx.cpu())
     except (mx.MXNetError, AssertionError, AttributeError, ValueError, KeyError) as err:
@@ -99,10 +100,12 @@ def load_states(trainer, path, what="trainer states", params=None):
                           % (what, path, type(err).__name__, err), what)
     states, optimizer = content if isinstance(content, tuple) and len(content) == 2 else (content, None)
     if not isinstance(states, dict):
-        raise FileProblem("%s %s is not a trainer-states file (it holds a %s)" % (what, path, type(states).__name__), what)
+        raise FileProblem("%s %s is not a trainer-states file (it holds a %s)" % (what, path, type(states).__name__),
+                          what)
     if optimizer is not None and type(optimizer) is not type(trainer.optimizer):
         raise FileProblem("%s %s holds the states of the optimizer %s, this run uses %s"
-                          % (what, path, type(optimizer).__name__.lower(), type(trainer.optimizer).__name__.lower()), what)
+                          % (what, path, type(optimizer).__name__.lower(), type(trainer.optimizer).__name__.lower()),
+                          what)
     params_list = trainer._params
     for index, state in states.items():
         shapes = _shapes(state)

@@ -73,7 +73,7 @@ def find_split(root, candidates, role):
 def voc_format_folder(root):
     """Train and validation sets of a VOC-format folder; the classes are the object names found."""
     if not os.path.isdir(root):
-        raise UsageError("--dataset %s: no such folder (use 'voc', 'coco' or a VOC-format folder)" % root)
+        raise UsageError("dataset %s: no such folder (use 'voc', 'coco' or a VOC-format folder)" % root, "dataset")
     train_split = find_split(root, FOLDER_TRAIN_SPLITS, "training")
     val_split = find_split(root, FOLDER_VAL_SPLITS, "validation")
     classes = sorted(voc.check_voc_split(root, train_split) | voc.check_voc_split(root, val_split))
@@ -97,8 +97,8 @@ def pascal_voc(root):
 def coco(root):
     import importlib.util
     if importlib.util.find_spec("pycocotools") is None:
-        raise UsageError("--dataset coco needs pycocotools, which is not installed (pip install pycocotools); "
-                         "GluonCV would try to install it at run time")
+        raise UsageError("dataset coco needs pycocotools, which is not installed (pip install pycocotools); "
+                         "GluonCV would try to install it at run time", "dataset")
     for split in ("instances_train2017", "instances_val2017"):
         path = os.path.join(root, "annotations", split + ".json")
         if not os.path.isfile(path):
@@ -116,7 +116,8 @@ def get_dataset(opt):
         root = os.path.expanduser(opt.dataset_root or DEFAULT_ROOTS[kind])
         return (kind,) + (pascal_voc(root) if kind == "voc" else coco(root))
     if opt.dataset_root:
-        raise UsageError("--dataset-root is for voc and coco; a VOC-format folder is given as --dataset PATH")
+        raise UsageError("dataset_root is for voc and coco; a VOC-format folder is given as --dataset PATH",
+                         "dataset_root")
     return ("custom",) + voc_format_folder(os.path.expanduser(opt.dataset))
 
 
@@ -149,7 +150,8 @@ def get_dataloaders(net, train_dataset, val_dataset, opt, batch_size):
     from gluoncv.data.transforms.presets.ssd import SSDDefaultTrainTransform, SSDDefaultValTransform
     size = opt.data_shape
     if len(train_dataset) < batch_size:
-        raise UsageError("--batch-size %d is larger than the %d training images" % (batch_size, len(train_dataset)))
+        raise UsageError("batch_size %d is larger than the %d training images" % (batch_size, len(train_dataset)),
+                         "batch_size")
     sampler = ShardSampler(len(train_dataset), seed=opt.seed)
     train = gluon.data.DataLoader(
         train_dataset.transform(SSDDefaultTrainTransform(size, size, ssd_anchors(net, size))),
@@ -165,9 +167,6 @@ def get_dataloaders(net, train_dataset, val_dataset, opt, batch_size):
 def build_network(name, kind, classes, opt, ctx):
     """The SSD, initialised: Xavier for every parameter not loaded from ``--backbone-params``/``--resume``."""
     options = network_options(opt)
-    if (options or opt.backbone_params) and opt.network.lower() not in model_zoo.get_model_list():
-        raise UsageError("--backbone-params, --binary-extras, --extra-filters, --growth, --init-channels and "
-                         "--stem are options of binary_models backbones; %r is not one" % opt.network)
     kwargs = dict(options, pretrained_base=False, **({"classes": classes} if kind == "custom" else {}))
     try:
         net = model_zoo.get_model(name, **kwargs)
@@ -175,7 +174,7 @@ def build_network(name, kind, classes, opt, ctx):
         raise UsageError(str(err))
     if opt.backbone_params:
         if not os.path.isfile(opt.backbone_params):
-            raise UsageError("--backbone-params not found: %s" % opt.backbone_params)
+            raise UsageError("backbone_params not found: %s" % opt.backbone_params, "backbone_params")
         try:
             net.features.load_backbone(opt.backbone_params)
         except (ValueError, mx.MXNetError) as err:

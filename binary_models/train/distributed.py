@@ -16,12 +16,12 @@ def create_kvstore(name):
         try:
             import horovod.mxnet as hvd
         except ImportError:
-            raise UsageError("--kvstore horovod needs Horovod built with MXNet support (pip install horovod)")
+            raise UsageError("kvstore horovod needs Horovod built with MXNet support (pip install horovod)", "kvstore")
         hvd.init()
         return None, hvd.rank(), hvd.size(), hvd
     if name.startswith("dist") and "DMLC_ROLE" not in os.environ:
-        raise UsageError("--kvstore %s needs the DMLC_* environment: start the script with "
-                         "python -m binary_models.launch -n WORKERS -s SERVERS -- python SCRIPT ..." % name)
+        raise UsageError("kvstore %s needs the DMLC_* environment: start the script with "
+                         "bm launch -n WORKERS -s SERVERS -- bm train ..." % name, "kvstore")
     kv = mx.kv.create(name)
     if name.startswith("dist"):
         _JOINED.append(kv)

@@ -21,6 +21,8 @@ from ..train.regularization import binary_weights, clip_binary_weights
 from . import distributed, resume, schedules
 from . import optimizers  # also registers 'radam'
 from .losses import TrainingObjective
+from .metrics import FlipRatio
+from ..nn.constraints import apply_constraints
 from .loop import RunFiles, TrainingRun, seed_everything, setup_logger
 
 KVSTORES = ("device", "local", "dist_sync", "dist_device_sync", "dist_async", "horovod")
@@ -98,26 +100,40 @@ def evaluate(net, val_data, batch_fn, ctx, dtype, stop_point=lambda: None):
 
 
 def make_trainer(net, opt, kv, hvd, num_batches):
-    params = schedules.optimizer_params(opt, opt.optimizer, opt.num_epochs, num_batches)
+    bop = opt.optimizer == "bop"
+    name = opt.bop_default if bop else opt.optimizer
+    params = schedules.optimizer_params(opt, name, opt.num_epochs, num_batches)
     if opt.dtype != "float32":
         params["multi_precision"] = True
+    optimizer = opt.optimizer
+    if bop:
+        if not binary_weights(net):
+            raise UsageError("optimizer bop: model %s has no binary weights" % opt.model, "optimizer")
+        if opt.bop_gamma <= 0:
+            raise UsageError("bop_gamma must be above 0, got %g" % opt.bop_gamma, "bop_gamma")
+        optimizer = optimizers.bop_for_binary_weights(mx.optimizer.create(name, **params), opt.bop_threshold,
+                                                      opt.bop_gamma)
+        params = None
     if opt.no_wd:
         for name, param in net.collect_params(".*beta|.*gamma|.*bias").items():
             param.wd_mult = 0.0
     if hvd is not None:
         hvd.broadcast_parameters(net.collect_params(), root_rank=0)
-        return hvd.DistributedTrainer(net.collect_params(), opt.optimizer, params)
+        return hvd.DistributedTrainer(net.collect_params(), optimizer, params)
     update_on_kvstore = None
     if kv is not None and "dist" in kv.type:
         # Update on the workers: they then apply the bipolar weight clip to the same weights; async
         # training updates on the servers, where no clip is possible.
         if "async" in kv.type:
             if opt.bipolar_reg:
-                raise UsageError("--bipolar-reg clips weights after each update on the workers; "
-                                 "dist_async updates on the servers: use dist_sync")
+                raise UsageError("bipolar_reg clips weights after each update on the workers; "
+                                 "dist_async updates on the servers: use dist_sync", "bipolar_reg")
+            if bop:
+                raise UsageError("optimizer bop picks the binary weights on the workers; dist_async updates "
+                                 "on the servers: use dist_sync", "optimizer")
         else:
             update_on_kvstore = False
-    return gluon.Trainer(net.collect_params(), opt.optimizer, params, kvstore=kv,
+    return gluon.Trainer(net.collect_params(), optimizer, params, kvstore=kv,
                          update_on_kvstore=update_on_kvstore)
 
 
@@ -125,10 +141,12 @@ def _metric_sums(metric):
     return [metric.sum_metric, metric.num_inst, metric.global_sum_metric, metric.global_num_inst]
 
 
-def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num_batches, num_workers, run):
+def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num_batches, num_workers, run, flips):
     """One epoch over ``data.train`` (from ``run.first_batch(epoch)``, continuing a checkpoint's sums): returns
-    ``(metric name, score, mean loss, sums)``, ``sums`` what :meth:`run.stop_point` saves. A NaN or infinite
-    loss stops the run (``run.check_loss``): the weights it updated are never saved."""
+    ``(metric name, score, mean loss, sums)``, ``sums`` what :meth:`run.stop_point` saves; ``flips`` (a
+    :class:`~binary_models.train.metrics.FlipRatio`) counts the binary weights' sign changes of every step.
+    Weight constraints are applied after each step. A NaN or infinite loss stops the run
+    (``run.check_loss``): the weights it updated are never saved."""
     batch_size = opt.batch_size * len(ctx)
     train_metric = mx.metric.RMSE() if opt.mixup else mx.metric.Accuracy()
     saved = run.epoch_state(epoch)
@@ -136,7 +154,9 @@ def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num
         (train_metric.sum_metric, train_metric.num_inst, train_metric.global_sum_metric,
          train_metric.global_num_inst) = saved["metric"]
     loss_sum, loss_count = saved.get("loss_sum", 0.0), saved.get("loss_count", 0)
-    sums = lambda: dict(metric=_metric_sums(train_metric), loss_sum=loss_sum, loss_count=loss_count)
+    flips.total, flips.steps = saved.get("flips", (0.0, 0))
+    sums = lambda: dict(metric=_metric_sums(train_metric), loss_sum=loss_sum, loss_count=loss_count,
+                        flips=(flips.total, flips.steps))
     first = run.first_batch(epoch)
     bar.update(first)
     batches = iter(data.train)
@@ -155,11 +175,14 @@ def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num
         with autograd.record():
             results = [objective(net, x, t, s) for (x, t), s in zip(prepared, soft)]
         autograd.backward([losses for losses, _ in results])
+        flips.watch()
         run.workers.step(trainer, net, batch_size * num_workers)
+        apply_constraints(net)
         batch_loss = sum(float(losses.sum().asscalar()) for losses, _ in results)
         run.check_loss(batch_loss / batch_size, epoch, i)
         if opt.bipolar_reg:
             clip_binary_weights(net)
+        flips.update()
         outputs = [out for _, out in results]
         train_metric.update([t for _, t in prepared] if opt.mixup else labels, outputs)
         loss_sum += batch_loss
@@ -168,9 +191,9 @@ def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num
         bar.set_postfix(loss="%.4f" % (loss_sum / loss_count), lr="%.2g" % trainer.learning_rate)
         if opt.log_interval and (i + 1) % opt.log_interval == 0:
             name, score = train_metric.get()
-            logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tloss=%f\tlr=%f" % (
+            logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tloss=%f\tlr=%f%s" % (
                 epoch, i, batch_size * opt.log_interval / (time.time() - btic), name, score,
-                loss_sum / loss_count, trainer.learning_rate))
+                loss_sum / loss_count, trainer.learning_rate, _flip_text(flips)))
             btic = time.time()
     run.stop_point(epoch, num_batches, net, trainer, sums())
     name, score = train_metric.get()
@@ -196,6 +219,11 @@ def resume_point(opt, run_files, num_batches, workers, logger):
         if point.epoch < opt.num_epochs:
             logger.info("continuing from %s" % point.describe())
     return point
+
+
+def _flip_text(flips):
+    """The log's ``\tflip_ratio=...`` of the steps so far, or '' without binary weights."""
+    return "" if flips.get() is None else "\tflip_ratio=%f" % flips.get()
 
 
 def train(opt):
@@ -242,14 +270,14 @@ def train(opt):
     objective = TrainingObjective(data.classes, 0.1 if opt.label_smoothing else 0.0,
                                   opt.mixup_alpha if opt.mixup else 0.0,
                                   opt.mixup_off_epoch or opt.num_epochs, teacher, opt.temperature,
-                                  opt.hard_weight, opt.bipolar_reg)
+                                  opt.hard_weight, opt.bipolar_reg, opt.distributional_loss)
     if opt.bipolar_reg and not binary_weights(net):
-        raise UsageError("--bipolar-reg: model %s has no binary weights" % opt.model)
+        raise UsageError("bipolar_reg: model %s has no binary weights" % opt.model, "bipolar_reg")
     if teacher is not None:
         probe = mx.nd.zeros((1, 3, opt.input_size, opt.input_size), ctx=ctx[0])
         if teacher(probe).shape[1] != data.classes:
-            raise UsageError("--teacher %s predicts %d classes, the data has %d"
-                             % (opt.teacher, teacher(probe).shape[1], data.classes))
+            raise UsageError("teacher %s predicts %d classes, the data has %d"
+                             % (opt.teacher, teacher(probe).shape[1], data.classes), "teacher")
 
     trainer = make_trainer(net, opt, kv, hvd, num_batches)
     if opt.resume_states:
@@ -260,33 +288,35 @@ def train(opt):
     model_kwargs = dict(classes=data.classes, **layer_options(opt))
     run = TrainingRun(run_files, dict(model=opt.model, model_kwargs=model_kwargs, input_size=opt.input_size,
                                       classes=data.classes, dataset=opt.dataset, crop_ratio=opt.crop_ratio),
-                      ("train_loss", "train_accuracy", "val_top1", "val_top5"), "val_top1", opt.num_epochs,
-                      opt.resume_epoch, opt.seed, opt.save_frequency,
+                      ("train_loss", "train_accuracy", "val_top1", "val_top5", "flip_ratio"), "val_top1",
+                      opt.num_epochs, opt.resume_epoch, opt.seed, opt.save_frequency,
                       curves={"train loss": "train_loss", "val top-1": "val_top1", "val top-5": "val_top5",
-                              "train accuracy": "train_accuracy"},
+                              "train accuracy": "train_accuracy", "binary weights flipped per step": "flip_ratio"},
                       title="%s on %s" % (opt.model, opt.dataset), is_chief=is_chief, progress=not opt.no_progress,
                       resume=point, workers=workers, stop_grace=opt.stop_grace)
     aux_initialized = False
+    flips = FlipRatio(net)
     with run.stoppable():
         for epoch in run.epochs():
             data.start_epoch(epoch, run.first_batch(epoch))
+            flips.reset()
             tic = time.time()
             with run.progress(epoch, num_batches) as bar:
                 name, score, train_loss, sums = train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar,
-                                                            logger, num_batches, num_workers, run)
+                                                            logger, num_batches, num_workers, run, flips)
             if distributed_run and kv is not None and not run.statistics_averaged(epoch):
                 distributed.average_aux_states(net, kv, num_workers, aux_initialized)
                 aux_initialized = True
             throughput = int(batch_size * num_batches * num_workers / (time.time() - tic))
             top1, top5 = evaluate(net, data.val, data.batch_fn, ctx, opt.dtype,
                                   lambda: run.stop_point(epoch, num_batches, net, trainer, sums, aux_averaged=True))
-            logger.info("[Epoch %d] training: %s=%f\tloss=%f\tlr=%f" % (epoch, name, score, train_loss,
-                                                                         trainer.learning_rate))
+            logger.info("[Epoch %d] training: %s=%f\tloss=%f\tlr=%f%s" % (epoch, name, score, train_loss,
+                                                                           trainer.learning_rate, _flip_text(flips)))
             logger.info("[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, throughput, time.time() - tic))
             logger.info("[Epoch %d] validation: top1=%f top5=%f err-top1=%f err-top5=%f" % (
                 epoch, top1, top5, 1 - top1, 1 - top5))
             run.end_epoch(epoch, {"train_loss": train_loss, "train_accuracy": score if not opt.mixup else math.nan,
-                                  "val_top1": top1, "val_top5": top5}, net, trainer)
+                                  "val_top1": top1, "val_top5": top5, "flip_ratio": flips.get()}, net, trainer)
 
     if distributed_run:
         # Every worker keeps its final weights, so that their agreement can be checked.

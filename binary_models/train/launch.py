@@ -1,6 +1,6 @@
 """Start a job on MXNet's parameter-server kvstore (ps-lite, inside the pip wheel).
 
-    python -m binary_models.launch -n WORKERS -s SERVERS [--hosts FILE] -- python train_imagenet.py \\
+    bm launch -n WORKERS -s SERVERS [--hosts FILE] -- bm train \\
         --kvstore dist_sync ...
 
 Every process runs the same command; the ``DMLC_*`` environment tells it its role: one scheduler, ``-s``
@@ -94,7 +94,7 @@ def check_port(port):
         try:
             s.bind(("", port))
         except OSError as err:
-            raise UsageError("--port %d: the scheduler cannot listen on it (%s)" % (port, err.strerror))
+            raise UsageError("port %d: the scheduler cannot listen on it (%s)" % (port, err.strerror), "port")
 
 
 def local_ip():
@@ -115,17 +115,17 @@ def read_hosts(path):
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) else "not a text file"
-        raise UsageError("--hosts %s: cannot read it (%s)" % (path, reason))
+        raise UsageError("hosts %s: cannot read it (%s)" % (path, reason), "hosts")
     hosts = []
     for number, line in enumerate(lines, 1):
         host = line.split("#")[0].strip()
         if host and not HOST_NAME.match(host):
-            raise UsageError("--hosts %s line %d: %r is not a host name (one [user@]host per line; "
-                                 "# starts a comment)" % (path, number, host))
+            raise UsageError("hosts %s line %d: %r is not a host name (one [user@]host per line; "
+                                 "# starts a comment)" % (path, number, host), "hosts")
         if host:
             hosts.append(host)
     if not hosts:
-        raise UsageError("--hosts %s lists no hosts (one [user@]host per line; # starts a comment)" % path)
+        raise UsageError("hosts %s lists no hosts (one [user@]host per line; # starts a comment)" % path, "hosts")
     return hosts
 
 

@@ -23,19 +23,41 @@ def mixup(data, label, lam, classes, eta=0.0):
     return mixed, lam * targets + (1 - lam) * targets[::-1]
 
 
+class DistributionalLoss(gluon.loss.Loss):
+    """ReActNet's distributional loss (section 4.3, Eq. 5): per sample, the KL divergence from the teacher's class
+    distribution ``soft_target`` (a softmax, temperature 1) to the student's, ``sum_c p_c (log p_c - log q_c)``;
+    no label term. Its gradient is the cross-entropy's with the teacher's distribution as target."""
+
+    def __init__(self, **kwargs):
+        super().__init__(weight=None, batch_axis=0, **kwargs)
+
+    def hybrid_forward(self, F, output, soft_target):
+        entropy_part = soft_target * F.log(F.maximum(soft_target, 1e-30))  # 0 where the teacher gives 0
+        return F.sum(entropy_part - soft_target * F.log_softmax(output, axis=-1), axis=-1)
+
+
 class TrainingObjective:
     """The per-batch loss of ``train_imagenet.py``: cross-entropy on sparse labels, or on dense targets
     with ``label_smoothing`` / ``mixup_alpha``; distillation from ``teacher`` at ``temperature`` with
-    ``hard_weight`` on the labels; plus ``bipolar`` * sum(1 - W^2) over the binary weights of ``net``."""
+    ``hard_weight`` on the labels, or with ``distributional`` ReActNet's :class:`DistributionalLoss` to the
+    teacher alone (temperature 1, labels unused); plus ``bipolar`` * sum(1 - W^2) over the binary weights of
+    ``net``."""
 
     def __init__(self, classes, label_smoothing=0.0, mixup_alpha=0.0, mixup_off_epoch=0, teacher=None,
-                 temperature=1.0, hard_weight=0.5, bipolar=0.0):
+                 temperature=1.0, hard_weight=0.5, bipolar=0.0, distributional=False):
         from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
+        from ..errors import UsageError
+        if distributional and teacher is None:
+            raise UsageError("distributional_loss needs a teacher (the real-valued network whose outputs the "
+                             "binary one learns)", "distributional_loss")
         self.classes, self.eta = classes, label_smoothing
         self.mixup_alpha, self.mixup_off_epoch = mixup_alpha, mixup_off_epoch
-        self.teacher, self.temperature, self.bipolar = teacher, temperature, bipolar
+        self.teacher, self.temperature, self.bipolar = teacher, 1.0 if distributional else temperature, bipolar
+        self.distributional = distributional
         self.dense = bool(label_smoothing or mixup_alpha)
-        if teacher is not None:
+        if distributional:
+            self.loss = DistributionalLoss()
+        elif teacher is not None:
             self.loss = DistillationSoftmaxCrossEntropyLoss(temperature, hard_weight, sparse_label=not self.dense)
         else:
             self.loss = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=not self.dense)
@@ -62,7 +84,9 @@ class TrainingObjective:
     def __call__(self, net, data, targets, soft_targets=None):
         """Per-sample losses (to be back-propagated inside ``autograd.record``) and the outputs."""
         outputs = net(data)
-        if self.teacher is not None:
+        if self.distributional:
+            losses = self.loss(outputs, soft_targets)
+        elif self.teacher is not None:
             losses = self.loss(outputs, targets, soft_targets)
         else:
             losses = self.loss(outputs, targets)

@@ -13,16 +13,6 @@ def parse_epochs(text):
         raise UsageError("epochs must be comma-separated integers, got %r" % (text,))
 
 
-def check_schedule(opt, num_epochs, epochs_flag, start_epoch, start_flag):
-    """The rules between the schedule's flags and the run's length (``epochs_flag``): the epoch it starts at
-    (``start_flag``: resumed runs) and the warm-up end before the last epoch."""
-    if start_epoch >= num_epochs:
-        raise UsageError("%s %d must be below %s %d (it is the next epoch to train)"
-                         % (start_flag, start_epoch, epochs_flag, num_epochs))
-    if opt.warmup_epochs and opt.warmup_epochs >= num_epochs:
-        raise UsageError("--warmup-epochs %d must be below %s %d" % (opt.warmup_epochs, epochs_flag, num_epochs))
-
-
 def lr_schedule(mode, base_lr, num_epochs, iters_per_epoch, warmup_epochs=0, warmup_lr=0.0,
                 decay=0.1, decay_epochs=(), power=2.0):
     """GluonCV's schedule: a linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then ``mode``

@@ -17,7 +17,8 @@ struct ConvPlan {
 
   int groups, blocks;  // of the shape: groups, and weight blocks per group
 
-  // Packed activations: [batch][padded rows][padded columns][groups][words] (padding: 0 bits = -1).
+  // Packed activations: [batch][padded rows][padded columns][groups][words] (padding: 0 bits = -1, or
+  // one_pixel's 1 bits = +1).
   int padded_h, padded_w;
   int64_t pixel_words, row_words, image_words;
   std::vector<int64_t> tap_offsets;  // words from a receptive field's origin to tap t
@@ -25,6 +26,9 @@ struct ConvPlan {
   int out_w, pixels;                 // output pixels per image and channel
   int64_t input_image_floats, output_image_floats;  // image strides (ConvOptions, or dense NCHW)
   bool zero_padding;                 // pad_mode zero with some padding: the counts need a correction
+  // pad_mode one with some padding: the words of one padding pixel (1 bits for each group's channels,
+  // pixel_words of them); empty otherwise (padding: 0 bits).
+  std::vector<uint64_t> one_pixel;
 
   bool parallel;  // large enough to be worth an OpenMP team
   int threads;    // of the team: max_threads, fewer for small convolutions

@@ -21,7 +21,9 @@
 
 namespace binary_models {
 
-enum class PadMode { kMinusOne, kZero };  // what the sign'd input is padded with: -1, or 0 (exact, corrected)
+// What the sign'd input is padded with: -1 (0 bits), 0 (exact, corrected in the output transform) or +1 (1 bits
+// for the group's channels; larq's pad_values=1). The order is binary_models.nn.config.PAD_MODES's.
+enum class PadMode { kMinusOne, kZero, kOne };
 
 constexpr int kLanes = 4;      // output channels per packed weight block (4 x 64 bits = one AVX2 vector)
 constexpr int kWordBits = 64;

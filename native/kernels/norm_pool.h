@@ -20,6 +20,7 @@ struct NormPoolShape {
 
   int out_height() const { return (height + 2 * pad_h - kernel_h) / stride_h + 1; }
   int out_width() const { return (width + 2 * pad_w - kernel_w) / stride_w + 1; }
+  bool pooled() const { return kernel_h > 1 || kernel_w > 1 || stride_h > 1 || stride_w > 1; }
   int out_channel(int c) const;
   std::string check() const;  // "" when supported, else the problem
 };
@@ -30,6 +31,6 @@ struct NormPoolShape {
 // at least -FLT_MAX (a window of only NaN and -inf gives -FLT_MAX), and of 0.0 and -0.0 it is the first in
 // raster order. (MXNet without oneDNN, MXNET_MKLDNN_ENABLED=0, pools the same but its relu keeps NaN.)
 void norm_pool(const NormPoolShape& shape, const float* input, const float* mean, const float* scale,
-               const float* shift, float* output);
+               const float* shift, float* output);  // AVX2-compiled where active_isa() is avx2 or avx512
 
 }  // namespace binary_models

@@ -19,6 +19,23 @@ void pack_weights(const ConvShape& s, const float* weights, uint64_t* packed) {
   }
 }
 
+namespace {
+
+// Writes the plan's +1 padding pixel into the padding of padded rows [begin, end) of one image: whole rows
+// above and below the image, the pad_w columns either side of it.
+void fill_one_padding(const ConvShape& s, const ConvPlan& p, int begin, int end, uint64_t* image) {
+  const int64_t words = p.pixel_words;
+  for (int y = begin; y < end; ++y) {
+    uint64_t* row = image + y * p.row_words;
+    const bool border_row = y < s.pad_h || y >= s.pad_h + s.height;
+    for (int x = 0; x < p.padded_w; ++x)
+      if (border_row || x < s.pad_w || x >= s.pad_w + s.width)
+        std::copy(p.one_pixel.begin(), p.one_pixel.end(), row + x * words);
+  }
+}
+
+}  // namespace
+
 void pack_activations(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, const float* input,
                       const ConvOptions& options, uint64_t* packed) {
   const int64_t image_floats = p.input_image_floats;
@@ -30,6 +47,7 @@ void pack_activations(const ConvShape& s, const ConvPlan& p, const KernelSet& ke
     const int end = int(int64_t(p.padded_h) * (range + 1) / p.row_ranges);
     uint64_t* image = packed + n * p.image_words;
     std::memset(image + begin * p.row_words, 0, (end - begin) * p.row_words * sizeof(uint64_t));  // padding: -1
+    if (!p.one_pixel.empty()) fill_one_padding(s, p, begin, end, image);  // or +1
     const int y0 = std::max(begin - s.pad_h, 0), y1 = std::min(end - s.pad_h, s.height);
     if (y0 < y1)
       kernels.pack_rows(input + n * image_floats + int64_t(y0) * s.width, int64_t(s.height) * s.width, s.in_channels,

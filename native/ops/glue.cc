@@ -87,7 +87,8 @@ void AttrReader::pad_mode(PadMode* mode) {
   if (it == attrs_.end()) return;
   const std::string v = unquoted(it->second);
   if (v == "zero") *mode = PadMode::kZero;
-  else if (v != "minus_one") note("pad_mode", "expected 'minus_one' or 'zero'");
+  else if (v == "one") *mode = PadMode::kOne;
+  else if (v != "minus_one") note("pad_mode", "expected 'minus_one', 'zero' or 'one'");
 }
 
 // False when the attribute is absent and has a fallback. Values outside the range of int are refused

@@ -45,7 +45,7 @@ class AttrReader {
   void integer(const char* key, int fallback, int* value);            // fallback < 0: required
   void boolean(const char* key, bool* value);                         // absent: false
   void text(const char* key, std::string* value);                     // required
-  void pad_mode(PadMode* mode);                                       // 'minus_one' (the default) or 'zero'
+  void pad_mode(PadMode* mode);                                       // 'minus_one' (the default), 'zero', 'one'
 
  private:
   bool read(const char* key, int fallback, std::vector<int>* values);

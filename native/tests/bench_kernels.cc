@@ -2,16 +2,30 @@
 // benchmarks/bench_binary_conv.py: 3x3, stride 1, pad 1, batch 1, inputs rotating over ten images; on the
 // ISA in use (the best, or BINARY_MODELS_ISA's) and every slower one this machine supports.
 // Usage: OMP_NUM_THREADS=1 build/bench_kernels [samples]   (make bench runs it for 1 and 2 threads)
+//        build/bench_kernels --stages [samples]   the dense stages and norm_pools of meliusnet22 and
+//                                                  binary_densenet28 at 224x224, batch 1, per ISA
+//        build/bench_kernels --l1 [samples]       the micro-kernel alone on one tile held in L1
+// The last two report CPU time (of all threads: run them with OMP_NUM_THREADS=1), which a busy machine
+// disturbs far less than the wall clock.
+// Under valgrind --tool=callgrind, a few samples give instruction counts per kernel piece that do not
+// depend on the machine's load.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <random>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "../kernels/binary_conv.h"
+#include "../kernels/dense_stage.h"
+#include "../kernels/isa.h"
+#include "../kernels/microkernels.h"
+#include "../kernels/norm_pool.h"
 
 using binary_models::ConvShape;
 using binary_models::Isa;
@@ -31,13 +45,157 @@ std::string cpu_model() {
   return name + " (family " + family + " model " + model + ")";
 }
 
+// The process's CPU time in ms: on a shared machine, unlike the wall clock, it leaves out the time other
+// processes hold the core (their cache traffic stays in). With one thread it is the latency of an idle core.
+double cpu_ms() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+// (best, median) CPU ms of `run` over `samples` calls after 3 warm-up calls.
+template <typename Run>
+std::pair<double, double> time_ms(int samples, Run run) {
+  std::vector<double> ms;
+  for (int i = 0; i < samples + 3; ++i) {
+    const double start = cpu_ms();
+    run(i);
+    if (i >= 3) ms.push_back(cpu_ms() - start);
+  }
+  std::sort(ms.begin(), ms.end());
+  return {ms.front(), ms[ms.size() / 2]};
+}
+
+// A model's native parts at 224x224, batch 1: its dense stages (in channels, side, units) and its norm_pools
+// (channels, side, pooling kernel, stride, pad), as the converter fuses them (stem: BN + ReLU after each of
+// its convolutions, the last with MaxPool 3/2; transitions: BN -> MaxPool 2/2 -> ReLU; head: BN -> ReLU).
+struct ModelParts {
+  const char* name;
+  std::vector<std::tuple<int, int, std::string>> stages;
+  std::vector<std::tuple<int, int, int, int, int>> pools;
+};
+
+void bench_stages(const std::vector<Isa>& isas, int samples) {
+  const std::vector<std::tuple<int, int, int, int, int>> stem{{32, 112, 1, 1, 0}, {32, 112, 1, 1, 0}, {64, 112, 3, 2, 1}};
+  std::vector<ModelParts> models{
+      {"meliusnet22", {{64, 56, "DIDIDIDI"}, {160, 28, "DIDIDIDIDI"}, {224, 14, "DIDIDIDI"}, {256, 7, "DIDIDIDI"}},
+       {{320, 56, 2, 2, 0}, {480, 28, 2, 2, 0}, {480, 14, 2, 2, 0}, {512, 7, 1, 1, 0}}},
+      {"binary_densenet28", {{64, 56, "DDDDDD"}, {160, 28, "DDDDDD"}, {192, 14, "DDDDDD"}, {256, 7, "DDDDD"}},
+       {{448, 56, 2, 2, 0}, {544, 28, 2, 2, 0}, {576, 14, 2, 2, 0}, {576, 7, 1, 1, 0}}}};
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  auto random = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = normal(rng);
+    return v;
+  };
+  std::printf("| Model | Part | ISA | best ms | median ms | binary MACs/ns |\n|---|---|---|---|---|---|\n");
+  for (ModelParts& m : models) {
+    m.pools.insert(m.pools.begin(), stem.begin(), stem.end());
+    for (Isa isa : isas) {
+      double total_best = 0, total_macs = 0;
+      for (const auto& [channels, side, units] : m.stages) {
+        binary_models::DenseStageShape s;
+        s.in_channels = channels;
+        s.height = s.width = side;
+        s.units = units;
+        std::vector<uint64_t> weights(s.weight_words());
+        for (uint64_t& w : weights) w = (uint64_t(rng()) << 32) ^ rng();
+        const std::vector<float> input = random(size_t(channels) * side * side), thresholds = random(s.threshold_count());
+        const std::vector<float> directions(s.threshold_count(), 1.0f);
+        std::vector<float> output(size_t(s.out_channels()) * side * side);
+        std::vector<unsigned char> workspace(binary_models::dense_stage_workspace_bytes(s));
+        const auto [best, median] = time_ms(samples, [&](int) {
+          binary_models::dense_stage(s, input.data(), weights.data(), thresholds.data(), directions.data(), nullptr,
+                                     output.data(), workspace.data(), isa);
+        });
+        double macs = 0;
+        for (int u = 0; u < int(units.size()); ++u) macs += double(side) * side * s.growth * s.unit_in_channels(u) * 9;
+        total_best += best;
+        total_macs += macs;
+        std::printf("| %s | dense stage %dx%dx%d %s | %s | %.3f | %.3f | %.0f |\n", m.name, side, side, channels,
+                    units.c_str(), binary_models::isa_name(isa), best, median, macs / best / 1e6);
+      }
+      std::printf("| %s | all dense stages | %s | %.3f | | %.0f |\n", m.name, binary_models::isa_name(isa), total_best,
+                  total_macs / total_best / 1e6);
+    }
+    const Isa active = binary_models::active_isa();  // norm_pool follows the active ISA
+    for (Isa isa : isas) {
+      binary_models::set_active_isa(isa);
+      double total_best = 0;
+      for (const auto& [channels, side, kernel, stride, pad] : m.pools) {
+        binary_models::NormPoolShape s;
+        s.channels = channels;
+        s.height = s.width = side;
+        s.kernel_h = s.kernel_w = kernel;
+        s.stride_h = s.stride_w = stride;
+        s.pad_h = s.pad_w = pad;
+        s.relu = true;
+        const std::vector<float> input = random(size_t(channels) * side * side), mean = random(channels),
+                                 scale = random(channels), shift = random(channels);
+        std::vector<float> output(size_t(channels) * s.out_height() * s.out_width());
+        const auto [best, median] = time_ms(samples, [&](int) {
+          binary_models::norm_pool(s, input.data(), mean.data(), scale.data(), shift.data(), output.data());
+        });
+        total_best += best;
+        std::printf("| %s | norm_pool %dx%dx%d pool %d/%d | %s | %.3f | %.3f | |\n", m.name, side, side, channels, kernel,
+                    stride, binary_models::isa_name(isa), best, median);
+      }
+      std::printf("| %s | all norm_pools | %s | %.3f | | |\n", m.name, binary_models::isa_name(isa), total_best);
+    }
+    binary_models::set_active_isa(active);
+  }
+}
+
+// The micro-kernel alone, on one tile whose receptive fields (reduction words) and weights stay in L1: the
+// bound the convolutions approach when the gather, packing and outputs cost nothing.
+void bench_l1(const std::vector<Isa>& isas, int samples) {
+  std::printf("| reduction words | ISA | ns per call (4 blocks) | binary MACs/ns |\n|---|---|---|---|\n");
+  std::mt19937_64 rng(1);
+  for (int reduction : {9, 18, 36, 72, 144}) {
+    std::vector<uint64_t> x(size_t(reduction) * 2 * binary_models::kTilePixels), w(size_t(reduction) * 4 * 4 * 2);
+    for (uint64_t& v : x) v = rng();
+    for (uint64_t& v : w) v = rng();
+    for (Isa isa : isas) {
+      const binary_models::KernelSet& kernels = binary_models::kernels_for(isa);
+      binary_models::TileArgs args{};
+      args.x = x.data();
+      args.reduction = reduction;
+      args.weights = w.data();
+      args.block_stride = int64_t(reduction) * 4;
+      args.blocks = binary_models::kTileBlocks;
+      alignas(64) int32_t counts[binary_models::kTileBlocks * 4 * binary_models::kTilePixels];
+      const int calls = 2000;
+      const auto [best, median] = time_ms(samples, [&](int) {
+        for (int i = 0; i < calls; ++i) kernels.xor_popcount(args, counts);
+      });
+      const double ns = best * 1e6 / calls;
+      const double macs = 64.0 * reduction * binary_models::kTileBlocks * 4 * binary_models::kTilePixels;
+      std::printf("| %d | %s | %.1f | %.0f |\n", reduction, binary_models::isa_name(isa), ns, macs / ns);
+      (void)median;
+    }
+  }
+}
+
 int main(int argc, char** argv) {
-  const int samples = argc > 1 ? std::atoi(argv[1]) : 200;
+  const std::string mode = argc > 1 && argv[1][0] == '-' ? argv[1] : "";
+  const int samples_arg = mode.empty() ? 1 : 2;
+  const int samples = argc > samples_arg ? std::atoi(argv[samples_arg]) : (mode.empty() ? 200 : 20);
   std::vector<Isa> isas{binary_models::active_isa()};  // the one in use, then the slower ones
   for (Isa isa : {Isa::kAvx2, Isa::kNeon, Isa::kScalar})
     if (isa < isas[0] && binary_models::isa_supported(isa)) isas.push_back(isa);
   std::printf("%s; kernels: %s (best here: %s)\n", cpu_model().c_str(),
               binary_models::isa_name(binary_models::active_isa()), binary_models::isa_name(binary_models::best_isa()));
+  if (mode == "--stages" || mode == "--l1") {
+    if (isas.size() > 1 && isas.back() == Isa::kScalar) isas.pop_back();  // the fast ones only
+    if (mode == "--stages") bench_stages(isas, samples);
+    else bench_l1(isas, samples);
+    return 0;
+  }
+  if (!mode.empty()) {
+    std::fprintf(stderr, "unknown option %s (expected --stages or --l1)\n", mode.c_str());
+    return 2;
+  }
   const int shapes[][3] = {{14, 256, 64}, {14, 256, 256}, {28, 128, 128}, {56, 64, 64}, {7, 512, 64}};
   const int images = 10;
   std::mt19937 rng(1);

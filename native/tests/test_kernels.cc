@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -24,14 +25,19 @@ namespace {
 
 int sign_of(float v) { return v >= 0.0f ? 1 : -1; }
 
-// Direct convolution of sign(input) padded with -1 or 0 with sign(weights) (integer sums). Signs are laid out
+const char* pad_mode_name(PadMode mode) {
+  return mode == PadMode::kZero ? "zero" : mode == PadMode::kOne ? "one" : "minus_one";
+}
+
+// Direct convolution of sign(input) padded with -1, 0 or +1 with sign(weights) (integer sums). Signs are laid out
 // channels-last ([n][y][x][c] padded, [o][ky][kx][c]) so the inner loop is a plain dot product.
 // With `threshold` and `direction`, the sign of channel c is +1 where x * direction[c] >= threshold[c].
 std::vector<int> naive_conv(const ConvShape& s, const std::vector<float>& input, const std::vector<float>& weights,
                             const float* threshold = nullptr, const float* direction = nullptr) {
   const int oh = s.out_height(), ow = s.out_width(), cg = s.group_in_channels(), og = s.group_out_channels();
   const int c = s.in_channels, hp = s.height + 2 * s.pad_h, wp = s.width + 2 * s.pad_w;
-  std::vector<int> image(size_t(s.batch) * hp * wp * c, s.pad_mode == PadMode::kMinusOne ? -1 : 0);
+  const int pad_value = s.pad_mode == PadMode::kMinusOne ? -1 : s.pad_mode == PadMode::kOne ? 1 : 0;
+  std::vector<int> image(size_t(s.batch) * hp * wp * c, pad_value);
   for (int n = 0; n < s.batch; ++n)
     for (int ci = 0; ci < c; ++ci)
       for (int y = 0; y < s.height; ++y)
@@ -82,6 +88,8 @@ int pick(std::mt19937& rng, std::initializer_list<int> values) {
 
 int uniform(std::mt19937& rng, int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng); }
 
+PadMode random_pad_mode(std::mt19937& rng) { return PadMode(uniform(rng, 0, 2)); }  // kMinusOne, kZero, kOne
+
 ConvShape random_shape(std::mt19937& rng) {
   ConvShape s;
   for (;;) {
@@ -98,7 +106,7 @@ ConvShape random_shape(std::mt19937& rng) {
     s.height = uniform(rng, 1, 19);
     s.width = uniform(rng, 1, 23);
     s.batch = uniform(rng, 1, 3);
-    s.pad_mode = uniform(rng, 0, 1) ? PadMode::kMinusOne : PadMode::kZero;
+    s.pad_mode = random_pad_mode(rng);
     if (s.check().empty() && double(s.batch) * s.out_channels * s.out_height() * s.out_width() *
                                      s.group_in_channels() * s.taps() < 4e6)
       return s;
@@ -111,7 +119,7 @@ std::string describe(const ConvShape& s) {
                 "N%d C%d %dx%d -> O%d, kernel %dx%d, stride %d,%d, pad %d,%d, dilate %d,%d, groups %d, pad %s",
                 s.batch, s.in_channels, s.height, s.width, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h,
                 s.stride_w, s.pad_h, s.pad_w, s.dilate_h, s.dilate_w, s.groups,
-                s.pad_mode == PadMode::kZero ? "zero" : "minus_one");
+                pad_mode_name(s.pad_mode));
   return text;
 }
 
@@ -176,7 +184,7 @@ bool dense_stage_is_right(std::mt19937& rng, const std::vector<Isa>& isas) {
   s.width = uniform(rng, 2, 11);
   s.kernel = pick(rng, {1, 3, 3});
   s.dilation = pick(rng, {1, 1, 2});
-  s.pad_mode = uniform(rng, 0, 1) ? PadMode::kMinusOne : PadMode::kZero;
+  s.pad_mode = random_pad_mode(rng);
   for (int u = uniform(rng, 1, 4); u > 0; --u) s.units += "DI"[uniform(rng, 0, 1)];
   if (!s.check().empty()) return true;  // e.g. a dilated kernel larger than the input: nothing to test
   const int64_t plane = int64_t(s.height) * s.width;
@@ -317,6 +325,75 @@ bool norm_pool_treats_non_finite_as_mxnet() {
   return ok;
 }
 
+// norm_pool on random shapes (kernels 1..4, strides 1..3, padding, ReLU or not, a channel shuffle, widths
+// around the vector length) against a window-by-window reference in raster order, bit for bit, on every
+// ISA (the AVX2 build and the portable one); inputs with zeros of both signs, NaN and infinities.
+bool norm_pool_matches_reference(std::mt19937& rng, const std::vector<Isa>& isas) {
+  std::uniform_int_distribution<int> pick(0, 1 << 30);
+  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), 1.0f};
+  std::normal_distribution<float> normal;
+  const Isa active = binary_models::active_isa();
+  bool ok = true;
+  for (int trial = 0; trial < 60 && ok; ++trial) {
+    binary_models::NormPoolShape s;
+    s.batch = 1 + pick(rng) % 2;
+    s.shuffle_groups = 1 + pick(rng) % 3;
+    s.channels = s.shuffle_groups * (1 + pick(rng) % 3);
+    s.kernel_h = 1 + pick(rng) % 4;
+    s.kernel_w = trial % 3 ? s.kernel_h : 1 + pick(rng) % 4;
+    s.stride_h = 1 + pick(rng) % 3;
+    s.stride_w = trial % 3 ? s.stride_h : 1 + pick(rng) % 3;
+    if (trial % 4 == 0) s.kernel_h = s.kernel_w = s.stride_h = s.stride_w = 2;  // the transitions
+    s.pad_h = pick(rng) % (s.kernel_h / 2 + 1);
+    s.pad_w = pick(rng) % (s.kernel_w / 2 + 1);
+    s.height = s.kernel_h + pick(rng) % 20;
+    s.width = s.kernel_w + pick(rng) % 40;
+    s.relu = pick(rng) % 2;
+    const size_t size = size_t(s.batch) * s.channels * s.height * s.width;
+    std::vector<float> input(size), mean(s.channels), scale(s.channels), shift(s.channels);
+    for (float& v : input) v = pick(rng) % 8 ? normal(rng) : specials[pick(rng) % 6];
+    for (int c = 0; c < s.channels; ++c) {
+      mean[c] = normal(rng);
+      scale[c] = c % 5 == 4 ? 0.0f : normal(rng);
+      shift[c] = c % 3 == 2 ? -0.0f : normal(rng);
+    }
+    const int oh = s.out_height(), ow = s.out_width();
+    std::vector<float> expected(size_t(s.batch) * s.channels * oh * ow);
+    for (int n = 0; n < s.batch; ++n)
+      for (int c = 0; c < s.channels; ++c)
+        for (int oy = 0; oy < oh; ++oy)
+          for (int ox = 0; ox < ow; ++ox) {
+            float best = -std::numeric_limits<float>::max();
+            for (int y = oy * s.stride_h - s.pad_h; y < oy * s.stride_h - s.pad_h + s.kernel_h; ++y)
+              for (int x = ox * s.stride_w - s.pad_w; x < ox * s.stride_w - s.pad_w + s.kernel_w; ++x) {
+                if (y < 0 || y >= s.height || x < 0 || x >= s.width) continue;
+                const float v = input[((size_t(n) * s.channels + c) * s.height + y) * s.width + x];
+                volatile float scaled = (v - mean[c]) * scale[c];  // rounded before the shift (no FMA)
+                float value = scaled + shift[c];
+                if (s.relu) value = value > 0.0f ? value : 0.0f;
+                if (value > best || !s.pooled()) best = value;  // (unpooled: NaN stays)
+              }
+            expected[((size_t(n) * s.channels + s.out_channel(c)) * oh + oy) * ow + ox] = best;
+          }
+    for (Isa isa : isas) {
+      binary_models::set_active_isa(isa);
+      std::vector<float> got(expected.size());
+      binary_models::norm_pool(s, input.data(), mean.data(), scale.data(), shift.data(), got.data());
+      for (size_t i = 0; i < got.size() && ok; ++i)
+        if (std::memcmp(&got[i], &expected[i], sizeof(float)) != 0) {
+          std::fprintf(stderr, "FAIL: norm_pool (%s) %dx%dx%dx%d kernel %dx%d stride %dx%d pad %dx%d relu %d shuffle %d: "
+                       "output %zu is %g, expected %g\n", binary_models::isa_name(isa), s.batch, s.channels, s.height,
+                       s.width, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.pad_h, s.pad_w, int(s.relu),
+                       s.shuffle_groups, i, got[i], expected[i]);
+          ok = false;
+        }
+    }
+  }
+  binary_models::set_active_isa(active);
+  return ok;
+}
+
 bool check_refuses(ConvShape s, const char* what) {
   if (!s.check().empty()) return true;
   std::fprintf(stderr, "FAIL: ConvShape::check() accepted %s\n", what);
@@ -372,10 +449,11 @@ int main(int argc, char** argv) {
   cases.push_back(binary_models::dense_shape(3, 1000, 37));
   for (int i = 0; i < shapes; ++i) cases.push_back(random_shape(rng));
 
+  ok = ok && norm_pool_matches_reference(rng, isas);
   for (const ConvShape& s : cases) ok = ok && run_shape(s, rng, isas);
   const int stages = std::max(4, shapes / 10);
   for (int i = 0; i < stages; ++i) ok = ok && dense_stage_is_right(rng, isas);
-  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled, folded BN}, %d dense stages\n", ok ? "ok" : "FAILED",
+  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled, folded BN}, %d dense stages, norm_pool\n", ok ? "ok" : "FAILED",
               cases.size(), ran.c_str(), stages);
   if (!skipped.empty()) std::printf("skipped (not supported by this CPU or OS): %s\n", skipped.c_str());
   return ok ? 0 : 1;

@@ -1,0 +1,335 @@
+// MXNet's full-precision operators that a converted classifier keeps: Convolution (the stems, transitions
+// and shortcuts), FullyConnected (the head), BatchNorm, Activation and Pooling, with MXNet's attributes and
+// defaults. Convolution and FullyConnected multiply matrices with Eigen (docs/runtime.md says why), the
+// others are plain loops; all split their work over the OpenMP team of the caller.
+#include <Eigen/Core>
+#include <algorithm>
+#include <cfloat>
+#include <climits>
+#include <cmath>
+
+#include "../error.h"
+#include "ops.h"
+
+namespace binary_models::runtime {
+
+using deploy::Error;
+
+namespace {
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMatrix>;
+using Map = Eigen::Map<RowMatrix>;
+
+constexpr int kMaxSide = 1 << 16;
+
+// Parallel loops only where there is enough work for a second thread to pay off.
+constexpr int64_t kMinParallelWork = 1 << 15;
+
+struct Window {
+  int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilate_h = 1, dilate_w = 1;
+  void read(AttrReader& r, bool kernel_required) {
+    read_window(r, this, kernel_required ? std::vector<int>{} : std::vector<int>{1}, kMaxSide, kMaxSide);
+  }
+  int extent_h() const { return dilate_h * (kernel_h - 1) + 1; }
+  int extent_w() const { return dilate_w * (kernel_w - 1) + 1; }
+};
+
+// ---- Convolution: im2col per group, then one matrix product (a 1x1 stride-1 convolution needs no im2col) ----
+
+class Convolution : public Op {
+ public:
+  explicit Convolution(const Attrs& attrs) {
+    AttrReader r(attrs, {"kernel", "stride", "dilate", "pad", "num_filter", "num_group", "no_bias", "layout",
+                         "workspace", "cudnn_tune", "cudnn_off"});
+    window_.read(r, true);
+    auto dilate = r.ints("dilate", 2, {1}, 1, kMaxSide);
+    window_.dilate_h = dilate[0], window_.dilate_w = dilate[1];
+    filters_ = r.integer("num_filter", 0, 1, 1 << 24, true);
+    groups_ = r.integer("num_group", 1, 1, 1 << 24);
+    no_bias_ = r.boolean("no_bias", false);
+    r.text("layout", "NCHW", {"NCHW", "None"});
+    if (filters_ % groups_) throw Error("num_filter must be a multiple of num_group");
+  }
+  std::pair<size_t, size_t> arity() const override { return {no_bias_ ? 2 : 3, no_bias_ ? 2 : 3}; }
+
+  bool direct() const {
+    return window_.kernel_h == 1 && window_.kernel_w == 1 && window_.stride_h == 1 && window_.stride_w == 1 &&
+           window_.pad_h == 0 && window_.pad_w == 0;
+  }
+
+  Shape infer(const std::vector<Value>& in) const override {
+    expect_nchw(in[0]);
+    const Shape& d = in[0].shape;
+    if (d[1] % groups_) throw Error("data has " + std::to_string(d[1]) + " channels, not a multiple of num_group");
+    expect_shape("weight", in[1], {filters_, d[1] / groups_, window_.kernel_h, window_.kernel_w});
+    if (!no_bias_) expect_shape("bias", in[2], {filters_});
+    if (d[2] + 2 * window_.pad_h < window_.extent_h() || d[3] + 2 * window_.pad_w < window_.extent_w())
+      throw Error("the kernel is larger than the padded input");
+    return {d[0], filters_, (d[2] + 2 * window_.pad_h - window_.extent_h()) / window_.stride_h + 1,
+            (d[3] + 2 * window_.pad_w - window_.extent_w()) / window_.stride_w + 1};
+  }
+
+  size_t workspace(const std::vector<Value>& in) const override {
+    if (direct()) return 0;
+    Shape out = infer(in);
+    return size_t(in[0].shape[1] / groups_) * window_.kernel_h * window_.kernel_w * out[2] * out[3] * sizeof(float);
+  }
+
+  void run(const std::vector<Value>& in, float* output, const RunContext& context) const override {
+    const Shape& d = in[0].shape;
+    const Shape out = infer(in);
+    const int64_t channels = d[1] / groups_, height = d[2], width = d[3];
+    const int64_t out_h = out[2], out_w = out[3], pixels = out_h * out_w, per_group = filters_ / groups_;
+    const int64_t rows = channels * window_.kernel_h * window_.kernel_w;
+    float* col = static_cast<float*>(context.workspace);
+    for (int64_t n = 0; n < d[0]; ++n) {
+      for (int g = 0; g < groups_; ++g) {
+        const float* image = in[0].floats() + (n * d[1] + g * channels) * height * width;
+        if (!direct()) im2col(image, channels, height, width, out_h, out_w, col);
+        ConstMap weights(in[1].floats() + g * per_group * rows, per_group, rows);
+        ConstMap columns(direct() ? image : col, rows, pixels);
+        Map result(output + (n * filters_ + g * per_group) * pixels, per_group, pixels);
+        result.noalias() = weights * columns;
+      }
+      if (!no_bias_) {
+        const float* bias = in[2].floats();
+        float* o = output + n * filters_ * pixels;
+#pragma omp parallel for if (filters_ * pixels > kMinParallelWork)
+        for (int64_t f = 0; f < filters_; ++f)
+          for (int64_t p = 0; p < pixels; ++p) o[f * pixels + p] += bias[f];
+      }
+    }
+  }
+
+ private:
+  // col[(c * kh + ky) * kw + kx][y * out_w + x] = image[c][y * stride + ky * dilate - pad][...], 0 outside.
+  void im2col(const float* image, int64_t channels, int64_t height, int64_t width, int64_t out_h, int64_t out_w,
+              float* col) const {
+    const Window& w = window_;
+    const int64_t taps = int64_t(w.kernel_h) * w.kernel_w;
+#pragma omp parallel for if (channels * taps * out_h * out_w > kMinParallelWork)
+    for (int64_t row = 0; row < channels * taps; ++row) {
+      const int64_t c = row / taps, ky = row % taps / w.kernel_w, kx = row % w.kernel_w;
+      const float* plane = image + c * height * width;
+      float* dst = col + row * out_h * out_w;
+      for (int64_t y = 0; y < out_h; ++y) {
+        const int64_t iy = y * w.stride_h + ky * w.dilate_h - w.pad_h;
+        float* line = dst + y * out_w;
+        if (iy < 0 || iy >= height) {
+          std::fill(line, line + out_w, 0.0f);
+          continue;
+        }
+        for (int64_t x = 0; x < out_w; ++x) {
+          const int64_t ix = x * w.stride_w + kx * w.dilate_w - w.pad_w;
+          line[x] = ix < 0 || ix >= width ? 0.0f : plane[iy * width + ix];
+        }
+      }
+    }
+  }
+
+  Window window_;
+  int64_t filters_ = 0;
+  int groups_ = 1;
+  bool no_bias_ = false;
+};
+
+// ---- FullyConnected: data (N, ...) flattened to (N, K) (or, flatten=False, (..., K)) times weight^T ----
+
+class FullyConnected : public Op {
+ public:
+  explicit FullyConnected(const Attrs& attrs) {
+    AttrReader r(attrs, {"num_hidden", "no_bias", "flatten"});
+    hidden_ = r.integer("num_hidden", 0, 1, 1 << 24, true);
+    no_bias_ = r.boolean("no_bias", false);
+    flatten_ = r.boolean("flatten", true);
+  }
+  std::pair<size_t, size_t> arity() const override { return {no_bias_ ? 2 : 3, no_bias_ ? 2 : 3}; }
+
+  // (rows, features) of the data as a matrix.
+  std::pair<int64_t, int64_t> matrix(const Shape& d) const {
+    if (d.empty() || (flatten_ && d.size() < 2)) throw Error("data of shape " + shape_text(d) + " has no features");
+    int64_t features = flatten_ ? element_count(d) / std::max<int64_t>(d[0], 1) : d.back();
+    return {element_count(d) / std::max<int64_t>(features, 1), features};
+  }
+
+  Shape infer(const std::vector<Value>& in) const override {
+    auto [rows, features] = matrix(in[0].shape);
+    expect_shape("weight", in[1], {hidden_, features});
+    if (!no_bias_) expect_shape("bias", in[2], {hidden_});
+    if (flatten_) return {in[0].shape[0], hidden_};
+    Shape out = in[0].shape;
+    out.back() = hidden_;
+    (void)rows;
+    return out;
+  }
+
+  void run(const std::vector<Value>& in, float* output, const RunContext&) const override {
+    auto [rows, features] = matrix(in[0].shape);
+    Map result(output, rows, hidden_);
+    result.noalias() = ConstMap(in[0].floats(), rows, features) * ConstMap(in[1].floats(), hidden_, features).transpose();
+    if (!no_bias_)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t h = 0; h < hidden_; ++h) output[r * hidden_ + h] += in[2].floats()[h];
+  }
+
+ private:
+  int64_t hidden_ = 0;
+  bool no_bias_ = false, flatten_ = true;
+};
+
+// ---- BatchNorm at inference: (x - mean) * (gamma / sqrt(var + eps)) + beta, in float32 as MXNet rounds it ----
+
+class BatchNorm : public Op {
+ public:
+  explicit BatchNorm(const Attrs& attrs) {
+    AttrReader r(attrs, {"eps", "momentum", "fix_gamma", "use_global_stats", "output_mean_var", "axis", "cudnn_off",
+                         "min_calib_range", "max_calib_range"});
+    eps_ = float(r.number("eps", 1e-3));
+    fix_gamma_ = r.boolean("fix_gamma", true);
+    if (r.integer("axis", 1, -8, 8) != 1) throw Error("only axis 1 (channels) is supported");
+    if (r.boolean("output_mean_var", false)) throw Error("output_mean_var is not supported");
+  }
+  std::pair<size_t, size_t> arity() const override { return {5, 5}; }
+
+  Shape infer(const std::vector<Value>& in) const override {
+    if (in[0].shape.size() < 2) throw Error("data must have a channel axis, got shape " + shape_text(in[0].shape));
+    const char* names[] = {"gamma", "beta", "moving_mean", "moving_var"};
+    for (size_t i = 1; i < 5; ++i) expect_shape(names[i - 1], in[i], {in[0].shape[1]});
+    return in[0].shape;
+  }
+
+  void run(const std::vector<Value>& in, float* output, const RunContext&) const override {
+    const Shape& d = in[0].shape;
+    const int64_t channels = d[1], inner = element_count(d) / d[0] / channels;
+    const float *gamma = in[1].floats(), *beta = in[2].floats(), *mean = in[3].floats(), *var = in[4].floats();
+#pragma omp parallel for collapse(2) if (element_count(d) > kMinParallelWork)
+    for (int64_t n = 0; n < d[0]; ++n)
+      for (int64_t c = 0; c < channels; ++c) {
+        const float scale = (fix_gamma_ ? 1.0f : gamma[c]) / std::sqrt(var[c] + eps_);
+        const float* x = in[0].floats() + (n * channels + c) * inner;
+        float* y = output + (n * channels + c) * inner;
+        for (int64_t i = 0; i < inner; ++i) y[i] = (x[i] - mean[c]) * scale + beta[c];
+      }
+  }
+
+ private:
+  float eps_ = 1e-3f;
+  bool fix_gamma_ = true;
+};
+
+// ---- Activation ----
+
+class Activation : public Op {
+ public:
+  explicit Activation(const Attrs& attrs) {
+    AttrReader r(attrs, {"act_type"});
+    type_ = r.text("act_type", "", {"relu", "sigmoid", "tanh", "softrelu", "softsign"});
+  }
+  std::pair<size_t, size_t> arity() const override { return {1, 1}; }
+  Shape infer(const std::vector<Value>& in) const override { return in[0].shape; }
+
+  void run(const std::vector<Value>& in, float* output, const RunContext&) const override {
+    const int64_t count = element_count(in[0].shape);
+    const float* x = in[0].floats();
+    const char kind = type_ == "softrelu" ? 'p' : type_ == "softsign" ? 'n' : type_[0];
+#pragma omp parallel for if (count > kMinParallelWork)
+    for (int64_t i = 0; i < count; ++i) {
+      const float v = x[i];
+      switch (kind) {
+        case 'r': output[i] = v > 0.0f ? v : 0.0f; break;
+        case 's': output[i] = 1.0f / (1.0f + std::exp(-v)); break;
+        case 't': output[i] = std::tanh(v); break;
+        case 'p': output[i] = std::log1p(std::exp(v)); break;
+        default: output[i] = v / (1.0f + std::fabs(v)); break;
+      }
+    }
+  }
+
+ private:
+  std::string type_;
+};
+
+// ---- Pooling (2-D): MXNet's output sizes (valid: floor, full: ceil) and average divisors ----
+
+class Pooling : public Op {
+ public:
+  explicit Pooling(const Attrs& attrs) {
+    AttrReader r(attrs, {"kernel", "pool_type", "global_pool", "pooling_convention", "stride", "pad", "layout",
+                         "count_include_pad", "cudnn_off", "p_value"});
+    global_ = r.boolean("global_pool", false);
+    window_.read(r, !global_);
+    max_ = r.text("pool_type", "max", {"max", "avg"}) == "max";
+    full_ = r.text("pooling_convention", "valid", {"valid", "full"}) == "full";
+    include_pad_ = r.boolean("count_include_pad", true);
+    r.text("layout", "NCHW", {"NCHW", "None"});
+  }
+  std::pair<size_t, size_t> arity() const override { return {1, 1}; }
+
+  Window window(const Shape& d) const {
+    if (!global_) return window_;
+    Window w;
+    w.kernel_h = int(d[2]), w.kernel_w = int(d[3]);
+    return w;
+  }
+
+  Shape infer(const std::vector<Value>& in) const override {
+    expect_nchw(in[0]);
+    const Shape& d = in[0].shape;
+    Window w = window(d);
+    if (d[2] + 2 * w.pad_h < w.kernel_h || d[3] + 2 * w.pad_w < w.kernel_w)
+      throw Error("the pooling window is larger than the padded input");
+    auto side = [&](int64_t size, int kernel, int stride, int pad) {
+      int64_t span = size + 2 * pad - kernel;
+      return (full_ ? (span + stride - 1) / stride : span / stride) + 1;
+    };
+    return {d[0], d[1], side(d[2], w.kernel_h, w.stride_h, w.pad_h), side(d[3], w.kernel_w, w.stride_w, w.pad_w)};
+  }
+
+  void run(const std::vector<Value>& in, float* output, const RunContext&) const override {
+    const Shape& d = in[0].shape;
+    const Shape out = infer(in);
+    const Window w = window(d);
+    const int64_t height = d[2], width = d[3], out_h = out[2], out_w = out[3];
+#pragma omp parallel for if (element_count(d) > kMinParallelWork)
+    for (int64_t plane = 0; plane < d[0] * d[1]; ++plane) {
+      const float* x = in[0].floats() + plane * height * width;
+      float* y = output + plane * out_h * out_w;
+      for (int64_t oy = 0; oy < out_h; ++oy)
+        for (int64_t ox = 0; ox < out_w; ++ox) {
+          int64_t y0 = oy * w.stride_h - w.pad_h, x0 = ox * w.stride_w - w.pad_w;
+          int64_t y1 = std::min<int64_t>(y0 + w.kernel_h, height + w.pad_h);
+          int64_t x1 = std::min<int64_t>(x0 + w.kernel_w, width + w.pad_w);
+          int64_t divisor = (y1 - y0) * (x1 - x0);
+          y0 = std::max<int64_t>(y0, 0), x0 = std::max<int64_t>(x0, 0);
+          y1 = std::min(y1, height), x1 = std::min(x1, width);
+          if (!include_pad_) divisor = (y1 - y0) * (x1 - x0);
+          float result = max_ ? -FLT_MAX : 0.0f;
+          for (int64_t yy = y0; yy < y1; ++yy)
+            for (int64_t xx = x0; xx < x1; ++xx) {
+              const float v = x[yy * width + xx];
+              if (max_) result = v > result ? v : result;
+              else result += v;
+            }
+          y[oy * out_w + ox] = max_ ? result : result / float(std::max<int64_t>(divisor, 1));
+        }
+    }
+  }
+
+ private:
+  Window window_;
+  bool global_ = false, max_ = true, full_ = false, include_pad_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_float_op(const std::string& op, const Attrs& attrs) {
+  if (op == "Convolution") return std::make_unique<Convolution>(attrs);
+  if (op == "FullyConnected") return std::make_unique<FullyConnected>(attrs);
+  if (op == "BatchNorm") return std::make_unique<BatchNorm>(attrs);
+  if (op == "Activation") return std::make_unique<Activation>(attrs);
+  if (op == "Pooling") return std::make_unique<Pooling>(attrs);
+  return nullptr;
+}
+
+}  // namespace binary_models::runtime
