@@ -44,7 +44,7 @@ def install():
     if threading.current_thread() is not threading.main_thread() or _State.pid == os.getpid():
         return False
     _State.pid = os.getpid()
-    _State.previous = {s: signal.signal(s, _handler) for s in STOP_SIGNALS + (signal.SIGALRM,)}
+    _State.previous = {s: signal.signal(s, _handler) for s in STOP_SIGNALS}
     return True
 
 
@@ -116,8 +116,10 @@ def deferred(grace=DEFAULT_GRACE_S):
         yield
         return
     _State.grace, _State.signum = grace, None
+    alarm = signal.signal(signal.SIGALRM, _handler)  # the watchdog's: only while deferring
     try:
         yield
     finally:
         _end_grace()
+        signal.signal(signal.SIGALRM, alarm)
         _State.grace, _State.signum = None, None
