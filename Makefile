@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install native deploy test demo clean
+.PHONY: install native deploy test soak demo clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ deploy: native
 test: native deploy
 	@if [ -f native/Makefile ]; then $(MAKE) -s -C native test test-asan PYTHON=$(abspath $(PY)); fi
 	$(PY) -m pytest -q
+
+# Random SIGKILL/SIGTERM interruptions of a training run, each followed by --resume auto (make test does 2):
+# BM_FAULT_TRIALS of them (about 15 s each on 2 idle cores), BM_FAULT_SEED to replay a sequence.
+soak: native
+	BM_FAULT_TRIALS=$${BM_FAULT_TRIALS:-30} $(PY) -m pytest -q tests/test_stopping.py -k random_times
 
 demo: native
 	$(VENV)/bin/bm demo

@@ -88,3 +88,13 @@ def warnings_held_until_success():
     for warning in held:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno,
                                source=warning.source)
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop by ``signum`` (SIGINT, SIGTERM, SIGHUP, SIGUSR1; see
+    :mod:`binary_models.train.stopping`): raised where it stops, with ``kept``, one sentence saying what it kept
+    and how to continue. A ``KeyboardInterrupt``, so that every writer finishes or rolls back as on Ctrl-C."""
+
+    def __init__(self, signum, kept=None, grace_expired=False):
+        super().__init__(signum)
+        self.signum, self.kept, self.grace_expired = signum, kept, grace_expired

@@ -1,4 +1,5 @@
 """Detection: the SSD networks, the VOC-format checks, train_ssd.py and detect.py on a synthetic VOC set."""
+import glob
 import json
 import os
 import shutil
@@ -394,3 +395,31 @@ def test_resume_continues_from_a_checkpoint_with_its_trainer_states(trained):
     assert run_train_ssd(argv + ["--resume", trained["out"] + checkpoint[0], "--start-epoch", "5"]) == 0
     with open(trained["out"] + "resumed_ssd_%d_binary_densenet28_custom_history.json" % DATA_SHAPE) as f:
         assert len(json.load(f)["train_crossentropy_loss"]) == 1
+
+
+def test_train_ssd_stopped_by_sigterm_keeps_its_last_checkpoint_and_resume_auto_continues(synthetic, tmp_path,
+                                                                                         capsys, monkeypatch):
+    """Detection stops at once (no mid-epoch checkpoint): exit 143, one line naming the epoch-0 checkpoint, no
+    temporary or lock; --resume auto continues at epoch 1."""
+    import signal
+    from binary_models.data.datasets import ShardSampler
+    out = str(tmp_path) + os.sep
+    argv = thin_run_flags(synthetic, out) + ["--epochs", "2", "--save-interval", "1", "--max-batches", "2"]
+    original, calls = ShardSampler.set_epoch, []
+
+    def set_epoch(self, epoch, skip=0):
+        calls.append(epoch)
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, epoch, skip)
+    monkeypatch.setattr(ShardSampler, "set_epoch", set_epoch)
+    assert run_train_ssd(argv) == 143
+    monkeypatch.undo()
+    prefix = out + "ssd_%d_binary_densenet28_custom" % DATA_SHAPE
+    [first] = glob.glob(prefix + "_0000_*.params")
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "stopped by SIGTERM: kept %s (the start of epoch 1); continue with --resume auto" % first)
+    assert not [n for n in os.listdir(out) if n.startswith(".") or n == "run.lock"]
+    assert run_train_ssd(argv + ["--resume", "auto"]) == 0
+    assert "continuing from %s (the start of epoch 1)" % first in open(prefix + "_train.log").read()
+    assert glob.glob(prefix + "_0001_*.params") and len(json.load(open(prefix + "_history.json"))["val_map"]) == 2

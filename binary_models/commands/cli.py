@@ -13,7 +13,8 @@ import sys
 import traceback
 
 from ..errors import BinaryModelsError, UsageError, error_line  # noqa: F401  (the commands' error contract)
-from ..train import distributed, schedules
+from ..storage.locks import release_run_locks
+from ..train import distributed, schedules, stopping
 
 
 def fail(message):
@@ -29,11 +30,23 @@ FLAGS = {"run_path": "--run"}
 def run_script(main, argv=None, flags=None):
     """Run ``main(argv)``; a :class:`~binary_models.errors.BinaryModelsError` prints ``error: ...`` (its
     argument named by its flag: ``flags[argument]``, :data:`FLAGS`, else ``--argument-with-dashes``) and exits
-    with status 2."""
+    with status 2. SIGINT, SIGTERM, SIGHUP and SIGUSR1 stop it (:mod:`binary_models.train.stopping`): one
+    line saying what was kept, exit status 128 + the signal's number."""
+    installed = stopping.install()
     try:
         return main(argv)
     except BinaryModelsError as err:
         fail(err.for_flags(dict(FLAGS, **(flags or {}))))
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print("stopped by %s: %s" % (stopping.signal_name(signum), getattr(err, "kept", None) or
+                                      "every file is written whole or not at all; none was left half-written"),
+              file=sys.stderr, flush=True)
+        sys.exit(128 + signum)
+    finally:
+        if installed:  # the command ends: so do its runs, also after an error (their locks go)
+            stopping.uninstall()
+            release_run_locks()
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -135,7 +148,7 @@ def add_schedule_arguments(group, lr, lr_mode, lr_decay_epoch):
 def run_worker(main, argv=None):
     """:func:`run_script` for a script that may run as a worker of a distributed job (``DMLC_ROLE=worker``):
     there, an error ends the process at once with its status (2 for a :class:`UsageError`, 1 and the
-    traceback for an exception, 130 for Ctrl-C), and :mod:`binary_models.commands.launch` stops the rest of the job.
+    traceback for an exception, 128 + the signal for a stop signal), and :mod:`binary_models.commands.launch` stops the rest of the job.
 
     Freeing a distributed kvstore finalises it, which waits at a barrier for every other worker: until they
     finish, or forever if they wait for this one's gradients. So :func:`create_kvstore` keeps it alive (an
@@ -152,15 +165,13 @@ def run_worker(main, argv=None):
         if isinstance(exit.code, str):
             print(exit.code, file=sys.stderr)
         status = exit.code if isinstance(exit.code, int) else 1
-    except KeyboardInterrupt:
-        traceback.print_exc()
-        status = 128 + signal.SIGINT
     except BaseException:
         traceback.print_exc()
         status = 1
     else:
         del distributed._JOINED[:]
         return status
+    release_run_locks()  # os._exit skips the atexit functions
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

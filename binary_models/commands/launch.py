@@ -24,8 +24,9 @@ def main(argv=None):
                         help="scheduler port (default: a free one)")
     parser.add_argument("--timeout", type=cli.positive_float, help="stop everything after this many seconds "
                         "and exit with status 124")
-    parser.add_argument("--grace", type=cli.non_negative_float, default=10.0,
-                        help="seconds between forwarding a signal (or stopping the job) and killing what is left")
+    parser.add_argument("--grace", type=cli.non_negative_float, default=launch.DEFAULT_GRACE_S,
+                        help="seconds between forwarding a signal (or stopping the job) and killing what is left "
+                             "(more than the workers' --stop-grace)")
     parser.add_argument("--dry-run", action="store_true", help="print the processes instead of starting them "
                         "(the source of the watcher that runs each remote command is shown as REMOTE_WATCHER)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the command every process runs")

@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..models.common import STEMS
 from ..nn.config import SCALING_METHODS, WEIGHT_BITS
 from ..nn.quantization import ACTIVATION_QUANTIZERS
-from ..train import recipes
+from ..train import recipes, stopping
 from ..train.optimizers import BOP_DEFAULTS, OPTIMIZERS
 from ..train.imagenet import KVSTORES, gluoncv_model_list, layer_options, train
 from ..model_zoo import check_input_size
@@ -141,6 +141,12 @@ def build_parser():
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     output.add_argument("--max-batches", type=cli.positive_int, default=None,
                         help="train at most this many batches per epoch (a smoke run; the schedule follows it)")
+    output.add_argument("--resume", default="", metavar="auto|CHECKPOINT",
+                        help="continue a run: 'auto' from the newest complete checkpoint in --save-dir (the one a "
+                             "stop signal saved mid-epoch included; none: a new run), or from CHECKPOINT.params")
+    output.add_argument("--stop-grace", type=cli.non_negative_float, default=stopping.DEFAULT_GRACE_S,
+                        metavar="SECONDS", help="on SIGTERM, SIGHUP, SIGUSR1 or Ctrl-C: save the point reached "
+                        "and end within this time (0: stop at once, keeping the last checkpoint)")
     output.add_argument("--resume-epoch", type=cli.non_negative_int, default=0,
                         help="epoch to resume from (the next to train)")
     output.add_argument("--resume-params", default="", help="parameters to resume from")
@@ -154,6 +160,11 @@ def check_arguments(opt):
     """The rules between flags, and between flags and this machine, checked before any data is read or
     model built: each broken one is a :class:`UsageError` naming the flags."""
     cli.check_schedule(opt, opt.num_epochs, "--num-epochs", opt.resume_epoch, "--resume-epoch")
+    explicit = [flag for flag, value in (("--resume-epoch", opt.resume_epoch), ("--resume-params", opt.resume_params),
+                                         ("--resume-states", opt.resume_states)) if value]
+    if opt.resume and explicit:
+        raise UsageError("--resume %s finds the epoch, parameters and states itself: leave out %s"
+                         % (opt.resume, " and ".join(explicit)))
     if opt.mixup_off_epoch > opt.num_epochs:
         raise UsageError("--mixup-off-epoch %d is after the last epoch (--num-epochs %d)"
                          % (opt.mixup_off_epoch, opt.num_epochs))

@@ -35,7 +35,9 @@ def parse_args(argv=None):
                         help="number of data-loading worker processes")
     parser.add_argument("--gpus", type=cli.gpu_list, default="", help="GPUs to train on, e.g. 0,1 (empty: CPU)")
     parser.add_argument("--epochs", type=cli.positive_int, default=240, help="training epochs")
-    parser.add_argument("--resume", default="", help="resume from these parameters (and their .states)")
+    parser.add_argument("--resume", default="", metavar="auto|PARAMS", help="resume from these parameters (and "
+                        "their .states), or 'auto': from the newest complete checkpoint of --save-prefix (none: a "
+                        "new run); SIGTERM, SIGHUP, SIGUSR1 and Ctrl-C stop at once, keeping the last checkpoint")
     parser.add_argument("--start-epoch", type=cli.non_negative_int, default=0,
                         help="first epoch to train when resuming")
     parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
@@ -79,6 +81,8 @@ def check_arguments(opt):
     """The rules between flags, and between flags and this machine, checked before any data is read or
     network built: each broken one is a :class:`UsageError` naming the flags."""
     cli.check_schedule(opt, opt.epochs, "--epochs", opt.start_epoch, "--start-epoch")
+    if opt.resume == "auto" and opt.start_epoch:
+        raise UsageError("--resume auto finds the epoch itself: leave out --start-epoch")
     cli.check_gpus("--gpus", opt.gpus)
     folder = os.path.dirname(opt.save_prefix)
     if folder and os.path.exists(folder) and not os.path.isdir(folder):

@@ -30,9 +30,9 @@ LIGHTING = 0.1  # AlexNet-style PCA lighting noise
 
 ClassificationData = collections.namedtuple(
     "ClassificationData", "train val batch_fn num_train classes input_size start_epoch")
-ClassificationData.__doc__ = """Training and validation batches of one worker. ``start_epoch(epoch)`` readies
-``train`` for an epoch (its order is a function of the seed and the epoch, so a resumed run replays it);
-``num_train`` is the number of training samples of this worker."""
+ClassificationData.__doc__ = """Training and validation batches of one worker. ``start_epoch(epoch, first=0)``
+readies ``train`` for an epoch from its batch ``first`` (its order is a function of the seed and the epoch, so a
+resumed run replays it); ``num_train`` is the number of training samples of this worker."""
 
 
 class ShardSampler(Sampler):
@@ -42,15 +42,16 @@ class ShardSampler(Sampler):
 
     def __init__(self, length, num_parts=1, part_index=0, seed=0, shuffle=True):
         self.length, self.num_parts, self.part_index = length, num_parts, part_index
-        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.seed, self.shuffle, self.epoch, self.skip = seed, shuffle, 0, 0
 
-    def set_epoch(self, epoch):
-        self.epoch = epoch
+    def set_epoch(self, epoch, skip=0):
+        """Sample ``epoch``'s order, from its ``skip``-th index on (a run continued mid-epoch)."""
+        self.epoch, self.skip = epoch, skip
 
     def __iter__(self):
         order = (np.random.RandomState(self.seed + self.epoch).permutation(self.length) if self.shuffle
                  else np.arange(self.length))
-        return iter(order[self.part_index::self.num_parts][:len(self)].tolist())
+        return iter(order[self.part_index::self.num_parts][self.skip:len(self)].tolist())
 
     def __len__(self):
         return self.length // self.num_parts
@@ -70,7 +71,8 @@ def _loader_data(train_set, val_set, batch_size, num_workers, shard, seed, class
                        num_workers=num_workers)
     val = DataLoader(val_set, batch_size=batch_size, shuffle=False, last_batch="keep", num_workers=num_workers)
     return ClassificationData(train, val, lambda batch, ctx: _split_batch(batch[0], batch[1], ctx),
-                              len(sampler), classes, input_size, sampler.set_epoch)
+                              len(sampler), classes, input_size,
+                              lambda epoch, first=0: sampler.set_epoch(epoch, first * batch_size))
 
 
 def digits_data(batch_size, size=DIGITS_SIZE, shard=(0, 1), seed=0, **unused):
@@ -244,4 +246,11 @@ def record_data(rec_train, rec_train_idx, rec_val, rec_val_idx, batch_size, clas
         path_imgrec=paths[2], path_imgidx=paths[3], preprocess_threads=max(num_workers, 1), shuffle=False,
         batch_size=batch_size, resize=int(round(input_size / crop_ratio)), data_shape=shape, **mean)
     return ClassificationData(train, val, lambda batch, ctx: _split_batch(batch.data[0], batch.label[0], ctx),
-                              num_train, classes, input_size, lambda epoch: train.reset())
+                              num_train, classes, input_size, lambda epoch, first=0: _skip(train, first))
+
+
+def _skip(records, batches):
+    """Rewind ``records`` (an ``ImageRecordIter``) and read past its first ``batches`` batches."""
+    records.reset()
+    for _ in range(batches):
+        records.next()

@@ -14,12 +14,15 @@ def checkpoint_record(params_or_states):
     return pair_record(re.sub(r"\.(params|states)$", "", params_or_states))
 
 
-def save_checkpoint(prefix, net, trainer=None):
-    """Write ``prefix.params`` (and ``prefix.states`` for a trainer) as a unit: a kill at any point leaves
-    the old checkpoint or the new one (:func:`replace_together`)."""
+def save_checkpoint(prefix, net, trainer=None, extra=None):
+    """Write ``prefix.params`` (and ``prefix.states`` for a trainer, and ``prefix + suffix`` for each
+    ``suffix: write(path)`` of ``extra``) as a unit: a kill at any point leaves the old checkpoint or the new
+    one (:func:`replace_together`)."""
+    extra = extra or {}
     targets = [prefix + ".params"] + ([prefix + ".states"] if trainer is not None else [])
+    targets += [prefix + suffix for suffix in extra]
     record = pair_record(prefix)
-    if trainer is None and not os.path.exists(record):
+    if len(targets) == 1 and not os.path.exists(record):
         with atomic_path(targets[0]) as tmp:
             net.save_parameters(tmp)
         return targets[0]
@@ -27,6 +30,8 @@ def save_checkpoint(prefix, net, trainer=None):
         net.save_parameters(staged[0])
         if trainer is not None:
             trainer.save_states(staged[1])
+        for write, path in zip(extra.values(), staged[len(targets) - len(extra):]):
+            write(path)
         replace_together(record, dict(zip(targets, staged)))
     return targets[0]
 

@@ -20,9 +20,9 @@ _held_locks = {}  # real path -> fd of the run locks this process holds
 
 
 @atexit.register
-def _release_run_locks():
-    """A process that exits, also after an error, ends its runs cleanly; only a killed one leaves its lock
-    file for the next run's warning."""
+def release_run_locks():
+    """A process that exits, also after an error or a stop signal, ends its runs cleanly; only a killed one
+    leaves its lock file for the next run's warning."""
     for path in list(_held_locks):
         unlock_run(path)
 

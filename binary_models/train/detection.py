@@ -25,6 +25,8 @@ from ..errors import UsageError
 from ..models import ssd
 from . import optimizers, schedules  # optimizers also registers 'radam'
 from .regularization import binary_weights
+from ..storage import unlock_run
+from . import resume
 from .loop import RunFiles, TrainingRun, seed_everything, setup_logger
 
 KVSTORES = ("device", "local")
@@ -251,6 +253,30 @@ def train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger,
     return ce_metric.get()[1], smoothl1_metric.get()[1]
 
 
+def train_epochs(run, net, train_data, val_data, sampler, trainer, loss_fn, metric, ctx, opt, logger, num_batches,
+                 prefix):
+    """The epochs of :func:`train` still to train (``run.epochs()``)."""
+    for epoch in run.epochs():
+        sampler.set_epoch(epoch)
+        tic = time.time()
+        with run.progress(epoch, num_batches) as bar:
+            ce, smoothl1 = train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger, num_batches,
+                                       run)
+        logger.info("[Epoch %d] Training cost: %.3f, CrossEntropy=%.3f, SmoothL1=%.3f"
+                    % (epoch, time.time() - tic, ce, smoothl1))
+        current_map, per_class = None, None
+        if (epoch + 1) % opt.val_interval == 0 or epoch + 1 == opt.epochs:
+            names, values = validate(net, val_data, ctx, metric)
+            logger.info("[Epoch %d] Validation: \n%s" % (epoch, "\n".join("%s=%s" % nv for nv in zip(names, values))))
+            current_map = float(values[-1])
+            per_class = dict(zip(names[:-1], (float(v) for v in values[:-1])))
+        improved = run.end_epoch(epoch, {"train_crossentropy_loss": ce, "train_smoothl1_loss": smoothl1,
+                                         "val_map": current_map, "val_ap": per_class}, net, trainer)
+        if improved:
+            with open(prefix + "_best_map.log", "a") as f:
+                f.write("%04d:\t%.4f\n" % (epoch, current_map))
+
+
 def train(opt):
     """Train as the flags ``opt`` say (:func:`binary_models.commands.train_ssd.parse_args`); returns 0."""
     ctx = [mx.gpu(i) for i in opt.gpus] or [mx.cpu()]
@@ -263,6 +289,15 @@ def train(opt):
     run_files.claim()  # before the first log line: a refused second run writes nothing into this run's log
     logger = setup_logger(run_files.log)
     logger.info(opt)
+    if opt.resume == "auto":
+        point = resume.find_newest(prefix, "_")
+        opt.resume, opt.start_epoch = (point.params, point.epoch) if point else ("", 0)
+        logger.info("continuing from %s" % point.describe() if point else
+                    "--resume auto: no checkpoint to continue from: starting a new run")
+        if opt.start_epoch >= opt.epochs:
+            logger.info("--resume: the run is complete (--epochs %d): nothing to train" % opt.epochs)
+            unlock_run(run_files.lock)
+            return 0
     logger.info("network %s, %d classes, %d training and %d validation images"
                 % (name, len(classes), len(train_dataset), len(val_dataset)))
 
@@ -285,26 +320,13 @@ def train(opt):
                       periodic_tag=lambda epoch, metrics: "%04d_%.4f" % (epoch, metrics["val_map"] or 0.0),
                       curves={"train CrossEntropy loss": "train_crossentropy_loss",
                               "train SmoothL1 loss": "train_smoothl1_loss", "val mAP": "val_map"},
-                      title="%s on %s" % (name, opt.dataset), progress=not opt.no_progress)
-    for epoch in run.epochs():
-        sampler.set_epoch(epoch)
-        tic = time.time()
-        with run.progress(epoch, num_batches) as bar:
-            ce, smoothl1 = train_epoch(net, train_data, trainer, loss_fn, ctx, opt, epoch, bar, logger, num_batches,
-                                       run)
-        logger.info("[Epoch %d] Training cost: %.3f, CrossEntropy=%.3f, SmoothL1=%.3f"
-                    % (epoch, time.time() - tic, ce, smoothl1))
-        current_map, per_class = None, None
-        if (epoch + 1) % opt.val_interval == 0 or epoch + 1 == opt.epochs:
-            names, values = validate(net, val_data, ctx, metric)
-            logger.info("[Epoch %d] Validation: \n%s" % (epoch, "\n".join("%s=%s" % nv for nv in zip(names, values))))
-            current_map = float(values[-1])
-            per_class = dict(zip(names[:-1], (float(v) for v in values[:-1])))
-        improved = run.end_epoch(epoch, {"train_crossentropy_loss": ce, "train_smoothl1_loss": smoothl1,
-                                         "val_map": current_map, "val_ap": per_class}, net, trainer)
-        if improved:
-            with open(prefix + "_best_map.log", "a") as f:
-                f.write("%04d:\t%.4f\n" % (epoch, current_map))
+                      title="%s on %s" % (name, opt.dataset), progress=not opt.no_progress,
+                      stop_grace=0)
+    # A stop signal stops at once, keeping the last checkpoint: no mid-epoch one, as the order of the
+    # batches (last_batch="rollover", augmentation in worker processes) is no function of the position.
+    with run.stoppable():
+        train_epochs(run, net, train_data, val_data, sampler, trainer, loss_fn, metric, ctx, opt, logger,
+                     num_batches, prefix)
 
     summary = run.finish({"map": "val_map", "ap": "val_ap"}, network=name, dataset=opt.dataset,
                          classes=list(classes), data_shape=opt.data_shape, model_kwargs=model_kwargs,

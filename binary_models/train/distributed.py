@@ -40,3 +40,83 @@ def average_aux_states(net, kv, num_workers, initialized):
         kv.push(key, data)
         kv.pull(key, out=data)
         data /= num_workers
+
+
+STOP_KEY = 1 << 25          # kvstore key of the stop vote
+START_KEY = STOP_KEY + 1    # kvstore key of the resume point every worker starts from
+GATHER_KEY_OFFSET = 1 << 26  # kvstore keys of every worker's BatchNorm statistics, gathered on a stop
+
+
+class Workers:
+    """The workers of one run, as the stop and the resume point need them: one process (``kv`` None or not
+    distributed), or the workers of a synchronous distributed kvstore, which agree through it. Each method is
+    collective there: every worker calls it at the same point of its loop."""
+
+    def __init__(self, kv=None, rank=0, num_workers=1):
+        self.kv, self.rank, self.num_workers = kv, rank, num_workers
+        self.synchronous = kv is not None and num_workers > 1 and "dist" in kv.type and "async" not in kv.type
+        self._initialized = set()
+        self._stepped = False
+
+    def step(self, trainer, net, batch_size):
+        """``trainer.step(batch_size)``. The first step of a process also broadcasts worker 0's parameters
+        to every worker (Gluon's kvstore start), the BatchNorm statistics included, overwriting those each
+        worker's batch has just updated; this step keeps them, so that a run continued mid-epoch keeps the
+        same statistics as the run it continues."""
+        if not self.synchronous or self._stepped:
+            return trainer.step(batch_size)
+        aux = [p for p in net.collect_params().values() if p.grad_req == "null"]
+        kept = [p.data().copy() for p in aux]
+        trainer.step(batch_size)
+        for param, data in zip(aux, kept):
+            param.set_data(data)
+        self._stepped = True
+
+    def _sum(self, key, values):
+        """The sum over the workers of ``values`` (a list of floats), pushed and pulled through ``key``."""
+        import mxnet as mx
+        import numpy as np
+        data = mx.nd.array(np.asarray(values, dtype=np.float32))
+        if key not in self._initialized:
+            self.kv.init(key, mx.nd.zeros_like(data))
+            self._initialized.add(key)
+        self.kv.push(key, data)
+        self.kv.pull(key, out=data)
+        return data.asnumpy()
+
+    def stop_signal(self, local, signals):
+        """The stop signal every worker acts on (None: go on): the most urgent of ``signals`` (a tuple) that
+        any worker received (``local``: this one's, or None)."""
+        if not self.synchronous:
+            return local
+        votes = self._sum(STOP_KEY, [1.0 if s == local else 0.0 for s in signals])
+        return next((s for s, v in zip(signals, votes) if v > 0), None)
+
+    def check_same_start(self, epoch, batch):
+        """Refuse a start where the workers would continue from different points (each reads the save folder:
+        on several hosts it must be shared)."""
+        if self.synchronous and list(self._sum(START_KEY, [epoch, batch])) != [epoch * self.num_workers,
+                                                                                batch * self.num_workers]:
+            raise UsageError("the workers found different checkpoints to continue from (worker %d: epoch %d, "
+                             "batch %d): --save-dir must be one folder that every host shares" % (self.rank, epoch,
+                                                                                                    batch))
+
+    def gather_statistics(self, net):
+        """Every worker's BatchNorm statistics of ``net``, as ``{"rank{r}:{index}": NDArray}`` (the same on
+        every worker; {} for one process)."""
+        import mxnet as mx
+        if not self.synchronous:
+            return {}
+        aux = [p.data() for p in net.collect_params().values() if p.grad_req == "null"]
+        gathered = {}
+        for rank in range(self.num_workers):
+            for index, data in enumerate(aux):
+                key = GATHER_KEY_OFFSET + rank * len(aux) + index
+                mine = data.copy() if rank == self.rank else mx.nd.zeros_like(data)  # x + 0 is x: exact
+                if key not in self._initialized:
+                    self.kv.init(key, mx.nd.zeros_like(data))
+                    self._initialized.add(key)
+                self.kv.push(key, mine)
+                self.kv.pull(key, out=mine)
+                gathered["rank%d:%d" % (rank, index)] = mine
+        return gathered

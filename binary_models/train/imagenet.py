@@ -8,6 +8,7 @@ exact resume, a progress bar, a training-curve PNG and ``summary.json``, and MXN
 """
 import math
 import os
+import re
 import time
 
 import mxnet as mx
@@ -17,7 +18,7 @@ from .. import model_zoo, storage
 from ..data import datasets
 from ..errors import UsageError
 from ..train.regularization import binary_weights, clip_binary_weights
-from . import distributed, schedules
+from . import distributed, resume, schedules
 from . import optimizers  # also registers 'radam'
 from .losses import TrainingObjective
 from .metrics import FlipRatio
@@ -80,12 +81,13 @@ def build_teacher(opt, classes, ctx):
     return teacher
 
 
-def evaluate(net, val_data, batch_fn, ctx, dtype):
-    """Top-1 and top-5 accuracy on the validation data."""
+def evaluate(net, val_data, batch_fn, ctx, dtype, stop_point=lambda: None):
+    """Top-1 and top-5 accuracy on the validation data (``stop_point()`` before each batch)."""
     top1, top5 = mx.metric.Accuracy(), mx.metric.TopKAccuracy(5)
     if hasattr(val_data, "reset"):
         val_data.reset()
     for batch in val_data:
+        stop_point()
         data, label = batch_fn(batch, ctx)
         pad = getattr(batch, "pad", 0) or 0
         outputs = [net(x.astype(dtype, copy=False)) for x in data]
@@ -135,17 +137,35 @@ def make_trainer(net, opt, kv, hvd, num_batches):
                          update_on_kvstore=update_on_kvstore)
 
 
+def _metric_sums(metric):
+    return [metric.sum_metric, metric.num_inst, metric.global_sum_metric, metric.global_num_inst]
+
+
 def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num_batches, num_workers, run, flips):
-    """One epoch over ``data.train``: returns ``(metric name, score, mean loss)``; ``flips`` (a
+    """One epoch over ``data.train`` (from ``run.first_batch(epoch)``, continuing a checkpoint's sums): returns
+    ``(metric name, score, mean loss, sums)``, ``sums`` what :meth:`run.stop_point` saves; ``flips`` (a
     :class:`~binary_models.train.metrics.FlipRatio`) counts the binary weights' sign changes of every step.
     Weight constraints are applied after each step. A NaN or infinite loss stops the run
     (``run.check_loss``): the weights it updated are never saved."""
     batch_size = opt.batch_size * len(ctx)
     train_metric = mx.metric.RMSE() if opt.mixup else mx.metric.Accuracy()
-    loss_sum, loss_count = 0.0, 0
+    saved = run.epoch_state(epoch)
+    if saved:
+        (train_metric.sum_metric, train_metric.num_inst, train_metric.global_sum_metric,
+         train_metric.global_num_inst) = saved["metric"]
+    loss_sum, loss_count = saved.get("loss_sum", 0.0), saved.get("loss_count", 0)
+    flips.total, flips.steps = saved.get("flips", (0.0, 0))
+    sums = lambda: dict(metric=_metric_sums(train_metric), loss_sum=loss_sum, loss_count=loss_count,
+                        flips=(flips.total, flips.steps))
+    first = run.first_batch(epoch)
+    bar.update(first)
+    batches = iter(data.train)
     btic = time.time()
-    for i, batch in enumerate(data.train):
-        if i >= num_batches:
+    for i in range(first, num_batches):
+        run.stop_point(epoch, i, net, trainer, sums())
+        run.seed_batch(epoch, i)  # before the batch is read: its augmentation draws from the seeded generators
+        batch = next(batches, None)
+        if batch is None:
             break
         inputs, labels = data.batch_fn(batch, ctx)
         lam = objective.mixup_lambda(epoch)
@@ -156,7 +176,7 @@ def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num
             results = [objective(net, x, t, s) for (x, t), s in zip(prepared, soft)]
         autograd.backward([losses for losses, _ in results])
         flips.watch()
-        trainer.step(batch_size * num_workers)
+        run.workers.step(trainer, net, batch_size * num_workers)
         apply_constraints(net)
         batch_loss = sum(float(losses.sum().asscalar()) for losses, _ in results)
         run.check_loss(batch_loss / batch_size, epoch, i)
@@ -175,8 +195,30 @@ def train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger, num
                 epoch, i, batch_size * opt.log_interval / (time.time() - btic), name, score,
                 loss_sum / loss_count, trainer.learning_rate, _flip_text(flips)))
             btic = time.time()
+    run.stop_point(epoch, num_batches, net, trainer, sums())
     name, score = train_metric.get()
-    return name, score, loss_sum / max(loss_count, 1)
+    return name, score, loss_sum / max(loss_count, 1), sums()
+
+
+def resume_point(opt, run_files, num_batches, workers, logger):
+    """The checkpoint ``--resume`` names (``auto``: the newest in ``--save-dir``), or None: a new run, or
+    one the explicit ``--resume-*`` flags continue. Every worker of a distributed run must find the same."""
+    point = None
+    if opt.resume == "auto":
+        point = resume.find_newest(run_files.checkpoint_prefix, run_files.separator)
+        if point is None:
+            logger.info("--resume auto: no checkpoint to continue from in %s: starting a new run"
+                        % os.path.abspath(opt.save_dir))
+    elif opt.resume:
+        point = resume.read_point(re.sub(r"(\.params|\.states|%s)$" % re.escape(resume.PROGRESS_SUFFIX), "",
+                                         os.path.expanduser(opt.resume)), "resume")
+    workers.check_same_start(*((point.epoch, point.batch) if point else (opt.resume_epoch, 0)))
+    if point is not None:
+        resume.check_continuable(point, num_batches, workers.num_workers, "--resume")
+        opt.resume_epoch, opt.resume_params, opt.resume_states = point.epoch, point.params, point.states
+        if point.epoch < opt.num_epochs:
+            logger.info("continuing from %s" % point.describe())
+    return point
 
 
 def _flip_text(flips):
@@ -187,6 +229,7 @@ def _flip_text(flips):
 def train(opt):
     """Train as the flags ``opt`` say (:func:`binary_models.commands.train_imagenet.parse_args`); returns 0."""
     kv, rank, num_workers, hvd = distributed.create_kvstore(opt.kvstore)
+    workers = distributed.Workers(kv, rank, num_workers)
     distributed_run = num_workers > 1
     is_chief = rank == 0
     ctx = [mx.gpu(i) for i in range(opt.num_gpus)] if opt.num_gpus > 0 else [mx.cpu()]
@@ -207,6 +250,13 @@ def train(opt):
     logger.info(opt)
     batch_size = opt.batch_size * len(ctx)
     num_batches = min(data.num_train // batch_size, opt.max_batches or float("inf"))
+
+    point = resume_point(opt, run_files, num_batches, workers, logger)
+    if point is not None and point.epoch >= opt.num_epochs:
+        logger.info("--resume: the run in %s is complete (%s; --num-epochs %d): nothing to train"
+                    % (os.path.abspath(opt.save_dir), point.describe(), opt.num_epochs))
+        storage.unlock_run(run_files.lock)
+        return 0
 
     net = build_model(opt.model, data.classes, layer_options(opt), ctx, opt.use_pretrained, opt.last_gamma)
     if opt.resume_params:
@@ -232,6 +282,8 @@ def train(opt):
     trainer = make_trainer(net, opt, kv, hvd, num_batches)
     if opt.resume_states:
         storage.load_states(trainer, opt.resume_states, "resume_states", params=opt.resume_params or None)
+    if point is not None:  # after load_states, which broadcasts worker 0's parameters to every worker
+        resume.load_rank_statistics(net, point, rank)
 
     model_kwargs = dict(classes=data.classes, **layer_options(opt))
     run = TrainingRun(run_files, dict(model=opt.model, model_kwargs=model_kwargs, input_size=opt.input_size,
@@ -240,28 +292,31 @@ def train(opt):
                       opt.num_epochs, opt.resume_epoch, opt.seed, opt.save_frequency,
                       curves={"train loss": "train_loss", "val top-1": "val_top1", "val top-5": "val_top5",
                               "train accuracy": "train_accuracy", "binary weights flipped per step": "flip_ratio"},
-                      title="%s on %s" % (opt.model, opt.dataset), is_chief=is_chief, progress=not opt.no_progress)
+                      title="%s on %s" % (opt.model, opt.dataset), is_chief=is_chief, progress=not opt.no_progress,
+                      resume=point, workers=workers, stop_grace=opt.stop_grace)
     aux_initialized = False
     flips = FlipRatio(net)
-    for epoch in run.epochs():
-        data.start_epoch(epoch)
-        flips.reset()
-        tic = time.time()
-        with run.progress(epoch, num_batches) as bar:
-            name, score, train_loss = train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar, logger,
-                                                  num_batches, num_workers, run, flips)
-        if distributed_run and kv is not None:
-            distributed.average_aux_states(net, kv, num_workers, aux_initialized)
-            aux_initialized = True
-        throughput = int(batch_size * num_batches * num_workers / (time.time() - tic))
-        top1, top5 = evaluate(net, data.val, data.batch_fn, ctx, opt.dtype)
-        logger.info("[Epoch %d] training: %s=%f\tloss=%f\tlr=%f%s" % (epoch, name, score, train_loss,
-                                                                       trainer.learning_rate, _flip_text(flips)))
-        logger.info("[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, throughput, time.time() - tic))
-        logger.info("[Epoch %d] validation: top1=%f top5=%f err-top1=%f err-top5=%f" % (
-            epoch, top1, top5, 1 - top1, 1 - top5))
-        run.end_epoch(epoch, {"train_loss": train_loss, "train_accuracy": score if not opt.mixup else math.nan,
-                              "val_top1": top1, "val_top5": top5, "flip_ratio": flips.get()}, net, trainer)
+    with run.stoppable():
+        for epoch in run.epochs():
+            data.start_epoch(epoch, run.first_batch(epoch))
+            flips.reset()
+            tic = time.time()
+            with run.progress(epoch, num_batches) as bar:
+                name, score, train_loss, sums = train_epoch(net, trainer, data, objective, opt, ctx, epoch, bar,
+                                                            logger, num_batches, num_workers, run, flips)
+            if distributed_run and kv is not None and not run.statistics_averaged(epoch):
+                distributed.average_aux_states(net, kv, num_workers, aux_initialized)
+                aux_initialized = True
+            throughput = int(batch_size * num_batches * num_workers / (time.time() - tic))
+            top1, top5 = evaluate(net, data.val, data.batch_fn, ctx, opt.dtype,
+                                  lambda: run.stop_point(epoch, num_batches, net, trainer, sums, aux_averaged=True))
+            logger.info("[Epoch %d] training: %s=%f\tloss=%f\tlr=%f%s" % (epoch, name, score, train_loss,
+                                                                           trainer.learning_rate, _flip_text(flips)))
+            logger.info("[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, throughput, time.time() - tic))
+            logger.info("[Epoch %d] validation: top1=%f top5=%f err-top1=%f err-top5=%f" % (
+                epoch, top1, top5, 1 - top1, 1 - top5))
+            run.end_epoch(epoch, {"train_loss": train_loss, "train_accuracy": score if not opt.mixup else math.nan,
+                                  "val_top1": top1, "val_top5": top5, "flip_ratio": flips.get()}, net, trainer)
 
     if distributed_run:
         # Every worker keeps its final weights, so that their agreement can be checked.

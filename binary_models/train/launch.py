@@ -12,9 +12,12 @@ ssh and the same working directory and Python environment on every host are assu
 
 The launcher watches every process. The job ends when all workers have succeeded (the scheduler and servers
 then end by themselves), or at the first non-zero exit of any role: the launcher stops the others and exits
-with that status. SIGINT, SIGTERM and SIGHUP are forwarded to everything it started; whatever still runs
-``--grace`` seconds later is killed, and the launcher exits with 128 + the signal number. ``--timeout``
-stops the job the same way and exits with 124.
+with that status. SIGINT, SIGTERM, SIGHUP and SIGUSR1 are forwarded to the workers (which agree on a step
+to stop at, and the first writes a checkpoint: :mod:`.stopping`); the scheduler and servers, whose kvstore the
+workers need until then, ignore these signals (a cluster may send them to every process of a job) and are
+killed once the workers have ended. Whatever still runs ``--grace`` seconds after the signal is killed, and
+the launcher exits with 128 + the signal number. ``--timeout`` stops the job
+the same way and exits with 124.
 """
 import os
 import re
@@ -29,8 +32,10 @@ import time
 
 from ..errors import UsageError
 
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+DEFAULT_GRACE_S = 25.0  # the workers' --stop-grace (20 s) and a margin; below Slurm's 30 s
 POLL_S = 0.1
+KILL_WAIT_S = 5  # for the remote watchers of killed commands to end (their ssh connections with them)
 SETTLE_S = 30  # after the last worker: time for the servers and the scheduler to end by themselves
 TIMEOUT_STATUS = 124  # as timeout(1)
 # [user@]host, an IPv4 or IPv6 address, or an ssh_config alias; never an option ("-oProxyCommand=...").
@@ -45,8 +50,13 @@ HOST_NAME = re.compile(r"^[A-Za-z0-9_.@%:\[\]][A-Za-z0-9_.@%:\[\]-]*$")
 REMOTE_WATCHER = r"""
 import os, signal, subprocess, sys, threading, time
 grace, command = float(sys.argv[1]), sys.argv[2:]
+stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+def ignore_stops():
+    for s in stops:
+        signal.signal(s, signal.SIG_IGN)
 try:
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True,
+                             preexec_fn=None if os.environ.get("DMLC_ROLE") == "worker" else ignore_stops)
 except OSError as err:
     print("error: %s: cannot run %s: %s" % (os.uname()[1], command[0], err.strerror), file=sys.stderr)
     sys.exit(127)
@@ -62,7 +72,7 @@ def watch():
     group(signal.SIGTERM)
     time.sleep(grace)
     group(signal.SIGKILL)
-for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+for s in stops:
     signal.signal(s, group)
 threading.Thread(target=watch, daemon=True).start()
 code = child.wait()
@@ -148,7 +158,7 @@ def plan(num_workers, num_servers, hosts=None, port=None, root=None):
     return processes
 
 
-def ssh_command(host, env, command, cwd, grace=10.0, watcher=REMOTE_WATCHER):
+def ssh_command(host, env, command, cwd, grace=DEFAULT_GRACE_S, watcher=REMOTE_WATCHER):
     """ssh to ``host`` running ``command`` in ``cwd`` with ``env`` under the ``watcher`` source
     (:data:`REMOTE_WATCHER`; ``--dry-run`` shows its name instead)."""
     exports = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in sorted(env.items()))
@@ -157,12 +167,16 @@ def ssh_command(host, env, command, cwd, grace=10.0, watcher=REMOTE_WATCHER):
     return ["ssh", "-o", "StrictHostKeyChecking=no", "-o", "BatchMode=yes", host, remote]
 
 
-def _end_with_launcher():
+def _end_with_launcher(role):
     """In a local child before it runs its command (Linux): SIGTERM when the launcher dies, even of a
-    SIGKILL that leaves it no chance to stop the job (prctl PR_SET_PDEATHSIG)."""
+    SIGKILL that leaves it no chance to stop the job (prctl PR_SET_PDEATHSIG); SIGKILL for a scheduler or
+    server, which ignores the stop signals (the workers need it until they end)."""
+    if role != "worker":
+        for s in FORWARDED_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM if role == "worker" else signal.SIGKILL)
 
 
 def exit_status(returncode):
@@ -176,7 +190,7 @@ class Job:
     exits is killed at once. An ssh process instead gets the signal numbers on its stdin, for its
     :data:`REMOTE_WATCHER`."""
 
-    def __init__(self, grace=10.0):
+    def __init__(self, grace=DEFAULT_GRACE_S):
         self.grace = grace
         self.processes = []  # (name, Popen, over ssh)
         self.signals = []  # signals received, appended by the handler of :meth:`handle_signals`
@@ -193,7 +207,7 @@ class Job:
                                          start_new_session=True)
             else:
                 popen = subprocess.Popen(command, env=dict(os.environ, **env), cwd=cwd, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, preexec_fn=_end_with_launcher)
+                                         start_new_session=True, preexec_fn=lambda role=role: _end_with_launcher(role))
             self.processes.append((name, popen, bool(host)))
 
     def handle_signals(self):
@@ -228,9 +242,12 @@ class Job:
         except OSError:  # the group is gone already
             pass
 
-    def send(self, signum):
-        """Forward ``signum`` to every running process: to its group, or over ssh to its remote watcher."""
+    def send(self, signum, workers=None):
+        """Forward ``signum`` to every running process (``workers`` True: the workers only, False: the
+        others): to its group, or over ssh to its remote watcher."""
         for name, popen, ssh in self.running():
+            if workers is not None and name.startswith("worker") != workers:
+                continue
             if not ssh:
                 self._signal_group(popen, signum)
                 continue
@@ -241,12 +258,17 @@ class Job:
                 pass
 
     def stop(self, signum=signal.SIGTERM):
-        """Send ``signum``, give the processes ``grace`` seconds to end (a further signal to the launcher
-        cuts it short), then kill what is left."""
+        """Send ``signum`` to the workers, give them ``grace`` seconds to end (a further signal to the launcher
+        cuts it short), then kill what is left, the scheduler and servers included."""
         received = len(self.signals)
-        self.send(signum)
+        self.send(signum, workers=True)
         deadline = time.monotonic() + self.grace
-        while self.running() and time.monotonic() < deadline and len(self.signals) == received:
+        while time.monotonic() < deadline and len(self.signals) == received and any(
+                name.startswith("worker") for name, popen, ssh in self.running()):
+            time.sleep(POLL_S)
+        self.send(signal.SIGKILL)  # over ssh: the remote watchers kill their commands, and end
+        deadline = time.monotonic() + KILL_WAIT_S
+        while any(ssh for name, popen, ssh in self.running()) and time.monotonic() < deadline:
             time.sleep(POLL_S)
         for name, popen, ssh in self.processes:
             if ssh and not popen.stdin.closed:
@@ -310,7 +332,7 @@ def say(message, prefix="launch"):
         pass
 
 
-def run(processes, command, timeout=None, grace=10.0, cwd=None):
+def run(processes, command, timeout=None, grace=DEFAULT_GRACE_S, cwd=None):
     """Start ``processes`` (from :func:`plan`) running ``command`` and wait for the job (:meth:`Job.wait`),
     forwarding SIGINT, SIGTERM and SIGHUP to it; returns the launcher's exit status. Nothing it started
     outlives it, whatever happens in the launcher."""

@@ -3,13 +3,19 @@ progress bars, the per-epoch history, best and periodic checkpoints, training cu
 summary. The scripts keep what differs: data, network, loss, the batch loop and their log lines::
 
     run = TrainingRun(files, record, ("train_loss", "val_top1"), best_key="val_top1", num_epochs=10)
-    for epoch in run.epochs():
-        with run.progress(epoch, num_batches) as bar:
-            ...                                  # train, bar.update(1)
-        run.end_epoch(epoch, {"train_loss": loss, "val_top1": top1}, net, trainer)
+    with run.stoppable():                        # stop signals: save the point reached (below)
+        for epoch in run.epochs():
+            with run.progress(epoch, num_batches) as bar:
+                for batch in range(run.first_batch(epoch), num_batches):
+                    run.stop_point(epoch, batch, net, trainer, sums)
+                    run.seed_batch(epoch, batch)
+                    ...                          # train, bar.update(1)
+            run.end_epoch(epoch, {"train_loss": loss, "val_top1": top1}, net, trainer)
     run.finish(model=..., classes=...)
 """
+import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -17,9 +23,11 @@ import os
 import sys
 import time
 
-from ..errors import FileProblem, TrainingDiverged
+from ..errors import FileProblem, Stopped, TrainingDiverged
 from ..storage import lock_run, make_folder, run_file, save_checkpoint, unlock_run, write_json, write_run_file
 from ..plots import plot_curves
+from . import resume, stopping
+from .distributed import Workers
 
 
 BATCH_LOSSES = "train_loss_per_batch"  # history key: [(epoch + fraction done, loss), ...]
@@ -57,6 +65,13 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     mx.random.seed(seed)
+
+
+def batch_seed(seed, epoch, batch):
+    """The seed of every generator before batch ``batch`` of ``epoch``: a function of the position alone, so
+    that a run continued from the middle of an epoch draws the same augmentations and mixup."""
+    digest = hashlib.sha256(b"%d/%d/%d" % (seed, epoch, batch)).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def load_history(path, start_epoch, keys):
@@ -113,8 +128,11 @@ class TrainingRun:
     history_keys:   the per-epoch values :meth:`end_epoch` takes; ``best_key`` decides the best checkpoint.
     curves:         label -> history key of the curves PNG.
     periodic_tag:   ``f(epoch, metrics)``: the tag of the checkpoint written every ``save_frequency`` epochs
-                    and at the end (with the trainer's states).
+                    and at the end (with the trainer's states and the position, :mod:`.resume`).
     is_chief:       only the chief writes files (ranks of a distributed run); ``progress``: tqdm bars.
+    resume:         the :class:`~.resume.ResumePoint` the run continues from (its epoch overrides
+                    ``start_epoch``); ``workers``: a :class:`~.distributed.Workers` (default: this process).
+    stop_grace:     seconds from a stop signal to the end of the process (:meth:`stoppable`).
 
     The chief holds the run's lock (:func:`~binary_models.files.lock_run`) from here to :meth:`finish`: a
     second run with the same checkpoint prefix is refused, naming the process of this one."""
@@ -123,12 +141,16 @@ class TrainingRun:
 
     def __init__(self, files, record, history_keys, best_key, num_epochs, start_epoch=0, seed=0,
                  save_frequency=1, periodic_tag=lambda epoch, metrics: str(epoch), curves=None, title="",
-                 is_chief=True, progress=True):
+                 is_chief=True, progress=True, resume=None, workers=None, stop_grace=stopping.DEFAULT_GRACE_S):
+        start_epoch = resume.epoch if resume is not None else start_epoch
         self.files, self.best_key, self.num_epochs, self.start_epoch = files, best_key, num_epochs, start_epoch
         self.seed, self.save_frequency, self.periodic_tag = seed, save_frequency, periodic_tag
         self.curves, self.title, self.is_chief, self.show_progress = curves or {}, title, is_chief, progress
+        self.resume, self.workers, self.stop_grace = resume, workers or Workers(), stop_grace
         self.history = load_history(files.history, start_epoch, history_keys)
         self.batch_losses = self.history.pop(BATCH_LOSSES)
+        self.epoch_losses_start = len(self.batch_losses)  # where this epoch's entries of batch_losses begin
+        self.batch_losses += [tuple(p) for p in self.epoch_state(start_epoch).get("batch_losses", [])]
         self.batches_per_epoch = 1
         self.best = max((v for v in self.history[best_key] if v is not None), default=0.0)
         self.started = time.time()
@@ -140,7 +162,81 @@ class TrainingRun:
         """The epochs still to train; each starts by seeding every generator with ``seed + epoch``."""
         for epoch in range(self.start_epoch, self.num_epochs):
             seed_everything(self.seed + epoch)
+            if epoch != self.start_epoch:
+                self.epoch_losses_start = len(self.batch_losses)
             yield epoch
+
+    def _continues(self, epoch):
+        return self.resume is not None and self.resume.epoch == epoch and self.resume.batch > 0
+
+    def first_batch(self, epoch):
+        """The first batch of ``epoch`` to train: those the checkpoint continued from had done are skipped."""
+        return self.resume.batch if self._continues(epoch) else 0
+
+    def epoch_state(self, epoch):
+        """What ``epoch`` had accumulated at the checkpoint continued from (the ``epoch_state`` given to
+        :meth:`stop_point`); {} for an epoch that starts afresh."""
+        return dict(self.resume.progress.get("epoch_state", {})) if self._continues(epoch) else {}
+
+    def statistics_averaged(self, epoch):
+        """Whether ``epoch``'s BatchNorm statistics were averaged over the workers before the checkpoint
+        continued from (it was saved during validation)."""
+        return self._continues(epoch) and bool(self.resume.progress.get("aux_averaged"))
+
+    def seed_batch(self, epoch, batch):
+        """Seed every generator for batch ``batch`` of ``epoch`` (:func:`batch_seed`); call it before the
+        batch is read."""
+        seed_everything(batch_seed(self.seed, epoch, batch))
+
+    @contextlib.contextmanager
+    def stoppable(self):
+        """Within: a stop signal is deferred to the next :meth:`stop_point` (:func:`.stopping.deferred`,
+        ``stop_grace``). The :class:`~binary_models.errors.Stopped` that ends the run says what was kept and
+        how to continue; the run's lock is released."""
+        try:
+            with stopping.deferred(self.stop_grace):
+                yield
+        except Stopped as stop:
+            if stop.kept is None or stop.grace_expired:
+                stop.kept = self._kept(stop.grace_expired)
+            if self.is_chief:
+                unlock_run(self.files.lock)
+            raise
+
+    def _kept(self, grace_expired=False, position=""):
+        """The sentence of a :class:`Stopped`: the checkpoint ``--resume auto`` continues from."""
+        if not self.is_chief:
+            return "%sworker 0 keeps the checkpoint; continue with --resume auto" % position
+        point = resume.find_newest(self.files.checkpoint_prefix, self.files.separator)
+        late = "--stop-grace %g s ran out before the checkpoint was written: " % self.stop_grace \
+            if grace_expired else ""
+        if point is None:
+            return "%sno checkpoint was written yet (--resume auto starts afresh)" % late
+        return "%skept %s; continue with --resume auto" % (late, point.describe())
+
+    def stop_point(self, epoch, batch, net, trainer, epoch_state, aux_averaged=False):
+        """A point where the run may stop: after ``batch`` batches of ``epoch``, with ``epoch_state`` (a JSON
+        dict of what the epoch accumulated; :meth:`epoch_state` gives it back) and, in a distributed run, the
+        BatchNorm statistics averaged or not (``aux_averaged``). When a stop signal was received (by any
+        worker), the chief saves the checkpoint ``{prefix}{sep}stop`` with the trainer's states and the position,
+        and every worker raises :class:`~binary_models.errors.Stopped`."""
+        signum = self.workers.stop_signal(stopping.requested(), stopping.STOP_SIGNALS)
+        if signum is None:
+            return
+        statistics = self.workers.gather_statistics(net)
+        if self.is_chief:
+            epoch_state = dict(epoch_state, batch_losses=self.batch_losses[self.epoch_losses_start:])
+            record = resume.progress_record(epoch, batch, self.batches_per_epoch, self.workers.num_workers,
+                                            epoch_state, aux_averaged)
+            extra = {resume.PROGRESS_SUFFIX: resume.write_progress(record)}
+            if statistics:
+                import mxnet as mx
+                extra[resume.RANKS_SUFFIX] = lambda path: mx.nd.save(path, statistics)
+            prefix = self.files.checkpoint(resume.STOP_TAG)
+            save_checkpoint(prefix, net, trainer, extra)
+            raise Stopped(signum, "kept %s; continue with --resume auto"
+                          % resume.ResumePoint(prefix, epoch, batch, record).describe())
+        raise Stopped(signum, self._kept(position="at epoch %d, batch %d: " % (epoch, batch)))
 
     def progress(self, epoch, total):
         """A tqdm bar over an epoch's ``total`` batches (silent for non-chiefs or without ``progress``)."""
@@ -167,7 +263,8 @@ class TrainingRun:
         last = epoch + 1 == self.num_epochs
         if (self.save_frequency and (epoch + 1) % self.save_frequency == 0) or last:
             periodic = self.files.checkpoint(self.periodic_tag(epoch, metrics))
-            save_checkpoint(periodic, net, trainer)
+            record = resume.progress_record(epoch + 1, 0, self.batches_per_epoch, self.workers.num_workers)
+            save_checkpoint(periodic, net, trainer, {resume.PROGRESS_SUFFIX: resume.write_progress(record)})
             self.last_checkpoint = periodic + ".params"
         write_json(self.files.history, dict(self.history, **{BATCH_LOSSES: self.batch_losses}))
         plot_curves(self.files.curves, {label: [math.nan if v is None else v for v in self.history[key]]
