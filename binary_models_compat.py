@@ -10,6 +10,7 @@ packages, and to no other code, exactly what they miss:
   without setuptools): the last entry of ``sys.meta_path``, answering imports made by mxnet and gluoncv.
 - ``gluoncv.check._require_pytorch_version``: a torch outside GluonCV's range (every 2.x) counts as "no torch
   for GluonCV" (ImportError, which ``import gluoncv`` catches) instead of raising RuntimeError.
+- ``mxnet.recordio.pack`` and ``pack_img``: ``ndarray.tostring`` (gone from NumPy 2.3) read as ``tobytes``.
 
 ``binary_models_compat.pth``, installed with the package, calls ``install()`` at interpreter start-up: that
 only puts an import hook first on ``sys.meta_path``; nothing is imported until mxnet or gluoncv is.
@@ -34,13 +35,17 @@ def enabled():
 
 
 def install():
-    """Puts the import hook first on ``sys.meta_path`` (once); returns whether it is active."""
+    """Puts the import hook first on ``sys.meta_path`` (once); returns whether it is active. What was imported
+    before is patched at once."""
     if not enabled():
         return False
-    if not any(type(finder).__name__ == "_ImportHook" for finder in sys.meta_path):
-        sys.meta_path.insert(0, _ImportHook())
-    if any(name in sys.modules for name in PATCHED):  # imported before the hook: restore the names now
+    if any(name in sys.modules for name in PATCHED):
         _prepare()
+    for name in set(_PATCHES) & set(sys.modules) - _patched:
+        _patch(sys.modules[name])
+    pending = set(_PATCHES) - _patched
+    if pending and not any(type(finder).__name__ == "_ImportHook" for finder in sys.meta_path):
+        sys.meta_path.insert(0, _ImportHook(pending))
     return True
 
 
@@ -53,15 +58,20 @@ def _importing_package(depth):
 
 
 class _ImportHook:
-    """Before mxnet or gluoncv is first imported: restore the names they need; when ``gluoncv.check``
-    loads: defuse its torch version check. Acts on nothing else and leaves ``sys.meta_path`` when done."""
+    """Before mxnet or gluoncv is first imported: restore the names they need; when a module of
+    ``_PATCHES`` loads: patch it. Acts on nothing else, and leaves ``sys.meta_path`` when done."""
+
+    def __init__(self, pending):
+        self.pending = pending
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname in PATCHED:
             _prepare()
-        elif fullname == "gluoncv.check":
-            sys.meta_path[:] = [finder for finder in sys.meta_path if finder is not self]
-            return _with_defused_torch_check(fullname, path, target)
+        elif fullname in self.pending:
+            self.pending.discard(fullname)
+            if not self.pending:
+                sys.meta_path[:] = [finder for finder in sys.meta_path if finder is not self]
+            return _patched_after_loading(self, fullname, path, target)
         return None
 
 
@@ -190,11 +200,12 @@ class Version:
         return "Version(%r)" % self.text
 
 
-def _with_defused_torch_check(fullname, path, target):
-    """The spec the other finders give ``gluoncv.check``, its loader patching the module once it has run."""
+def _patched_after_loading(hook, fullname, path, target):
+    """The spec the other finders give ``fullname``, its loader running ``_PATCHES[fullname]`` on the module
+    once the module's own code has run."""
     spec = None
     for finder in sys.meta_path:
-        find_spec = getattr(finder, "find_spec", None)
+        find_spec = getattr(finder, "find_spec", None) if finder is not hook else None
         spec = find_spec(fullname, path, target) if find_spec else None
         if spec is not None:
             break
@@ -202,21 +213,45 @@ def _with_defused_torch_check(fullname, path, target):
         return spec
     exec_module = spec.loader.exec_module
 
-    def exec_and_defuse(module):
+    def exec_and_patch(module):
         exec_module(module)
-        require = getattr(module, "_require_pytorch_version", None)
-        if require is not None:
-            module._require_pytorch_version = _torch_outside_range_is_absent(require)
+        _patch(module)
 
-    spec.loader.exec_module = exec_and_defuse
+    spec.loader.exec_module = exec_and_patch
     return spec
 
 
-def _torch_outside_range_is_absent(require):
+def _defuse_torch_check(check):
+    """``gluoncv.check._require_pytorch_version``: its RuntimeError for a torch out of range (every 2.x)
+    becomes an ImportError, which ``import gluoncv`` takes as "no torch for GluonCV"."""
+    require = check._require_pytorch_version
+
     def _require_pytorch_version(*args, **kwargs):
         try:
             return require(*args, **kwargs)
         except RuntimeError as error:  # its only RuntimeError: "Legacy torch==2.x detected ... <2.0.0 required"
             raise ImportError("GluonCV's PyTorch support skipped: %s" % error) from error
     _require_pytorch_version.__wrapped__ = require
-    return _require_pytorch_version
+    check._require_pytorch_version = _require_pytorch_version
+
+
+def _tobytes_for_tostring(recordio):
+    """``mxnet.recordio.pack`` and ``pack_img`` call ``ndarray.tostring``, which NumPy 2.3 removed; its
+    replacement ``tobytes`` is the same method. Their code is kept, with that one name changed."""
+    import numpy
+    if hasattr(numpy.ndarray, "tostring"):
+        return
+    for function in (recordio.pack, recordio.pack_img):
+        code = function.__code__
+        function.__code__ = code.replace(co_names=tuple("tobytes" if name == "tostring" else name
+                                                        for name in code.co_names))
+
+
+_PATCHES = {"gluoncv.check": _defuse_torch_check, "mxnet.recordio": _tobytes_for_tostring}
+_patched = set()
+
+
+def _patch(module):
+    if module.__name__ not in _patched:
+        _patched.add(module.__name__)
+        _PATCHES[module.__name__](module)

@@ -324,3 +324,12 @@ def test_packed_model_saved_repeatedly_and_sigkilled_loads_one_model_completely(
         kill(pid)
         output = load_packed(prefix)(x).asnumpy()
         assert sum(np.array_equal(output, e) for e in expected) == 1
+
+
+def test_write_json_writes_numpy_scalars_as_numbers(tmp_path):
+    """A metric summed from float32 losses stays a float32 under NumPy 2 (NEP 50): still a number in JSON."""
+    import json
+    total = 0.0 + np.float32(0.25) + np.float32(0.5)
+    files.write_json(str(tmp_path / "h.json"), {"loss": [total], "count": np.int64(3), "path": tmp_path})
+    with open(tmp_path / "h.json") as f:
+        assert json.load(f) == {"loss": [0.75], "count": 3, "path": str(tmp_path)}

@@ -12,7 +12,8 @@ import zipfile
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOURCES = ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "binary_models", "native")
+SOURCES = ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "binary_models", "binary_models_compat.py",
+           "binary_models_compat.pth", "native")
 
 
 def build_wheel(tmp_path_factory, **env):
@@ -44,6 +45,7 @@ def test_wheel_is_platform_specific_and_carries_the_native_library(wheel):
         names = archive.namelist()
     assert "binary_models/libbinary_models_native.so" in names
     assert "binary_models/inference/convert.py" in names and "binary_models/commands/main.py" in names
+    assert "binary_models_compat.py" in names and "binary_models_compat.pth" in names  # site-packages itself
     assert not any(name.startswith(("native/", "train_imagenet", "detection/")) for name in names)
     (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
     with zipfile.ZipFile(wheel) as archive:
