@@ -21,7 +21,7 @@ STAMP := $(VENV)/.installed-stamp
 # (binary_models_compat, docs/install.md).
 MXNET := mxnet==1.9.1
 
-.PHONY: install native deploy test demo clean
+.PHONY: install native deploy test test-python demo clean
 
 install: $(STAMP)
 
@@ -43,7 +43,11 @@ deploy: native
 
 test: native deploy
 	@if [ -f native/Makefile ]; then $(MAKE) -s -C native test test-asan PYTHON=$(abspath $(PY)); fi
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(TESTS)
+
+# The Python tests alone, e.g. under a second interpreter: make PYTHON=python3.13 test-python TESTS="tests/..."
+test-python: native deploy
+	$(PY) -m pytest -q $(TESTS)
 
 demo: native
 	$(PY) -m binary_models.demo

@@ -208,3 +208,10 @@ def test_recordio_packs_images_and_array_labels_on_this_numpy(tmp_path):
     packed = mx.recordio.pack_img(mx.recordio.IRHeader(0, [1.0, 2.0], 7, 0), image, img_fmt=".png")
     header, decoded = mx.recordio.unpack_img(packed)
     assert header.label.tolist() == [1.0, 2.0] and header.id == 7 and np.array_equal(decoded, image)
+
+
+def test_without_mxnet_import_binary_models_says_how_to_install_it():
+    status, output = python("import sys\nsys.modules['mxnet'] = None  # as if not installed\nimport binary_models")
+    assert status == 1
+    assert output.strip().splitlines()[-1] == ("ImportError: binary_models needs mxnet 1.9.1: pip install --no-deps "
+                                               "mxnet==1.9.1 (docs/install.md)"), output
