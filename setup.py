@@ -16,20 +16,20 @@ import subprocess
 import sys
 import sysconfig
 
-from setuptools import setup, find_packages
-from setuptools.command.build_py import build_py
-from setuptools.dist import Distribution
+SUPPORTED_PYTHONS = ((3, 11), (3, 12), (3, 13))  # also python_requires below, and the Makefile
+if sys.version_info[:2] not in SUPPORTED_PYTHONS:  # before setuptools, which such a Python may lack
+    sys.exit("error: binary_models supports Python %s; this is Python %d.%d"
+             % (", ".join("%d.%d" % version for version in SUPPORTED_PYTHONS), *sys.version_info[:2]))
+
+from setuptools import setup, find_packages  # noqa: E402
+from setuptools.command.build_py import build_py  # noqa: E402
+from setuptools.dist import Distribution  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE_LIBRARY = "libbinary_models_native.so"
-SUPPORTED_PYTHONS = ((3, 11), (3, 12), (3, 13))
 COMPAT_PTH = "binary_models_compat.pth"  # goes to site-packages itself, beside binary_models_compat.py
 OLD = "python_version < '3.12'"  # NumPy 1.23, which MXNet 1.9.1's pins allow
 NEW = "python_version >= '3.12'"  # NumPy 2, with binary_models_compat; mxnet installed with --no-deps
-
-if sys.version_info[:2] not in SUPPORTED_PYTHONS:
-    sys.exit("error: binary_models supports Python %s; this is Python %d.%d"
-             % (", ".join("%d.%d" % version for version in SUPPORTED_PYTHONS), *sys.version_info[:2]))
 
 
 def mxnet_directory():
