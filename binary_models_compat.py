@@ -87,10 +87,23 @@ def _prepare():
         import numpy
     except ImportError:
         return
-    missing = {name: value for name, value in _numpy_names(numpy).items() if name not in numpy.__dict__}
+    missing = {name: value for name, value in _numpy_names(numpy).items() if _lacks(numpy, name)}
     if missing:
         _serve_to_patched_packages(numpy, missing)
     sys.meta_path.append(_DistutilsFallback())
+
+
+def _lacks(numpy, name):
+    """Whether ``numpy.name`` raises AttributeError (NumPy 1.23 still serves ``np.bool`` and ``np.float``
+    through its ``__getattr__``, with a DeprecationWarning: those it has)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            getattr(numpy, name)
+        except AttributeError:
+            return True
+    return False
 
 
 def _numpy_names(numpy):
