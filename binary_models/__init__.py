@@ -63,6 +63,10 @@ def _print_uncaught_as_one_line(error):
 
 
 use_all_cores()  # before the first import of mxnet, which fixes its thread count (and aborts on a bad one)
+if importlib.util.find_spec("mxnet") is None:
+    raise ImportError("binary_models needs mxnet 1.9.1: pip install --no-deps mxnet==1.9.1 (docs/install.md)")
+import binary_models_compat  # noqa: E402
+binary_models_compat.install()  # MXNet and GluonCV on NumPy 2 and beside torch 2, where no .pth did it
 from .errors import BinaryModelsError, FileProblem, MissingFile, NativeLibraryError, UsageError  # noqa: E402
 from .nn.config import LayerConfig, layer_config, get_layer_config, set_layer_config  # noqa: E402
 from .nn.layers import QActivation, QConv2D, QDense, Scale  # noqa: E402

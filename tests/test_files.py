@@ -453,3 +453,12 @@ def test_a_pair_record_naming_a_missing_staging_folder_is_a_finished_commit(pair
         shutil.copy(str(pairs_to_attack / "conv") + suffix, str(tmp_path / "conv") + suffix)
     load_packed(str(tmp_path / "conv"))
     assert sorted(os.listdir(str(tmp_path))) == ["conv-0000.params", "conv-symbol.json", "conv.pair.json"]
+
+
+def test_write_json_writes_numpy_scalars_as_numbers(tmp_path):
+    """A metric summed from float32 losses stays a float32 under NumPy 2 (NEP 50): still a number in JSON."""
+    import json
+    total = 0.0 + np.float32(0.25) + np.float32(0.5)
+    files.write_json(str(tmp_path / "h.json"), {"loss": [total], "count": np.int64(3), "path": tmp_path})
+    with open(tmp_path / "h.json") as f:
+        assert json.load(f) == {"loss": [0.75], "count": 3, "path": str(tmp_path)}

@@ -12,7 +12,8 @@ import zipfile
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOURCES = ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "binary_models", "native")
+SOURCES = ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "binary_models", "binary_models_compat.py",
+           "binary_models_compat.pth", "native")
 
 
 def build_wheel(tmp_path_factory, **env):
@@ -44,6 +45,7 @@ def test_wheel_is_platform_specific_and_carries_the_native_library(wheel):
         names = archive.namelist()
     assert "binary_models/libbinary_models_native.so" in names
     assert "binary_models/inference/convert.py" in names and "binary_models/commands/main.py" in names
+    assert "binary_models_compat.py" in names and "binary_models_compat.pth" in names  # site-packages itself
     assert not any(name.startswith(("native/", "train_imagenet", "detection/")) for name in names)
     (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
     with zipfile.ZipFile(wheel) as archive:
@@ -133,3 +135,24 @@ def test_a_failed_native_build_installs_the_package_and_loading_says_what_to_ins
                             stderr=subprocess.STDOUT, universal_newlines=True)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "install make and g++" in result.stdout and "pip install ." in result.stdout, result.stdout
+
+
+def test_setup_py_answers_an_unsupported_python_in_one_line():
+    code = ("import sys; sys.version_info = (3, 10, 13, 'final', 0); sys.argv = ['setup.py', '--version']; "
+            "exec(compile(open('setup.py').read(), 'setup.py', 'exec'), "
+            "{'__file__': 'setup.py', '__name__': '__main__'})")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+    assert (result.returncode, result.stdout) == (
+        1, "error: binary_models supports Python 3.11, 3.12, 3.13; this is Python 3.10\n")
+
+
+def test_make_answers_an_unsupported_python_in_one_line(tmp_path):
+    fake = tmp_path / "python3.10"
+    fake.write_text("#!/bin/sh\necho 3.10\n")  # what the Makefile asks an interpreter: its version
+    fake.chmod(0o755)
+    result = subprocess.run(["make", "-s", "-C", ROOT, "PYTHON=%s" % fake, "test"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    assert result.returncode == 2 and len(result.stdout.strip().splitlines()) == 1, result.stdout
+    assert "python3.10 is Python 3.10; binary_models supports Python 3.11 3.12 3.13" in result.stdout
+    assert not os.path.exists(os.path.join(ROOT, ".venv-3.10"))

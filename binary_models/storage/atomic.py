@@ -130,8 +130,17 @@ def temporaries(paths):
 
 
 def write_json(path, data):
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented JSON, atomically: NumPy scalars as the numbers they hold, anything else JSON
+    lacks as its ``str``."""
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str)
+            json.dump(data, f, indent=2, sort_keys=True, default=_json_value)
             f.write("\n")
+
+
+def _json_value(value):
+    """A NumPy scalar's number (under NumPy 2's promotion, NEP 50, a metric summed from float32 losses stays
+    a float32, which ``json`` does not take; NumPy 1.23 made it a float64, a ``float``), else ``str(value)``."""
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        return value.item()
+    return str(value)
