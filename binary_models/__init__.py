@@ -67,6 +67,23 @@ if importlib.util.find_spec("mxnet") is None:
     raise ImportError("binary_models needs mxnet 1.9.1: pip install --no-deps mxnet==1.9.1 (docs/install.md)")
 import binary_models_compat  # noqa: E402
 binary_models_compat.install()  # MXNet and GluonCV on NumPy 2 and beside torch 2, where no .pth did it
+
+
+def _import_mxnet():
+    """Import mxnet; the aarch64 wheel's missing Arm Performance Libraries become one line saying what to do."""
+    try:
+        import mxnet  # noqa: F401
+    except OSError as err:
+        if not any(name in str(err) for name in ("libarmpl", "libamath", "libastring")):
+            raise
+        error = ImportError("mxnet 1.9.1's aarch64 wheel links Arm Performance Libraries that it does not ship (%s): "
+                            "put the stand-ins of docs/native.md#arm64-aarch64 beside libmxnet.so"
+                            % str(err).splitlines()[0])
+        _print_uncaught_as_one_line(error)
+        raise error from None
+
+
+_import_mxnet()
 from .errors import BinaryModelsError, FileProblem, MissingFile, NativeLibraryError, UsageError  # noqa: E402
 from .nn.config import LayerConfig, layer_config, get_layer_config, set_layer_config  # noqa: E402
 from .nn.layers import QActivation, QConv2D, QDense, Scale  # noqa: E402

@@ -218,3 +218,16 @@ def test_without_mxnet_import_binary_models_says_how_to_install_it():
     assert status == 1
     assert output.strip().splitlines()[-1] == ("ImportError: binary_models needs mxnet 1.9.1: pip install --no-deps "
                                                "mxnet==1.9.1 (docs/install.md)"), output
+
+
+def test_an_aarch64_mxnet_without_arm_performance_libraries_is_one_line_saying_what_to_do(tmp_path):
+    """The mxnet 1.9.1 aarch64 wheel fails to load libarmpl_lp64_mp.so (issue 22): a stand-in mxnet that fails
+    the same way gives one ``error:`` line naming the stand-ins' docs and exit status 2, no traceback."""
+    (tmp_path / "mxnet").mkdir()
+    (tmp_path / "mxnet" / "__init__.py").write_text(
+        'raise OSError("libarmpl_lp64_mp.so: cannot open shared object file: No such file or directory")\n')
+    status, output = python("import binary_models", path=[str(tmp_path)], BINARY_MODELS_COMPAT="0")
+    assert status == 2 and output.count("\n") == 1 and "Traceback" not in output, output
+    assert output.startswith("error: mxnet 1.9.1's aarch64 wheel links Arm Performance Libraries that it does not "
+                             "ship (libarmpl_lp64_mp.so: cannot open shared object file") and \
+        "docs/native.md#arm64-aarch64" in output, output
