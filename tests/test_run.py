@@ -176,3 +176,12 @@ def test_the_module_paths_of_version_0_1_still_work_with_a_deprecation_warning()
     result = subprocess.run([sys.executable, "-m", "binary_models.convert", "--help"], capture_output=True,
                             universal_newlines=True)
     assert result.returncode == 0 and "usage: bm convert" in result.stdout, result.stderr[-2000:]
+
+
+def test_a_command_whose_reader_goes_away_stops_quietly():
+    """``bm stats --all | head -1``: no BrokenPipeError traceback, the pipe's exit status."""
+    result = subprocess.run("%s -m binary_models stats --all | head -1" % sys.executable, shell=True,
+                            executable="/bin/bash", capture_output=True, universal_newlines=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert result.stdout.startswith("| Model |") and result.stdout.count("\n") == 1
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr

@@ -43,6 +43,9 @@ def run_script(main, argv=None, flags=None):
                                       "every file is written whole or not at all; none was left half-written"),
               file=sys.stderr, flush=True)
         sys.exit(128 + signum)
+    except BrokenPipeError:  # the reader went away (bm stats --all | head): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        sys.exit(128 + signal.SIGPIPE)
     finally:
         if installed:  # the command ends: so do its runs, also after an error (their locks go)
             stopping.uninstall()
