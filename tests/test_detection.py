@@ -346,7 +346,8 @@ def test_training_writes_atomic_checkpoints_curves_and_logs(trained):
         assert os.path.isfile(prefix + suffix), suffix
     final = [f for f in os.listdir(out) if f.startswith(os.path.basename(prefix) + "_%04d_" % (EPOCHS - 1))]
     stem = next(f for f in final if f.endswith(".params"))[:-len(".params")]
-    assert sorted(final) == [stem + ".pair.json", stem + ".params", stem + ".states"]  # a pair and its record
+    # a checkpoint unit (params, states, the progress --resume auto continues from) and its pair record
+    assert sorted(final) == [stem + suffix for suffix in (".pair.json", ".params", ".progress.json", ".states")]
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
     with open(prefix + "_train.log") as f:
         log = f.read()
