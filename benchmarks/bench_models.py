@@ -15,8 +15,10 @@ signs). ``--profile`` prints, per model, the time per forward pass of each MXNet
 profiler, bulk execution off), so anyone can see where the time goes. ``--ssd`` adds the detection table: a
 converted ``ssd_512_binary_densenet37_voc`` against GluonCV's float ``ssd_512_mobilenet1.0_voc`` at 512x512.
 ``--train`` times one training step instead (forward, backward and an SGD update of the float-emulated
-models at batch 8, default models meliusnet22, binary_densenet28 and resnet_e18 against resnet18_v1) and,
-with ``--profile``, prints where a step's time goes per operator (forward and backward).
+models at batch 8, default models meliusnet22, binary_densenet28 and resnet_e18 against resnet18_v1), each
+with its sign + straight-through gradient as the native fused operator (what the training commands run on
+the CPU) and as MXNet's operators (``--no-fused-sign``) and, with ``--profile``, prints where a step's time
+goes per operator (forward and backward).
 
 Every row has the wall time and the process's CPU time; on a machine shared with other jobs the CPU time of
 a one-thread run is the steadier measure (the load average seen while measuring is printed).
@@ -72,9 +74,13 @@ def operator_times(run, passes=5):
     return {op: s["Total"] / passes for op, s in stats.items() if op not in skip}
 
 
+TRAINED_KINDS = {"float-emulated, fused sign": True, "float-emulated, MXNet ops": False}  # -> use_fused_sign
+
+
 def training_step(name, kind):
     """One SGD step of the model at TRAIN_BATCH, as a function: GluonCV's float model, or this package's
-    float-emulated binary model (the graph that is trained)."""
+    float-emulated binary model (the graph that is trained), its sign + straight-through gradient as the
+    native fused operator (as the training commands run it on the CPU) or as MXNet's operators."""
     import mxnet as mx
     from mxnet import autograd, gluon
     if kind == "float (GluonCV)":
@@ -83,9 +89,11 @@ def training_step(name, kind):
         net.initialize(mx.init.Xavier())
     else:
         import binary_models
+        from binary_models.nn.quantization import use_fused_sign
+        use_fused_sign(TRAINED_KINDS[kind])  # read when the graph is built, at the first call below
         net = binary_models.get_model(name)
         net.initialize(mx.init.Xavier())
-    net.hybridize(static_alloc=True, static_shape=True)
+    net.hybridize(static_alloc=True)  # as the training commands: static_shape slows BatchNorm's backward on CPU
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1e-4, "momentum": 0.9})
     loss_function = gluon.loss.SoftmaxCrossEntropyLoss()
     x = mx.nd.random.normal(shape=(TRAIN_BATCH, 3, 224, 224))
@@ -109,7 +117,8 @@ def worker(args):
     native.load()
     isa = native.isa()
     if args.train:
-        for name, kind in [(n, "float (GluonCV)") for n in args.baselines] + [(n, "float-emulated") for n in args.models]:
+        jobs = [(n, "float (GluonCV)") for n in args.baselines] + [(n, k) for n in args.models for k in TRAINED_KINDS]
+        for name, kind in jobs:
             step = training_step(name, kind)
             row = dict(model=name, kind=kind, batch=TRAIN_BATCH, size=224, native_isa=isa,
                        **timings(step, mx.nd.waitall, args.repeat, warmup=2))

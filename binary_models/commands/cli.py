@@ -5,14 +5,18 @@ exit status 2, never a traceback.
 the wrong type), and the argument types below check numbers up front, naming the flag and what is allowed
 (``error: argument --batch-size: must be an integer >= 1, got -4``)."""
 import argparse
+import contextlib
 import logging
 import math
 import os
 import signal
 import sys
 import traceback
+import warnings
 
 from ..errors import BinaryModelsError, UsageError, error_line  # noqa: F401  (the commands' error contract)
+from ..inference import native
+from ..nn import quantization
 from ..storage.locks import release_run_locks
 from ..train import distributed, schedules, stopping
 
@@ -146,6 +150,32 @@ def add_schedule_arguments(group, lr, lr_mode, lr_decay_epoch):
     group.add_argument("--warmup-epochs", type=non_negative_int, default=0, help="epochs of linear warm-up")
     group.add_argument("--momentum", type=number(float, minimum=0, maximum=1), default=0.9,
                        help="momentum of sgd and nag")
+
+
+def add_fused_sign_argument(group):
+    """``--no-fused-sign``, which both training scripts have."""
+    group.add_argument("--no-fused-sign", action="store_true",
+                       help="compute sign + straight-through gradient with a dozen MXNet operators instead of the "
+                            "native library's fused ste_sign operator (same values and gradients, slower)")
+
+
+@contextlib.contextmanager
+def fused_sign_on_cpu(opt, on_gpus):
+    """While a training command runs: on the CPU (``on_gpus`` false), unless ``--no-fused-sign``, sign +
+    straight-through gradient is the native library's fused ``ste_sign`` operator; where the library does not
+    load, one line says so and MXNet's operators compute it."""
+    enabled = not (opt.no_fused_sign or on_gpus)
+    if enabled:
+        try:
+            native.load()
+        except BinaryModelsError as err:
+            warnings.warn("sign + straight-through gradient run as MXNet operators (slower): %s" % error_line(err))
+            enabled = False
+    previous = quantization.use_fused_sign(enabled)
+    try:
+        yield
+    finally:
+        quantization.use_fused_sign(previous)
 
 
 def run_worker(main, argv=None):

@@ -91,6 +91,7 @@ def build_parser():
     train.add_argument("--bop-default", default="adam", choices=BOP_DEFAULTS,
                        help="with --optimizer bop, the optimizer (and --lr schedule) of the other weights")
     cli.add_schedule_arguments(train, lr=0.002, lr_mode="cosine", lr_decay_epoch="100,110")
+    cli.add_fused_sign_argument(train)
     train.add_argument("--wd", type=cli.non_negative_float, default=0.0,
                        help="weight decay (binary weights never decay; the papers state none)")
     train.add_argument("--no-wd", action="store_true", help="no weight decay on BatchNorm and bias parameters")
@@ -198,7 +199,12 @@ def check_arguments(opt):
 
 def main(argv=None):
     """``bm train``: a distributed worker exits at once after an error (:func:`cli.run_worker`)."""
-    return cli.run_worker(lambda args: train(parse_args(args)), argv)
+    return cli.run_worker(lambda args: run(parse_args(args)), argv)
+
+
+def run(opt):
+    with cli.fused_sign_on_cpu(opt, opt.num_gpus):
+        return train(opt)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import mxnet as mx
 from ..errors import NativeLibraryError, error_line
 
 LIBRARY_NAME = "libbinary_models_native.so"
-OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights", "binary_dense_stage", "norm_pool", "rprelu")
+OPERATORS = ("binary_conv2d", "binary_dense", "binary_pack_weights", "binary_dense_stage", "norm_pool", "rprelu",
+             "ste_sign")
 LIBRARY_ENV = "BINARY_MODELS_NATIVE_LIB"
 ISA_ENV = "BINARY_MODELS_ISA"
 # The kernels' instruction sets (x86-64, then aarch64), slowest first; "avx512-emulated" is the AVX-512

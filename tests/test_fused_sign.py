@@ -1,0 +1,128 @@
+"""The native fused ``ste_sign`` operator (native/ops/ste_sign.cc) against the composition of MXNet operators
+it replaces in training (binary_models.nn.quantization.ste_sign): the same values and gradients to the bit,
+imperatively and in a hybridized model; bad input raises MXNetError naming it; the training commands turn it
+on for CPU runs only, and back off after."""
+import argparse
+import collections
+import json
+
+import numpy as np
+import pytest
+import mxnet as mx
+from mxnet import autograd, gluon, nd
+
+import binary_models as bm
+from binary_models.commands import cli
+from binary_models.inference import native
+from binary_models.nn import quantization
+
+
+@pytest.fixture(scope="module", autouse=True)
+def library():
+    return native.load()
+
+
+@pytest.fixture(autouse=True)
+def composed_afterwards():
+    yield
+    quantization.use_fused_sign(False)
+
+
+def with_edges(rng, dtype, grad_cancel, shape=(3, 5, 7, 9)):
+    """Random values and every edge case: the threshold and its neighbours, zeros of both signs, NaN, infinities."""
+    x = (rng.randn(*shape) * 2).astype(dtype)
+    limit = np.array(grad_cancel, dtype)
+    edges = [limit, -limit, np.nextafter(limit, 9), np.nextafter(-limit, -9), np.nextafter(limit, 0), 0.0, -0.0,
+             np.nan, np.inf, -np.inf, grad_cancel, -grad_cancel]
+    x.ravel()[:len(edges)] = edges
+    return x
+
+
+def sign_and_gradient(x, grad, grad_cancel, fused):
+    quantization.use_fused_sign(fused)
+    data = nd.array(x, dtype=x.dtype)
+    data.attach_grad()
+    with autograd.record():
+        y = quantization.ste_sign(nd, data, grad_cancel)
+    y.backward(nd.array(grad, dtype=x.dtype))
+    return y.asnumpy(), data.grad.asnumpy()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("grad_cancel", [1.3, 1.0, 0.1, 2.5])
+def test_fused_sign_gives_the_composed_values_and_gradients_to_the_bit(dtype, grad_cancel):
+    rng = np.random.RandomState(int(grad_cancel * 10))
+    x = with_edges(rng, dtype, grad_cancel)
+    grad = rng.randn(*x.shape).astype(dtype)
+    composed, fused = (sign_and_gradient(x, grad, grad_cancel, on) for on in (False, True))
+    for expected, got in zip(composed, fused):
+        assert got.dtype == expected.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+    # and against NumPy: +1 where x >= 0 (NaN: -1); the gradient where |x| <= grad_cancel, compared in dtype
+    np.testing.assert_array_equal(fused[0], np.where(x >= 0, 1, -1))
+    np.testing.assert_array_equal(fused[1], np.where(np.abs(x) <= np.array(grad_cancel, dtype), grad, 0))
+
+
+def graph_operators(symbol):
+    """How many times each operator occurs in ``symbol``'s graph."""
+    return collections.Counter(node["op"] for node in json.loads(symbol.tojson())["nodes"])
+
+
+def small_binary_model():
+    net = gluon.nn.HybridSequential()
+    with net.name_scope():
+        net.add(gluon.nn.Conv2D(8, 3, padding=1), gluon.nn.BatchNorm(),
+                bm.QConv2D(16, 3, padding=1, in_channels=8), gluon.nn.BatchNorm(),
+                bm.QConv2D(16, 3, padding=1, strides=2, in_channels=16, scaling="channel"),
+                gluon.nn.GlobalAvgPool2D(), bm.QDense(10, in_units=16), gluon.nn.Dense(4))
+    return net
+
+
+def one_step_gradients(fused, x, y):
+    """The parameter gradients of one step of a hybridized model, and the operators of its graph."""
+    quantization.use_fused_sign(fused)
+    mx.random.seed(3)
+    net = small_binary_model()
+    net.initialize(mx.init.Xavier())
+    net.hybridize(static_alloc=True)
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    operators = graph_operators(net(mx.sym.var("data")))
+    return {name[len(net.prefix):]: p.grad().asnumpy() for name, p in net.collect_params().items()
+            if p.grad_req != "null"}, operators
+
+
+def test_a_hybridized_model_has_the_same_gradients_with_the_fused_sign():
+    rng = np.random.RandomState(0)
+    x, y = nd.array(rng.randn(4, 3, 12, 12)), nd.array([0, 1, 2, 3])
+    composed, composed_ops = one_step_gradients(False, x, y)
+    fused, fused_ops = one_step_gradients(True, x, y)
+    assert fused_ops["ste_sign"] == 3 and composed_ops["ste_sign"] == 0  # one per binary layer's input
+    assert sum(fused_ops.values()) <= sum(composed_ops.values()) - 3 * 10  # instead of a dozen operators each
+    assert composed.keys() == fused.keys() and len(fused) >= 8
+    for name in composed:
+        np.testing.assert_array_equal(fused[name], composed[name], err_msg=name)
+    assert any(np.abs(g).sum() > 0 for name, g in fused.items() if "qconv" in name)  # gradients flow through
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: nd.ste_sign(nd.ones((2, 3), dtype="int32"), grad_cancel=1), "data must be float32 or float64, got int32"),
+    (lambda: nd.ste_sign(nd.ones((2, 3))), "grad_cancel: required attribute missing"),
+    (lambda: nd.ste_sign(nd.ones((2, 3)), grad_cancel="high"), "grad_cancel: 'high' is not a number"),
+    (lambda: nd.ste_sign(nd.ones((2, 3)), grad_cancel=1, clip=2), "unknown attribute 'clip'"),
+])
+def test_bad_input_to_the_fused_sign_names_the_problem(call, message):
+    with pytest.raises(mx.MXNetError, match=message):
+        call().wait_to_read()
+
+
+@pytest.mark.parametrize("no_fused_sign, on_gpus, expected", [(False, False, True), (True, False, False),
+                                                               (False, True, False)])
+def test_training_commands_fuse_the_sign_on_the_cpu_only_while_they_run(no_fused_sign, on_gpus, expected):
+    opt = argparse.Namespace(no_fused_sign=no_fused_sign)
+    with cli.fused_sign_on_cpu(opt, on_gpus):
+        symbol = bm.QConv2D(4, 3, in_channels=2)(mx.sym.var("data"))
+        assert ("ste_sign" in graph_operators(symbol)) == expected
+    assert not quantization.use_fused_sign(False)  # restored
