@@ -187,6 +187,23 @@ def test_save_checkpoint_interrupted_between_its_renames_resumes_the_new_pair(tm
     assert sorted(os.listdir(str(tmp_path))) == ["run-0001.pair.json", "run-0001.params", "run-0001.states"]
 
 
+def test_a_pair_record_that_cannot_be_written_is_named_and_keeps_the_old_pair(tmp_path, monkeypatch):
+    prefix = str(tmp_path / "run-0001")
+    old, _ = trained_checkpoint(prefix, 1)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, os.strerror(28))
+    monkeypatch.setattr(pairs.json, "dump", disk_full)  # the record is written after the files it pairs
+    with pytest.raises(bm.errors.FileProblem) as err:
+        files.save_checkpoint(prefix, *trained(2))
+    assert str(err.value) == "cannot write %s.pair.json: %s" % (prefix, os.strerror(28))
+    monkeypatch.undo()
+    net = mx.gluon.nn.Dense(3, in_units=4)
+    files.load_parameters(net, prefix + ".params")
+    np.testing.assert_array_equal(net.weight.data().asnumpy(), old.weight.data().asnumpy())
+    assert sorted(os.listdir(str(tmp_path))) == ["run-0001.pair.json", "run-0001.params", "run-0001.states"]
+
+
 def test_states_beside_params_of_another_save_are_refused(tmp_path):
     prefix = str(tmp_path / "run-0001")
     trained_checkpoint(prefix, 1)

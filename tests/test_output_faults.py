@@ -145,3 +145,14 @@ def test_training_on_a_disk_full_at_the_first_checkpoint_is_one_line_and_leaves_
     result = bm(train_args(image_folder, save_dir), file_size_limit=200000)
     expect_one_line(result, "cannot write %s: %s" % (save_dir / "imagenet-meliusnet22-best.params", FILE_TOO_LARGE))
     assert sorted(os.listdir(str(save_dir))) == ["imagenet-meliusnet22-run.json", "train_imagenet.log"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_training_whose_log_file_fills_up_warns_once_and_trains_on(image_folder, tmp_path):
+    save_dir = tmp_path / "run"
+    result = bm(train_args(image_folder, save_dir, "--logging-file", "/dev/full", "--max-batches", "2"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["warning: cannot write the log file /dev/full: %s; the rest of the log "
+                                          "goes to the console only" % os.strerror(28)]  # not logging's tracebacks
+    assert "best validation" in result.stdout  # the console kept the log
+    assert "imagenet-meliusnet22-best.params" in os.listdir(str(save_dir))

@@ -61,6 +61,8 @@ def reporting_failed_writes(targets, temporaries):
         # The file it failed on: the one the OSError names, else the last one written (they are written in order).
         written = [(t, s) for t, s in zip(targets, temporaries) if s is None or os.path.exists(s)]
         named = [t for t, s in zip(targets, temporaries) if isinstance(err, OSError) and err.filename in (s, t)]
+        if not named and isinstance(err, OSError) and err.filename and err.filename not in temporaries:
+            named = [err.filename]  # a file written with them: a pair record
         target, temporary = (named[0], None) if named else (written or list(zip(targets, temporaries)))[-1]
         reason = _reason(err, temporary)
         if not reason:

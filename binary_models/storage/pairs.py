@@ -130,6 +130,8 @@ def _write_record(record_path, record):
             json.dump(record, f, indent=2, sort_keys=True)
             f.write("\n")
         os.replace(tmp, record_path)
+    except OSError as err:  # named after the record, not its temporary (nor the files it pairs)
+        raise OSError(err.errno, err.strerror, record_path) from err
     finally:
         os.close(fd)
         tempfiles.remove(tmp)

@@ -33,6 +33,23 @@ from .distributed import Workers
 BATCH_LOSSES = "train_loss_per_batch"  # history key: [(epoch + fraction done, loss), ...]
 
 
+class LogFile(logging.FileHandler):
+    """The training log file. A write that fails (a full disk, a quota) is one line on stderr instead of
+    logging's traceback per message; the file is then closed and the console keeps the log."""
+
+    def handleError(self, record):
+        err = sys.exc_info()[1]
+        print("warning: cannot write the log file %s: %s; the rest of the log goes to the console only"
+              % (self.baseFilename, getattr(err, "strerror", None) or err), file=sys.stderr)
+        for logger in logging.Logger.manager.loggerDict.values():
+            if isinstance(logger, logging.Logger) and self in logger.handlers:
+                logger.removeHandler(self)
+        try:
+            self.close()
+        except OSError:
+            pass  # closing flushes what could not be written
+
+
 def setup_logger(logging_file=None, enabled=True, name="binary_models"):
     """GluonCV-style logging: INFO lines to the console and, when given, to ``logging_file`` (a
     :class:`FileProblem` when it cannot be opened). ``enabled=False`` (non-zero ranks of a distributed run)
@@ -46,7 +63,7 @@ def setup_logger(logging_file=None, enabled=True, name="binary_models"):
     if logging_file and enabled:
         make_folder(os.path.dirname(os.path.abspath(logging_file)), "logging_file")
         try:
-            handlers.append(logging.FileHandler(logging_file))
+            handlers.append(LogFile(logging_file))
         except OSError as err:
             raise FileProblem("logging_file %s: cannot open the log file: %s" % (logging_file, err.strerror or err),
                               "logging_file")
