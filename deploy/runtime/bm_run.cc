@@ -18,7 +18,8 @@ namespace {
 const char kUsage[] =
     "usage: bm-run [options] PREFIX IMAGE [IMAGE...]\n"
     "Classify images with a packed model (PREFIX-symbol.json + PREFIX-0000.params) without MXNet.\n"
-    "  --threads N         threads (default: OMP_NUM_THREADS, else every core)\n";
+    "  --threads N         threads (default: OMP_NUM_THREADS, else every core)\n"
+    "Environment: BM_RUN_PROFILE=1 prints each operator's median milliseconds on stderr.\n";
 
 int run(int argc, char** argv) {
   using namespace deploy;
@@ -49,7 +50,10 @@ int run(int argc, char** argv) {
     const rt::Value& out = model->output(0);
     return std::vector<float>(out.floats(), out.floats() + classes);
   };
+  const char* profile = std::getenv("BM_RUN_PROFILE");
+  model->set_profiling(profile && std::string(profile) == "1");
   std::vector<Prediction> predictions = classify(options, read_input, forward);
+  if (profile && std::string(profile) == "1") std::fputs(model->profile_report().c_str(), stderr);
   if (options.json) print_json(options, predictions);
   else print_text(options, classes, std::string("runtime, ") + binary_models::isa_name(binary_models::active_isa()) + " kernels",
                   predictions);

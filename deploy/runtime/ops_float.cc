@@ -1,8 +1,8 @@
 // MXNet's full-precision operators that a converted classifier keeps: Convolution (the stems, transitions
 // and shortcuts), FullyConnected (the head), BatchNorm, Activation (and the standalone relu, sigmoid, tanh,
 // softsign), LeakyReLU (leaky, prelu) and Pooling, with MXNet's attributes and defaults. Convolution and
-// FullyConnected multiply matrices with Eigen (docs/runtime.md says why), the others are plain loops; all
-// split their work over the OpenMP team of the caller.
+// FullyConnected multiply matrices (Convolution with gemm.h's micro-kernels, FullyConnected with Eigen;
+// docs/runtime.md says why), the others are plain loops; all split their work over the OpenMP team of the caller.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cfloat>
@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "../error.h"
+#include "gemm.h"
 #include "ops.h"
 
 namespace binary_models::runtime {
@@ -36,7 +37,9 @@ struct Window {
   int extent_w() const { return dilate_w * (kernel_w - 1) + 1; }
 };
 
-// ---- Convolution: im2col per group, then one matrix product (a 1x1 stride-1 convolution needs no im2col) ----
+// ---- Convolution: per group, the weights times the input's rows read in place (gemm.h): a 1x1 stride-1
+// convolution reads the image, a stride-1 one a zero-padded copy (each output row computed over the padded
+// width, the extra columns dropped), a strided one im2col's columns ----
 
 class Convolution : public Op {
  public:
@@ -54,9 +57,11 @@ class Convolution : public Op {
   }
   std::pair<size_t, size_t> arity() const override { return {no_bias_ ? 2 : 3, no_bias_ ? 2 : 3}; }
 
-  bool direct() const {
-    return window_.kernel_h == 1 && window_.kernel_w == 1 && window_.stride_h == 1 && window_.stride_w == 1 &&
-           window_.pad_h == 0 && window_.pad_w == 0;
+  enum class Path { kDirect, kPadded, kIm2col };
+  Path path() const {
+    if (window_.stride_h != 1 || window_.stride_w != 1) return Path::kIm2col;
+    return window_.kernel_h == 1 && window_.kernel_w == 1 && window_.pad_h == 0 && window_.pad_w == 0 ? Path::kDirect
+                                                                                                       : Path::kPadded;
   }
 
   Shape infer(const std::vector<Value>& in) const override {
@@ -71,39 +76,98 @@ class Convolution : public Op {
             (d[3] + 2 * window_.pad_w - window_.extent_w()) / window_.stride_w + 1};
   }
 
+  // Per group: rows (K) and columns (N) of the product, the floats its source of rows needs (the padded
+  // copy or im2col's columns) and those of its output before the extra columns go (the padded path), each
+  // rounded up to 64 bytes in the workspace.
+  static int64_t round_up(int64_t floats) { return (floats + 15) / 16 * 16; }
+  struct Plan {
+    int64_t rows, columns, source = 0, result = 0, padded_width = 0, padded_plane = 0;
+  };
+  Plan plan(const Shape& d, const Shape& out) const {
+    const int64_t channels = d[1] / groups_, per_group = filters_ / groups_;
+    Plan p{channels * window_.kernel_h * window_.kernel_w, out[2] * out[3]};
+    if (path() == Path::kIm2col) {
+      p.source = p.rows * p.columns;
+    } else if (path() == Path::kPadded) {
+      p.padded_width = d[3] + 2 * window_.pad_w;
+      p.padded_plane = (d[2] + 2 * window_.pad_h) * p.padded_width;
+      p.source = channels * p.padded_plane;
+      p.columns = (out[2] - 1) * p.padded_width + out[3];  // the last row's extra columns are not needed
+      p.result = per_group * p.columns;
+    }
+    p.source = round_up(p.source), p.result = round_up(p.result);
+    return p;
+  }
+
   size_t workspace(const std::vector<Value>& in) const override {
-    if (direct()) return 0;
-    Shape out = infer(in);
-    return size_t(in[0].shape[1] / groups_) * window_.kernel_h * window_.kernel_w * out[2] * out[3] * sizeof(float);
+    const Plan p = plan(in[0].shape, infer(in));
+    return size_t(round_up(2 * p.rows) + p.source + p.result + int64_t(gemm_workspace_floats(filters_ / groups_, p.rows))) *
+           sizeof(float);
   }
 
   void run(const std::vector<Value>& in, float* output, const RunContext& context) const override {
     const Shape& d = in[0].shape;
     const Shape out = infer(in);
-    const int64_t channels = d[1] / groups_, height = d[2], width = d[3];
-    const int64_t out_h = out[2], out_w = out[3], pixels = out_h * out_w, per_group = filters_ / groups_;
-    const int64_t rows = channels * window_.kernel_h * window_.kernel_w;
-    float* col = static_cast<float*>(context.workspace);
+    const Plan p = plan(d, out);
+    const int64_t channels = d[1] / groups_, height = d[2], width = d[3], pixels = out[2] * out[3];
+    const int64_t per_group = filters_ / groups_;
+    int64_t* offsets = static_cast<int64_t*>(context.workspace);
+    float* source = static_cast<float*>(context.workspace) + round_up(2 * p.rows);
+    float* result = source + p.source;
+    float* scratch = result + p.result;
+    const Window& w = window_;
+    for (int64_t row = 0; row < p.rows; ++row) {  // (c * kh + ky) * kw + kx
+      const int64_t c = row / (w.kernel_h * w.kernel_w), ky = row / w.kernel_w % w.kernel_h, kx = row % w.kernel_w;
+      offsets[row] = path() == Path::kDirect   ? row * height * width
+                     : path() == Path::kPadded ? c * p.padded_plane + ky * w.dilate_h * p.padded_width + kx * w.dilate_w
+                                               : row * pixels;
+    }
     for (int64_t n = 0; n < d[0]; ++n) {
       for (int g = 0; g < groups_; ++g) {
         const float* image = in[0].floats() + (n * d[1] + g * channels) * height * width;
-        if (!direct()) im2col(image, channels, height, width, out_h, out_w, col);
-        ConstMap weights(in[1].floats() + g * per_group * rows, per_group, rows);
-        ConstMap columns(direct() ? image : col, rows, pixels);
-        Map result(output + (n * filters_ + g * per_group) * pixels, per_group, pixels);
-        result.noalias() = weights * columns;
+        const float* weights = in[1].floats() + g * per_group * p.rows;
+        float* target = output + (n * filters_ + g * per_group) * pixels;
+        if (path() == Path::kDirect) {
+          gemm(per_group, p.rows, pixels, weights, image, offsets, target, pixels, scratch);
+        } else if (path() == Path::kIm2col) {
+          im2col(image, channels, height, width, out[2], out[3], source);
+          gemm(per_group, p.rows, pixels, weights, source, offsets, target, pixels, scratch);
+        } else {
+          pad(image, channels, height, width, p, source);
+          gemm(per_group, p.rows, p.columns, weights, source, offsets, result, p.columns, scratch);
+#pragma omp parallel for if (per_group * pixels > kMinParallelWork)
+          for (int64_t f = 0; f < per_group; ++f)
+            for (int64_t y = 0; y < out[2]; ++y)
+              std::copy_n(result + f * p.columns + y * p.padded_width, out[3], target + (f * out[2] + y) * out[3]);
+        }
       }
       if (!no_bias_) {
         const float* bias = in[2].floats();
         float* o = output + n * filters_ * pixels;
 #pragma omp parallel for if (filters_ * pixels > kMinParallelWork)
         for (int64_t f = 0; f < filters_; ++f)
-          for (int64_t p = 0; p < pixels; ++p) o[f * pixels + p] += bias[f];
+          for (int64_t q = 0; q < pixels; ++q) o[f * pixels + q] += bias[f];
       }
     }
   }
 
  private:
+  // The channels with pad_h rows and pad_w columns of zeros around each plane.
+  void pad(const float* image, int64_t channels, int64_t height, int64_t width, const Plan& p, float* padded) const {
+#pragma omp parallel for if (channels * p.padded_plane > kMinParallelWork)
+    for (int64_t c = 0; c < channels; ++c) {
+      float* plane = padded + c * p.padded_plane;
+      std::fill(plane, plane + window_.pad_h * p.padded_width, 0.0f);
+      for (int64_t y = 0; y < height; ++y) {
+        float* line = plane + (y + window_.pad_h) * p.padded_width;
+        std::fill(line, line + window_.pad_w, 0.0f);
+        std::copy_n(image + (c * height + y) * width, width, line + window_.pad_w);
+        std::fill(line + window_.pad_w + width, line + p.padded_width, 0.0f);
+      }
+      std::fill(plane + (window_.pad_h + height) * p.padded_width, plane + p.padded_plane, 0.0f);
+    }
+  }
+
   // col[(c * kh + ky) * kw + kx][y * out_w + x] = image[c][y * stride + ky * dilate - pad][...], 0 outside.
   void im2col(const float* image, int64_t channels, int64_t height, int64_t width, int64_t out_h, int64_t out_w,
               float* col) const {
