@@ -6,6 +6,7 @@
 // status 2 and one "error: ..." line.
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 
 #include "../../native/kernels/isa.h"
 #include "../cli.h"
@@ -63,6 +64,14 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenMP threads that spin at a barrier while their partner waits for a core: on a machine shared with other
+  // work that makes a second thread many times slower than one (docs/runtime.md, Threads). libgomp reads its
+  // wait policy when it loads, before main, so bm-run sets OMP_WAIT_POLICY=passive (wait asleep) and starts
+  // again, unless the caller chose one (OMP_WAIT_POLICY, GOMP_SPINCOUNT) or it is already the second start.
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);  // only returns when it fails: then run as we are
+  }
   try {
     return run(argc, argv);
   } catch (const std::bad_alloc&) {
