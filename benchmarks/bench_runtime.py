@@ -26,14 +26,14 @@ BM_PREDICT = os.path.join(REPO, "deploy", "build", "bm-predict")
 
 
 def peak_mb(command, env):
-    """The peak resident MB of ``command`` (wait4's rusage of that one process)."""
+    """(peak resident MB, CPU seconds) of ``command`` (wait4's rusage of that process and its children)."""
     pid = os.fork()
     if pid == 0:
         os.execvpe(command[0], command, env)
     _, status, usage = os.wait4(pid, 0)
     if status:
         raise SystemExit("%s failed (status %d)" % (" ".join(command), status))
-    return usage.ru_maxrss / 1024.0
+    return usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
 
 def footprint_mb(program):
@@ -79,17 +79,24 @@ open(sys.argv[4], "w").write(json.dumps(float(np.median(t))))
 """
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS="1")
-        mb = peak_mb([sys.executable, "-c", script, name, str(size), str(repeat), result.name], env)
-        return json.load(open(result.name)), mb
+        mb, _ = peak_mb([sys.executable, "-c", script, name, str(size), str(repeat), result.name], env)
+        return json.load(open(result.name)), mb, None
 
 
 def program_ms(program, prefix, image, threads, repeat):
-    """(median ms, peak MB) of one forward pass of bm-run or bm-predict (their own median of --repeat)."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as result:
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        command = "%s --json --repeat %d %s %s > %s" % (program, repeat, prefix, image, result.name)
-        mb = peak_mb(["/bin/sh", "-c", command], env)
-        return json.load(open(result.name))[0]["latency_ms"]["forward"], mb
+    """(median ms, peak MB, CPU ms) of one forward pass of bm-run or bm-predict: their own median of --repeat,
+    and at one thread the CPU time a pass takes (the process's CPU time for --repeat passes less that for one,
+    over repeat - 1: what a shared machine's other work does not inflate, unlike the wall clock)."""
+    def once(passes):
+        with tempfile.NamedTemporaryFile(suffix=".json") as result:
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+            command = "%s --json --repeat %d %s %s > %s" % (program, passes, prefix, image, result.name)
+            mb, cpu = peak_mb(["/bin/sh", "-c", command], env)
+            return json.load(open(result.name))[0]["latency_ms"]["forward"], mb, cpu
+
+    ms, mb, cpu = once(repeat)
+    cpu_ms = (cpu - once(1)[2]) / (repeat - 1) * 1e3 if threads == 1 and repeat > 1 else None
+    return ms, mb, cpu_ms
 
 
 def main():
@@ -112,24 +119,28 @@ def main():
             loads.append(load_average())
             samples[key].append(measure())
     ms = {key: float(np.median([s[0] for s in v])) for key, v in samples.items()}
+    cpu_ms = {key: float(np.median([s[2] for s in v])) for key, v in samples.items() if v[0][2] is not None}
     results, rows = [], []
     for (model, kind, threads), value in ms.items():
         base = ms[(model, kind, min(args.threads))]
         versus_predict = ms.get((model, "bm-predict", threads)) if kind == "bm-run" else None
         versus_float = ms[("resnet18_v1", "GluonCV float", threads)]
         peak = min(s[1] for s in samples[(model, kind, threads)])
-        results.append(dict(model=model, kind=kind, threads=threads, ms=value, peak_mb=peak,
+        cpu = cpu_ms.get((model, kind, threads))
+        cpu_predict = cpu_ms.get((model, "bm-predict", threads)) if kind == "bm-run" else None
+        results.append(dict(model=model, kind=kind, threads=threads, ms=value, peak_mb=peak, cpu_ms=cpu,
                             vs_bm_predict=value / versus_predict if versus_predict else None,
                             vs_resnet18_v1=value / versus_float, vs_fewest_threads=value / base))
         rows.append([model, kind, threads, "%.2f" % value, "%.2fx" % (value / base),
                      "%.2fx" % (value / versus_predict) if versus_predict else "", "%.2fx" % (value / versus_float),
+                     "%.2f" % cpu if cpu else "", "%.2fx" % (cpu / cpu_predict) if cpu and cpu_predict else "",
                      "%.0f" % peak])
     seen = [load for load in loads if load is not None]
     print("Batch 1, %dx%d, median ms per image over %d interleaved rounds (each the median of %d passes) on %s; "
           "load average %s\n" % (args.size, args.size, args.rounds, args.repeat, machine(),
                                   "%.1f-%.1f" % (min(seen), max(seen)) if seen else "unknown"))
     print(markdown_table(["model", "program", "threads", "ms", "vs %d thread" % min(args.threads), "vs bm-predict",
-                          "vs resnet18_v1", "peak resident MB"], rows))
+                          "vs resnet18_v1", "CPU ms (1 thread)", "CPU vs bm-predict", "peak resident MB"], rows))
     print("\nFootprint (program + libraries outside /lib and /usr/lib): bm-run %.1f MB, bm-predict %.1f MB"
           % (footprint_mb(BM_RUN), footprint_mb(BM_PREDICT)))
     if args.json:
