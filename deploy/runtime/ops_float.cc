@@ -76,24 +76,28 @@ class Convolution : public Op {
             (d[3] + 2 * window_.pad_w - window_.extent_w()) / window_.stride_w + 1};
   }
 
-  // Per group: rows (K) and columns (N) of the product, the floats its source of rows needs (the padded
-  // copy or im2col's columns) and those of its output before the extra columns go (the padded path), each
-  // rounded up to 64 bytes in the workspace.
-  static int64_t round_up(int64_t floats) { return (floats + 15) / 16 * 16; }
+  // Per group: rows (K) and columns (N) of the product, and where its rows are (`step` floats from one group's
+  // to the next): in the image (1x1), in a padded copy of it (stride 1: each output row computed over the padded
+  // width, the extra columns dropped when copied out) or in im2col's columns (strided). `source` floats of
+  // workspace hold the copy or the columns of all groups, `result` the padded path's products, each rounded up
+  // to 64 bytes.
   struct Plan {
-    int64_t rows, columns, source = 0, result = 0, padded_width = 0, padded_plane = 0;
+    int64_t rows, columns, step, source = 0, result = 0, padded_width = 0, padded_plane = 0;
   };
+  static int64_t round_up(int64_t floats) { return (floats + 15) / 16 * 16; }
   Plan plan(const Shape& d, const Shape& out) const {
-    const int64_t channels = d[1] / groups_, per_group = filters_ / groups_;
-    Plan p{channels * window_.kernel_h * window_.kernel_w, out[2] * out[3]};
+    const int64_t channels = d[1] / groups_;
+    Plan p{channels * window_.kernel_h * window_.kernel_w, out[2] * out[3], channels * d[2] * d[3]};
     if (path() == Path::kIm2col) {
-      p.source = p.rows * p.columns;
+      p.step = p.rows * p.columns;
+      p.source = groups_ * p.step;
     } else if (path() == Path::kPadded) {
       p.padded_width = d[3] + 2 * window_.pad_w;
       p.padded_plane = (d[2] + 2 * window_.pad_h) * p.padded_width;
-      p.source = channels * p.padded_plane;
+      p.step = channels * p.padded_plane;
+      p.source = groups_ * p.step;
       p.columns = (out[2] - 1) * p.padded_width + out[3];  // the last row's extra columns are not needed
-      p.result = per_group * p.columns;
+      p.result = filters_ * p.columns;
     }
     p.source = round_up(p.source), p.result = round_up(p.result);
     return p;
@@ -101,16 +105,17 @@ class Convolution : public Op {
 
   size_t workspace(const std::vector<Value>& in) const override {
     const Plan p = plan(in[0].shape, infer(in));
-    return size_t(round_up(2 * p.rows) + p.source + p.result + int64_t(gemm_workspace_floats(filters_ / groups_, p.rows))) *
-           sizeof(float);
+    return size_t(round_up(2 * p.rows) + p.source + p.result +
+                  int64_t(gemm_workspace_floats(groups_, filters_ / groups_, p.rows))) * sizeof(float);
   }
 
+  // One parallel region for the whole operator: the copy, the products of all groups and the copy-out (with
+  // the bias) split over the team, with a barrier between them.
   void run(const std::vector<Value>& in, float* output, const RunContext& context) const override {
     const Shape& d = in[0].shape;
     const Shape out = infer(in);
     const Plan p = plan(d, out);
-    const int64_t channels = d[1] / groups_, height = d[2], width = d[3], pixels = out[2] * out[3];
-    const int64_t per_group = filters_ / groups_;
+    const int64_t height = d[2], width = d[3], pixels = out[2] * out[3], per_group = filters_ / groups_;
     int64_t* offsets = static_cast<int64_t*>(context.workspace);
     float* source = static_cast<float*>(context.workspace) + round_up(2 * p.rows);
     float* result = source + p.source;
@@ -122,39 +127,41 @@ class Convolution : public Op {
                      : path() == Path::kPadded ? c * p.padded_plane + ky * w.dilate_h * p.padded_width + kx * w.dilate_w
                                                : row * pixels;
     }
+    const float* weights = in[1].floats();
+    const float* bias = no_bias_ ? nullptr : in[2].floats();
+#pragma omp parallel if (d[0] * filters_ * pixels * p.rows > kMinParallelWork)
     for (int64_t n = 0; n < d[0]; ++n) {
-      for (int g = 0; g < groups_; ++g) {
-        const float* image = in[0].floats() + (n * d[1] + g * channels) * height * width;
-        const float* weights = in[1].floats() + g * per_group * p.rows;
-        float* target = output + (n * filters_ + g * per_group) * pixels;
-        if (path() == Path::kDirect) {
-          gemm(per_group, p.rows, pixels, weights, image, offsets, target, pixels, scratch);
-        } else if (path() == Path::kIm2col) {
-          im2col(image, channels, height, width, out[2], out[3], source);
-          gemm(per_group, p.rows, pixels, weights, source, offsets, target, pixels, scratch);
-        } else {
-          pad(image, channels, height, width, p, source);
-          gemm(per_group, p.rows, p.columns, weights, source, offsets, result, p.columns, scratch);
-#pragma omp parallel for if (per_group * pixels > kMinParallelWork)
-          for (int64_t f = 0; f < per_group; ++f)
-            for (int64_t y = 0; y < out[2]; ++y)
-              std::copy_n(result + f * p.columns + y * p.padded_width, out[3], target + (f * out[2] + y) * out[3]);
-        }
+      const float* image = in[0].floats() + n * d[1] * height * width;
+      float* target = output + n * filters_ * pixels;
+      if (path() == Path::kDirect) {
+        gemm(groups_, per_group, p.rows, pixels, weights, image, p.step, offsets, target, per_group * pixels, pixels,
+             scratch);
+      } else if (path() == Path::kIm2col) {
+        im2col(image, d[1], height, width, out[2], out[3], source);
+        gemm(groups_, per_group, p.rows, pixels, weights, source, p.step, offsets, target, per_group * pixels, pixels,
+             scratch);
+      } else {
+        pad(image, d[1], height, width, p, source);
+        gemm(groups_, per_group, p.rows, p.columns, weights, source, p.step, offsets, result, per_group * p.columns,
+             p.columns, scratch);
       }
-      if (!no_bias_) {
-        const float* bias = in[2].floats();
-        float* o = output + n * filters_ * pixels;
-#pragma omp parallel for if (filters_ * pixels > kMinParallelWork)
-        for (int64_t f = 0; f < filters_; ++f)
-          for (int64_t q = 0; q < pixels; ++q) o[f * pixels + q] += bias[f];
+#pragma omp for schedule(static)
+      for (int64_t f = 0; f < filters_; ++f) {
+        float* o = target + f * pixels;
+        if (path() == Path::kPadded)
+          for (int64_t y = 0; y < out[2]; ++y)
+            std::copy_n(result + f * p.columns + y * p.padded_width, out[3], o + y * out[3]);
+        if (bias)
+          for (int64_t q = 0; q < pixels; ++q) o[q] += bias[f];
       }
     }
   }
 
  private:
-  // The channels with pad_h rows and pad_w columns of zeros around each plane.
+  // The channels with pad_h rows and pad_w columns of zeros around each plane (in a parallel region: split
+  // over its team).
   void pad(const float* image, int64_t channels, int64_t height, int64_t width, const Plan& p, float* padded) const {
-#pragma omp parallel for if (channels * p.padded_plane > kMinParallelWork)
+#pragma omp for schedule(static)
     for (int64_t c = 0; c < channels; ++c) {
       float* plane = padded + c * p.padded_plane;
       std::fill(plane, plane + window_.pad_h * p.padded_width, 0.0f);
@@ -168,12 +175,13 @@ class Convolution : public Op {
     }
   }
 
-  // col[(c * kh + ky) * kw + kx][y * out_w + x] = image[c][y * stride + ky * dilate - pad][...], 0 outside.
+  // col[(c * kh + ky) * kw + kx][y * out_w + x] = image[c][y * stride + ky * dilate - pad][...], 0 outside
+  // (in a parallel region: split over its team).
   void im2col(const float* image, int64_t channels, int64_t height, int64_t width, int64_t out_h, int64_t out_w,
               float* col) const {
     const Window& w = window_;
     const int64_t taps = int64_t(w.kernel_h) * w.kernel_w;
-#pragma omp parallel for if (channels * taps * out_h * out_w > kMinParallelWork)
+#pragma omp for schedule(static)
     for (int64_t row = 0; row < channels * taps; ++row) {
       const int64_t c = row / taps, ky = row % taps / w.kernel_w, kx = row % w.kernel_w;
       const float* plane = image + c * height * width;
