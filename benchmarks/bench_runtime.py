@@ -1,10 +1,14 @@
 """bm-run (the runtime without MXNet) against bm-predict (MXNet's C API) and GluonCV's float resnet18_v1, at 1
-and 2 threads: ms per image at batch 1 (the median of --repeat passes, as the programs report it), the peak
-resident memory of each process, and the size of each program plus the libraries it links outside the system.
+and 2 threads: ms per image at batch 1, the ratios bm-run / bm-predict, each / resnet18_v1 and each thread count /
+1 thread, the peak resident memory of each process, and the size of each program plus the libraries it links
+outside the system.
 
-    python benchmarks/bench_runtime.py --models meliusnet22 binary_densenet28 --size 224 --repeat 20 --rounds 2
+    python benchmarks/bench_runtime.py --models meliusnet22 binary_densenet28 --size 224 --repeat 20 --rounds 5
 
-Models have random weights (speed does not depend on them); each measurement is its own process.
+Models have random weights (speed does not depend on them); each measurement is its own process. On a shared
+machine the rounds interleave: each round runs every program at every thread count once, in turn, so that
+load from elsewhere falls on all of them alike; a figure is the median over rounds of each process's median of
+--repeat passes, and the ratios compare figures of the same run. The load average seen is printed with them.
 """
 import json
 import os
@@ -13,21 +17,23 @@ import subprocess
 import sys
 import tempfile
 
-from harness import REPO, markdown_table, machine, parse_arguments
+import numpy as np
+
+from harness import REPO, load_average, markdown_table, machine, parse_arguments
 
 BM_RUN = os.path.join(REPO, "deploy", "build", "bm-run")
 BM_PREDICT = os.path.join(REPO, "deploy", "build", "bm-predict")
 
 
 def peak_mb(command, env):
-    """The peak resident MB of ``command`` (wait4's rusage of that one process)."""
+    """(peak resident MB, CPU seconds) of ``command`` (wait4's rusage of that process and its children)."""
     pid = os.fork()
     if pid == 0:
         os.execvpe(command[0], command, env)
     _, status, usage = os.wait4(pid, 0)
     if status:
         raise SystemExit("%s failed (status %d)" % (" ".join(command), status))
-    return usage.ru_maxrss / 1024.0
+    return usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
 
 def footprint_mb(program):
@@ -73,17 +79,24 @@ open(sys.argv[4], "w").write(json.dumps(float(np.median(t))))
 """
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS="1")
-        mb = peak_mb([sys.executable, "-c", script, name, str(size), str(repeat), result.name], env)
-        return json.load(open(result.name)), mb
+        mb, _ = peak_mb([sys.executable, "-c", script, name, str(size), str(repeat), result.name], env)
+        return json.load(open(result.name)), mb, None
 
 
 def program_ms(program, prefix, image, threads, repeat):
-    """(median ms, peak MB) of one forward pass of bm-run or bm-predict (their own median of --repeat)."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as result:
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        command = "%s --json --repeat %d %s %s > %s" % (program, repeat, prefix, image, result.name)
-        mb = peak_mb(["/bin/sh", "-c", command], env)
-        return json.load(open(result.name))[0]["latency_ms"]["forward"], mb
+    """(median ms, peak MB, CPU ms) of one forward pass of bm-run or bm-predict: their own median of --repeat,
+    and at one thread the CPU time a pass takes (the process's CPU time for --repeat passes less that for one,
+    over repeat - 1: what a shared machine's other work does not inflate, unlike the wall clock)."""
+    def once(passes):
+        with tempfile.NamedTemporaryFile(suffix=".json") as result:
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+            command = "%s --json --repeat %d %s %s > %s" % (program, passes, prefix, image, result.name)
+            mb, cpu = peak_mb(["/bin/sh", "-c", command], env)
+            return json.load(open(result.name))[0]["latency_ms"]["forward"], mb, cpu
+
+    ms, mb, cpu = once(repeat)
+    cpu_ms = (cpu - once(1)[2]) / (repeat - 1) * 1e3 if threads == 1 and repeat > 1 else None
+    return ms, mb, cpu_ms
 
 
 def main():
@@ -92,30 +105,47 @@ def main():
     folder = tempfile.mkdtemp(prefix="bench-runtime-")
     prepare(args.models, args.size, folder)
     image = os.path.join(folder, "image.png")
-    rows, results = [], []
+    runs = {}  # (model, kind, threads) -> a function measuring (ms, peak MB) once
     for threads in args.threads:
         for name in args.models:
-            prefix = os.path.join(folder, name)
             for kind, program in (("bm-run", BM_RUN), ("bm-predict", BM_PREDICT)):
-                samples = [program_ms(program, prefix, image, threads, args.repeat) for _ in range(args.rounds)]
-                results.append(dict(model=name, kind=kind, threads=threads, ms=min(s[0] for s in samples),
-                                    peak_mb=min(s[1] for s in samples)))
-        samples = [gluoncv_ms("resnet18_v1", args.size, threads, args.repeat) for _ in range(args.rounds)]
-        results.append(dict(model="resnet18_v1", kind="GluonCV float", threads=threads, ms=min(s[0] for s in samples),
-                            peak_mb=min(s[1] for s in samples)))
-    one = {(r["model"], r["kind"]): r["ms"] for r in results if r["threads"] == 1}
-    for r in results:
-        base = one.get((r["model"], r["kind"]))
-        rows.append([r["model"], r["kind"], r["threads"], "%.2f" % r["ms"], "%.2fx" % (r["ms"] / base) if base else "",
-                     "%.0f" % r["peak_mb"]])
-    print("Batch 1, %dx%d, median ms per image (best of %d rounds) on %s\n" % (args.size, args.size, args.rounds,
-                                                                                machine()))
-    print(markdown_table(["model", "program", "threads", "ms", "vs 1 thread", "peak resident MB"], rows))
+                runs[(name, kind, threads)] = (lambda p=program, n=name, t=threads:
+                                               program_ms(p, os.path.join(folder, n), image, t, args.repeat))
+        runs[("resnet18_v1", "GluonCV float", threads)] = (lambda t=threads:
+                                                           gluoncv_ms("resnet18_v1", args.size, t, args.repeat))
+    samples, loads = {key: [] for key in runs}, []
+    for _ in range(args.rounds):
+        for key, measure in runs.items():
+            loads.append(load_average())
+            samples[key].append(measure())
+    ms = {key: float(np.median([s[0] for s in v])) for key, v in samples.items()}
+    cpu_ms = {key: float(np.median([s[2] for s in v])) for key, v in samples.items() if v[0][2] is not None}
+    results, rows = [], []
+    for (model, kind, threads), value in ms.items():
+        base = ms[(model, kind, min(args.threads))]
+        versus_predict = ms.get((model, "bm-predict", threads)) if kind == "bm-run" else None
+        versus_float = ms[("resnet18_v1", "GluonCV float", threads)]
+        peak = min(s[1] for s in samples[(model, kind, threads)])
+        cpu = cpu_ms.get((model, kind, threads))
+        cpu_predict = cpu_ms.get((model, "bm-predict", threads)) if kind == "bm-run" else None
+        results.append(dict(model=model, kind=kind, threads=threads, ms=value, peak_mb=peak, cpu_ms=cpu,
+                            vs_bm_predict=value / versus_predict if versus_predict else None,
+                            vs_resnet18_v1=value / versus_float, vs_fewest_threads=value / base))
+        rows.append([model, kind, threads, "%.2f" % value, "%.2fx" % (value / base),
+                     "%.2fx" % (value / versus_predict) if versus_predict else "", "%.2fx" % (value / versus_float),
+                     "%.2f" % cpu if cpu else "", "%.2fx" % (cpu / cpu_predict) if cpu and cpu_predict else "",
+                     "%.0f" % peak])
+    seen = [load for load in loads if load is not None]
+    print("Batch 1, %dx%d, median ms per image over %d interleaved rounds (each the median of %d passes) on %s; "
+          "load average %s\n" % (args.size, args.size, args.rounds, args.repeat, machine(),
+                                  "%.1f-%.1f" % (min(seen), max(seen)) if seen else "unknown"))
+    print(markdown_table(["model", "program", "threads", "ms", "vs %d thread" % min(args.threads), "vs bm-predict",
+                          "vs resnet18_v1", "CPU ms (1 thread)", "CPU vs bm-predict", "peak resident MB"], rows))
     print("\nFootprint (program + libraries outside /lib and /usr/lib): bm-run %.1f MB, bm-predict %.1f MB"
           % (footprint_mb(BM_RUN), footprint_mb(BM_PREDICT)))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(machine=machine(), results=results), f, indent=1)
+            json.dump(dict(machine=machine(), load_average=seen, results=results), f, indent=1)
 
 
 if __name__ == "__main__":

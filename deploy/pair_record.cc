@@ -1,11 +1,14 @@
 #include "pair_record.h"
 
 #include <fcntl.h>
+#ifndef BM_BUILTIN_SHA256
 #include <openssl/evp.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <map>
 #include <regex>
 #include <set>
@@ -132,14 +135,64 @@ void check_pair(const PairRecord& record, const std::vector<std::pair<std::strin
   }
 }
 
+#ifdef BM_BUILTIN_SHA256
+// FIPS 180-4's SHA-256, for builds without OpenSSL (the aarch64 cross test, docs/runtime.md): one pass over
+// the bytes, then the padding (0x80, zeros, the length in bits, big-endian) in one or two last blocks.
+namespace {
+
+void sha256_block(uint32_t h[8], const unsigned char* p) {
+  static const uint32_t k[64] = {
+      0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+      0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+      0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+      0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+      0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+      0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+      0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+      0xc67178f2};
+  auto rotr = [](uint32_t x, int n) { return x >> n | x << (32 - n); };
+  uint32_t w[64], v[8];
+  for (int i = 0; i < 16; ++i) w[i] = uint32_t(p[4 * i]) << 24 | uint32_t(p[4 * i + 1]) << 16 | uint32_t(p[4 * i + 2]) << 8 | p[4 * i + 3];
+  for (int i = 16; i < 64; ++i)
+    w[i] = w[i - 16] + (rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ w[i - 15] >> 3) + w[i - 7] +
+           (rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ w[i - 2] >> 10);
+  for (int i = 0; i < 8; ++i) v[i] = h[i];
+  for (int i = 0; i < 64; ++i) {
+    const uint32_t t1 = v[7] + (rotr(v[4], 6) ^ rotr(v[4], 11) ^ rotr(v[4], 25)) + ((v[4] & v[5]) ^ (~v[4] & v[6])) + k[i] + w[i];
+    const uint32_t t2 = (rotr(v[0], 2) ^ rotr(v[0], 13) ^ rotr(v[0], 22)) + ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
+    for (int j = 7; j > 0; --j) v[j] = v[j - 1];
+    v[4] += t1;
+    v[0] = t1 + t2;
+  }
+  for (int i = 0; i < 8; ++i) h[i] += v[i];
+}
+
+}  // namespace
+#endif
+
 std::string sha256_hex(std::string_view bytes) {
+  static const char hex[] = "0123456789abcdef";
+  std::string text;
+#ifdef BM_BUILTIN_SHA256
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t done = 0;
+  for (; bytes.size() - done >= 64; done += 64) sha256_block(h, data + done);
+  unsigned char last[128] = {};
+  const size_t rest = bytes.size() - done, blocks = rest + 9 > 64 ? 2 : 1;
+  std::memcpy(last, data + done, rest);
+  last[rest] = 0x80;
+  for (int i = 0; i < 8; ++i) last[blocks * 64 - 1 - i] = uint8_t(uint64_t(bytes.size()) * 8 >> (8 * i));
+  for (size_t b = 0; b < blocks; ++b) sha256_block(h, last + 64 * b);
+  for (uint32_t word : h)
+    for (int shift = 28; shift >= 0; shift -= 4) text += hex[word >> shift & 15];
+#else
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
   if (!EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr))
     throw Error("OpenSSL's SHA-256 failed");
-  static const char hex[] = "0123456789abcdef";
-  std::string text;
   for (unsigned int i = 0; i < size; ++i) text += {hex[digest[i] >> 4], hex[digest[i] & 15]};
+#endif
   return text;
 }
 

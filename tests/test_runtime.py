@@ -103,6 +103,22 @@ def test_every_zoo_classification_model_gives_pythons_probabilities(runtime, zoo
     np.testing.assert_allclose(softmax(run_runtime(runtime, prefix, x, threads=1)), got, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("isa", ["scalar", "avx2"])
+def test_each_float_micro_kernel_gives_the_same_probabilities(runtime, zoo_folder, packed, isa):  # noqa: F811
+    """Convolution's micro-kernels (deploy/runtime/gemm.h: generic vectors, AVX2 + FMA, AVX-512; BINARY_MODELS_ISA
+    caps them at the binary kernels' level) on meliusnet22's strided, grouped padded and 1x1 convolutions."""
+    prefix, size = packed_zoo_model("meliusnet22", zoo_folder)
+
+    def probabilities(env):
+        out = subprocess.run([BM_RUN, "--json", "--top", "10", "--input-size", str(size), prefix, packed["images"][0]],
+                             capture_output=True, text=True, check=True, env=dict(os.environ, **env)).stdout
+        return {e["class"]: e["probability"] for e in json.loads(out)[0]["top"]}
+
+    best, capped = probabilities({}), probabilities({"BINARY_MODELS_ISA": isa})
+    assert sorted(best) == sorted(capped)
+    np.testing.assert_allclose([capped[c] for c in sorted(best)], [best[c] for c in sorted(best)], rtol=0, atol=1e-5)
+
+
 def one_node_graph(symbol, node_index, folder, params):
     """The node ``node_index`` of a symbol file alone: its activation input becomes the variable ``data``,
     its parameters stay. Returns the prefix of the saved pair of files (no pair record)."""

@@ -6,6 +6,7 @@
 // status 2 and one "error: ..." line.
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 
 #include "../../native/kernels/isa.h"
 #include "../cli.h"
@@ -18,7 +19,8 @@ namespace {
 const char kUsage[] =
     "usage: bm-run [options] PREFIX IMAGE [IMAGE...]\n"
     "Classify images with a packed model (PREFIX-symbol.json + PREFIX-0000.params) without MXNet.\n"
-    "  --threads N         threads (default: OMP_NUM_THREADS, else every core)\n";
+    "  --threads N         threads (default: OMP_NUM_THREADS, else every core)\n"
+    "Environment: BM_RUN_PROFILE=1 prints each operator's median milliseconds on stderr.\n";
 
 int run(int argc, char** argv) {
   using namespace deploy;
@@ -49,7 +51,10 @@ int run(int argc, char** argv) {
     const rt::Value& out = model->output(0);
     return std::vector<float>(out.floats(), out.floats() + classes);
   };
+  const char* profile = std::getenv("BM_RUN_PROFILE");
+  model->set_profiling(profile && std::string(profile) == "1");
   std::vector<Prediction> predictions = classify(options, read_input, forward);
+  if (profile && std::string(profile) == "1") std::fputs(model->profile_report().c_str(), stderr);
   if (options.json) print_json(options, predictions);
   else print_text(options, classes, std::string("runtime, ") + binary_models::isa_name(binary_models::active_isa()) + " kernels",
                   predictions);
@@ -59,6 +64,14 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenMP threads that spin at a barrier while their partner waits for a core: on a machine shared with other
+  // work that makes a second thread many times slower than one (docs/runtime.md, Threads). libgomp reads its
+  // wait policy when it loads, before main, so bm-run sets OMP_WAIT_POLICY=passive (wait asleep) and starts
+  // again, unless the caller chose one (OMP_WAIT_POLICY, GOMP_SPINCOUNT) or it is already the second start.
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);  // only returns when it fails: then run as we are
+  }
   try {
     return run(argc, argv);
   } catch (const std::bad_alloc&) {

@@ -29,7 +29,8 @@ bm_status bm_model_load_memory(const char* symbol_json, size_t symbol_size, cons
                                bm_model** model);
 void bm_model_free(bm_model* model);
 
-/* Threads of the one OpenMP team every operator uses; 0: OMP_NUM_THREADS, else every core. */
+/* Threads of the one OpenMP team every operator uses; 0: OMP_NUM_THREADS, else every core. On a machine shared
+ * with other work, run with OMP_WAIT_POLICY=passive in the environment (docs/runtime.md, Threads). */
 bm_status bm_model_set_threads(bm_model* model, int threads);
 
 /* Runs the model on input, float32 of shape (n, c, h, w) = shape[0..3]. */

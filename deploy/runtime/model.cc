@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "../io.h"
@@ -268,8 +270,40 @@ void Model::run(const float* input, const Shape& input_shape) {
     if (!node.impl) continue;
     inputs.clear();
     for (int in : node.inputs) inputs.push_back(values_[in]);
+    const auto start = std::chrono::steady_clock::now();
     node.impl->run(inputs, static_cast<float*>(buffers_[node.buffer].data()), context);
+    if (profiling_) {
+      node_ms_.resize(nodes_.size());
+      node_ms_[i].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
   }
+}
+
+std::string Model::profile_report() const {
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
+  std::string report;
+  std::map<std::string, double> per_op;
+  double total = 0;
+  char line[256];
+  for (size_t i = 0; i < node_ms_.size(); ++i) {
+    if (node_ms_[i].empty()) continue;
+    const double ms = median(node_ms_[i]);
+    per_op[nodes_[i].op] += ms;
+    total += ms;
+    std::snprintf(line, sizeof line, "%9.3f ms  %-20s %-40s %s\n", ms, nodes_[i].op.c_str(), nodes_[i].name.c_str(),
+                  shape_text(values_[i].shape).c_str());
+    report += line;
+  }
+  for (const auto& [op, ms] : per_op) {
+    std::snprintf(line, sizeof line, "%9.3f ms  %5.1f%%  %s\n", ms, 100 * ms / std::max(total, 1e-9), op.c_str());
+    report += line;
+  }
+  std::snprintf(line, sizeof line, "%9.3f ms  total (medians of %zu runs)\n", total,
+                node_ms_.empty() ? size_t(0) : node_ms_.back().size());
+  return report + line;
 }
 
 const Value& Model::output(size_t index) const {

@@ -48,6 +48,12 @@ class Model {
   size_t num_outputs() const { return heads_.size(); }
   const Value& output(size_t index) const;  // after run()
 
+  // Per-operator timing (bm-run's BM_RUN_PROFILE=1): run() then records each node's milliseconds.
+  void set_profiling(bool on) { profiling_ = on; }
+  // One line per operator node in graph order (the median of its milliseconds over the runs so far, its
+  // operator, name and output shape), then the total per operator type.
+  std::string profile_report() const;
+
   const std::set<std::string>& operators() const { return operators_; }
   size_t parameter_bytes() const;
   size_t activation_bytes() const;  // of the prepared shape: the planned buffers and the workspace
@@ -73,6 +79,8 @@ class Model {
   std::vector<Buffer> buffers_;
   Buffer workspace_;
   int threads_ = 0;
+  bool profiling_ = false;
+  std::vector<std::vector<double>> node_ms_;  // per node, per run (profiling only)
 };
 
 }  // namespace binary_models::runtime

@@ -1,8 +1,8 @@
 // MXNet's full-precision operators that a converted classifier keeps: Convolution (the stems, transitions
 // and shortcuts), FullyConnected (the head), BatchNorm, Activation (and the standalone relu, sigmoid, tanh,
 // softsign), LeakyReLU (leaky, prelu) and Pooling, with MXNet's attributes and defaults. Convolution and
-// FullyConnected multiply matrices with Eigen (docs/runtime.md says why), the others are plain loops; all
-// split their work over the OpenMP team of the caller.
+// FullyConnected multiply matrices (Convolution with gemm.h's micro-kernels, FullyConnected with Eigen;
+// docs/runtime.md says why), the others are plain loops; all split their work over the OpenMP team of the caller.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cfloat>
@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "../error.h"
+#include "gemm.h"
 #include "ops.h"
 
 namespace binary_models::runtime {
@@ -36,7 +37,9 @@ struct Window {
   int extent_w() const { return dilate_w * (kernel_w - 1) + 1; }
 };
 
-// ---- Convolution: im2col per group, then one matrix product (a 1x1 stride-1 convolution needs no im2col) ----
+// ---- Convolution: per group, the weights times the input's rows read in place (gemm.h): a 1x1 stride-1
+// convolution reads the image, a stride-1 one a zero-padded copy (each output row computed over the padded
+// width, the extra columns dropped), a strided one im2col's columns ----
 
 class Convolution : public Op {
  public:
@@ -54,9 +57,11 @@ class Convolution : public Op {
   }
   std::pair<size_t, size_t> arity() const override { return {no_bias_ ? 2 : 3, no_bias_ ? 2 : 3}; }
 
-  bool direct() const {
-    return window_.kernel_h == 1 && window_.kernel_w == 1 && window_.stride_h == 1 && window_.stride_w == 1 &&
-           window_.pad_h == 0 && window_.pad_w == 0;
+  enum class Path { kDirect, kPadded, kIm2col };
+  Path path() const {
+    if (window_.stride_h != 1 || window_.stride_w != 1) return Path::kIm2col;
+    return window_.kernel_h == 1 && window_.kernel_w == 1 && window_.pad_h == 0 && window_.pad_w == 0 ? Path::kDirect
+                                                                                                       : Path::kPadded;
   }
 
   Shape infer(const std::vector<Value>& in) const override {
@@ -71,45 +76,112 @@ class Convolution : public Op {
             (d[3] + 2 * window_.pad_w - window_.extent_w()) / window_.stride_w + 1};
   }
 
-  size_t workspace(const std::vector<Value>& in) const override {
-    if (direct()) return 0;
-    Shape out = infer(in);
-    return size_t(in[0].shape[1] / groups_) * window_.kernel_h * window_.kernel_w * out[2] * out[3] * sizeof(float);
+  // Per group: rows (K) and columns (N) of the product, and where its rows are (`step` floats from one group's
+  // to the next): in the image (1x1), in a padded copy of it (stride 1: each output row computed over the padded
+  // width, the extra columns dropped when copied out) or in im2col's columns (strided). `source` floats of
+  // workspace hold the copy or the columns of all groups, `result` the padded path's products, each rounded up
+  // to 64 bytes.
+  struct Plan {
+    int64_t rows, columns, step, source = 0, result = 0, padded_width = 0, padded_plane = 0;
+  };
+  static int64_t round_up(int64_t floats) { return (floats + 15) / 16 * 16; }
+  Plan plan(const Shape& d, const Shape& out) const {
+    const int64_t channels = d[1] / groups_;
+    Plan p{channels * window_.kernel_h * window_.kernel_w, out[2] * out[3], channels * d[2] * d[3]};
+    if (path() == Path::kIm2col) {
+      p.step = p.rows * p.columns;
+      p.source = groups_ * p.step;
+    } else if (path() == Path::kPadded) {
+      p.padded_width = d[3] + 2 * window_.pad_w;
+      p.padded_plane = (d[2] + 2 * window_.pad_h) * p.padded_width;
+      p.step = channels * p.padded_plane;
+      p.source = groups_ * p.step;
+      p.columns = (out[2] - 1) * p.padded_width + out[3];  // the last row's extra columns are not needed
+      p.result = filters_ * p.columns;
+    }
+    p.source = round_up(p.source), p.result = round_up(p.result);
+    return p;
   }
 
+  size_t workspace(const std::vector<Value>& in) const override {
+    const Plan p = plan(in[0].shape, infer(in));
+    return size_t(round_up(2 * p.rows) + p.source + p.result +
+                  int64_t(gemm_workspace_floats(groups_, filters_ / groups_, p.rows))) * sizeof(float);
+  }
+
+  // One parallel region for the whole operator: the copy, the products of all groups and the copy-out (with
+  // the bias) split over the team, with a barrier between them.
   void run(const std::vector<Value>& in, float* output, const RunContext& context) const override {
     const Shape& d = in[0].shape;
     const Shape out = infer(in);
-    const int64_t channels = d[1] / groups_, height = d[2], width = d[3];
-    const int64_t out_h = out[2], out_w = out[3], pixels = out_h * out_w, per_group = filters_ / groups_;
-    const int64_t rows = channels * window_.kernel_h * window_.kernel_w;
-    float* col = static_cast<float*>(context.workspace);
+    const Plan p = plan(d, out);
+    const int64_t height = d[2], width = d[3], pixels = out[2] * out[3], per_group = filters_ / groups_;
+    int64_t* offsets = static_cast<int64_t*>(context.workspace);
+    float* source = static_cast<float*>(context.workspace) + round_up(2 * p.rows);
+    float* result = source + p.source;
+    float* scratch = result + p.result;
+    const Window& w = window_;
+    for (int64_t row = 0; row < p.rows; ++row) {  // (c * kh + ky) * kw + kx
+      const int64_t c = row / (w.kernel_h * w.kernel_w), ky = row / w.kernel_w % w.kernel_h, kx = row % w.kernel_w;
+      offsets[row] = path() == Path::kDirect   ? row * height * width
+                     : path() == Path::kPadded ? c * p.padded_plane + ky * w.dilate_h * p.padded_width + kx * w.dilate_w
+                                               : row * pixels;
+    }
+    const float* weights = in[1].floats();
+    const float* bias = no_bias_ ? nullptr : in[2].floats();
+#pragma omp parallel if (d[0] * filters_ * pixels * p.rows > kMinParallelWork)
     for (int64_t n = 0; n < d[0]; ++n) {
-      for (int g = 0; g < groups_; ++g) {
-        const float* image = in[0].floats() + (n * d[1] + g * channels) * height * width;
-        if (!direct()) im2col(image, channels, height, width, out_h, out_w, col);
-        ConstMap weights(in[1].floats() + g * per_group * rows, per_group, rows);
-        ConstMap columns(direct() ? image : col, rows, pixels);
-        Map result(output + (n * filters_ + g * per_group) * pixels, per_group, pixels);
-        result.noalias() = weights * columns;
+      const float* image = in[0].floats() + n * d[1] * height * width;
+      float* target = output + n * filters_ * pixels;
+      if (path() == Path::kDirect) {
+        gemm(groups_, per_group, p.rows, pixels, weights, image, p.step, offsets, target, per_group * pixels, pixels,
+             scratch);
+      } else if (path() == Path::kIm2col) {
+        im2col(image, d[1], height, width, out[2], out[3], source);
+        gemm(groups_, per_group, p.rows, pixels, weights, source, p.step, offsets, target, per_group * pixels, pixels,
+             scratch);
+      } else {
+        pad(image, d[1], height, width, p, source);
+        gemm(groups_, per_group, p.rows, p.columns, weights, source, p.step, offsets, result, per_group * p.columns,
+             p.columns, scratch);
       }
-      if (!no_bias_) {
-        const float* bias = in[2].floats();
-        float* o = output + n * filters_ * pixels;
-#pragma omp parallel for if (filters_ * pixels > kMinParallelWork)
-        for (int64_t f = 0; f < filters_; ++f)
-          for (int64_t p = 0; p < pixels; ++p) o[f * pixels + p] += bias[f];
+#pragma omp for schedule(static)
+      for (int64_t f = 0; f < filters_; ++f) {
+        float* o = target + f * pixels;
+        if (path() == Path::kPadded)
+          for (int64_t y = 0; y < out[2]; ++y)
+            std::copy_n(result + f * p.columns + y * p.padded_width, out[3], o + y * out[3]);
+        if (bias)
+          for (int64_t q = 0; q < pixels; ++q) o[q] += bias[f];
       }
     }
   }
 
  private:
-  // col[(c * kh + ky) * kw + kx][y * out_w + x] = image[c][y * stride + ky * dilate - pad][...], 0 outside.
+  // The channels with pad_h rows and pad_w columns of zeros around each plane (in a parallel region: split
+  // over its team).
+  void pad(const float* image, int64_t channels, int64_t height, int64_t width, const Plan& p, float* padded) const {
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < channels; ++c) {
+      float* plane = padded + c * p.padded_plane;
+      std::fill(plane, plane + window_.pad_h * p.padded_width, 0.0f);
+      for (int64_t y = 0; y < height; ++y) {
+        float* line = plane + (y + window_.pad_h) * p.padded_width;
+        std::fill(line, line + window_.pad_w, 0.0f);
+        std::copy_n(image + (c * height + y) * width, width, line + window_.pad_w);
+        std::fill(line + window_.pad_w + width, line + p.padded_width, 0.0f);
+      }
+      std::fill(plane + (window_.pad_h + height) * p.padded_width, plane + p.padded_plane, 0.0f);
+    }
+  }
+
+  // col[(c * kh + ky) * kw + kx][y * out_w + x] = image[c][y * stride + ky * dilate - pad][...], 0 outside
+  // (in a parallel region: split over its team).
   void im2col(const float* image, int64_t channels, int64_t height, int64_t width, int64_t out_h, int64_t out_w,
               float* col) const {
     const Window& w = window_;
     const int64_t taps = int64_t(w.kernel_h) * w.kernel_w;
-#pragma omp parallel for if (channels * taps * out_h * out_w > kMinParallelWork)
+#pragma omp for schedule(static)
     for (int64_t row = 0; row < channels * taps; ++row) {
       const int64_t c = row / taps, ky = row % taps / w.kernel_w, kx = row % w.kernel_w;
       const float* plane = image + c * height * width;
