@@ -103,7 +103,10 @@ class Workers:
 
     def gather_statistics(self, net):
         """Every worker's BatchNorm statistics of ``net``, as ``{"rank{r}:{index}": NDArray}`` (the same on
-        every worker; {} for one process)."""
+        every worker; {} for one process). The last collective of a stop: it returns once everything this
+        worker sent through the kvstore has been exchanged (these pushes, the last step's gradients), since a
+        worker that exits with a push still queued in MXNet's engine leaves the others waiting for it forever
+        (the chief's write of the statistics would hang until ``--stop-grace`` ran out)."""
         import mxnet as mx
         if not self.synchronous:
             return {}
@@ -119,4 +122,5 @@ class Workers:
                 self.kv.push(key, mine)
                 self.kv.pull(key, out=mine)
                 gathered["rank%d:%d" % (rank, index)] = mine
+        mx.nd.waitall()  # pushes and pulls are asynchronous: see the docstring
         return gathered
