@@ -22,6 +22,7 @@ import numpy as np
 from harness import REPO, load_average, markdown_table, machine, parse_arguments
 
 BM_RUN = os.path.join(REPO, "deploy", "build", "bm-run")
+LIBRARY = os.path.join(REPO, "deploy", "build", "libbm_runtime.so")
 BM_PREDICT = os.path.join(REPO, "deploy", "build", "bm-predict")
 
 
@@ -99,6 +100,37 @@ def program_ms(program, prefix, image, threads, repeat):
     return ms, mb, cpu_ms
 
 
+def paired_scaling(prefix, size, threads, pairs):
+    """The median over ``pairs`` of (ms at ``threads`` threads / ms at 1 thread) of the C API (libbm_runtime.so
+    through ctypes) in one process, the two runs of a pair back to back: on a machine whose speed drifts (a
+    virtual machine, turbo that depends on what else runs) both sides of a ratio see the same state, which
+    separate processes do not. The process waits as bm-run does (GOMP_SPINCOUNT=1000 unless the caller chose)."""
+    script = """
+import ctypes, sys, time
+import numpy as np
+library, prefix, size, threads, pairs = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+bm = ctypes.CDLL(library)
+model = ctypes.c_void_p()
+assert bm.bm_model_load(prefix, ctypes.byref(model)) == 0
+image = np.random.RandomState(0).standard_normal((1, 3, size, size)).astype(np.float32)
+shape = (ctypes.c_int64 * 4)(1, 3, size, size)
+def ms(count):
+    bm.bm_model_set_threads(model, count)
+    start = time.perf_counter()
+    assert bm.bm_model_run(model, image.ctypes.data_as(ctypes.c_void_p), shape) == 0
+    return (time.perf_counter() - start) * 1e3
+for count in (1, threads, 1, threads):
+    ms(count)
+print(float(np.median([ms(threads) / ms(1) for _ in range(pairs)])))
+"""
+    env = dict(os.environ)
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["GOMP_SPINCOUNT"] = "1000"
+    out = subprocess.run([sys.executable, "-c", script, LIBRARY, prefix, str(size), str(threads), str(pairs)],
+                         env=env, stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    return float(out)
+
+
 def main():
     args = parse_arguments(__doc__, repeat=20, models=dict(nargs="+", default=["meliusnet22", "binary_densenet28"]),
                            size=dict(type=int, default=224))
@@ -143,9 +175,17 @@ def main():
                           "vs resnet18_v1", "CPU ms (1 thread)", "CPU vs bm-predict", "peak resident MB"], rows))
     print("\nFootprint (program + libraries outside /lib and /usr/lib): bm-run %.1f MB, bm-predict %.1f MB"
           % (footprint_mb(BM_RUN), footprint_mb(BM_PREDICT)))
+    scaling = {}
+    if max(args.threads) > 1:
+        for name in args.models:
+            scaling[name] = paired_scaling(os.path.join(folder, name), args.size, max(args.threads),
+                                           args.repeat * args.rounds)
+        print("\nThreads in pairs (the runtime's C API, %d then 1 thread back to back in one process, median of %d "
+              "pairs): %s" % (max(args.threads), args.repeat * args.rounds, ", ".join(
+                  "%s %.2fx" % item for item in scaling.items())))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(machine=machine(), load_average=seen, results=results), f, indent=1)
+            json.dump(dict(machine=machine(), load_average=seen, results=results, paired_scaling=scaling), f, indent=1)
 
 
 if __name__ == "__main__":

@@ -64,12 +64,14 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // OpenMP threads that spin at a barrier while their partner waits for a core: on a machine shared with other
-  // work that makes a second thread many times slower than one (docs/runtime.md, Threads). libgomp reads its
-  // wait policy when it loads, before main, so bm-run sets OMP_WAIT_POLICY=passive (wait asleep) and starts
-  // again, unless the caller chose one (OMP_WAIT_POLICY, GOMP_SPINCOUNT) or it is already the second start.
+  // OpenMP's idle threads spin (libgomp: 300,000 turns) before they sleep. Spinning that long holds a core its
+  // partner may need on a machine shared with other work (a second thread many times slower than one);
+  // sleeping at once costs a wake-up at each of the graph's few hundred barriers (a second thread that helps
+  // less). bm-run spins briefly, GOMP_SPINCOUNT=1000, libgomp's own count for oversubscribed machines
+  // (docs/runtime.md, Threads). libgomp reads it when it loads, before main, so bm-run sets it and starts
+  // again, unless the caller chose a policy (OMP_WAIT_POLICY, GOMP_SPINCOUNT) or it is the second start.
   if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv("GOMP_SPINCOUNT", "1000", 1);
     execv("/proc/self/exe", argv);  // only returns when it fails: then run as we are
   }
   try {

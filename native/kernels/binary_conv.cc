@@ -9,11 +9,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "conv_plan.h"
-#include "microkernels.h"
+#include "conv_run.h"
 #include "output_transform.h"
 #include "packing.h"
-#include "padding_correction.h"
 #include "tile_gather.h"
 
 #ifdef _OPENMP
@@ -21,7 +19,6 @@
 #endif
 
 namespace binary_models {
-namespace {
 
 int max_threads() {
 #ifdef _OPENMP
@@ -30,6 +27,8 @@ int max_threads() {
   return 1;
 #endif
 }
+
+namespace {
 
 // Every tile of the plan, shared out over the team: gather, micro-kernel per weight block, output transform.
 void run_tiles(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, const uint64_t* packed,
@@ -66,21 +65,25 @@ void run_tiles(const ConvShape& s, const ConvPlan& p, const KernelSet& kernels, 
 
 }  // namespace
 
+ConvRun::ConvRun(const ConvShape& shape, int threads, const ConvOptions& options)
+    : shape_(shape), options_(options), plan_(shape, threads, options), correction_(shape, plan_) {}
+
+void ConvRun::run(const KernelSet& kernels, const float* input, const uint64_t* packed_weights, const float* scale,
+                  float* output, uint64_t* packed) {
+  pack_activations(shape_, plan_, kernels, input, options_, packed);
+  if (plan_.zero_padding) correction_.count_weights(packed_weights);
+  run_tiles(shape_, plan_, kernels, packed, packed_weights, scale, correction_, output);
+}
+
 void binary_conv2d(const ConvShape& s, const float* input, const uint64_t* packed_weights, const float* scale,
                    float* output, void* workspace, Isa isa, const ConvOptions& options) {
   const KernelSet& kernels = kernels_for(isa);
-  const ConvPlan plan(s, max_threads(), options);
+  ConvRun conv(s, max_threads(), options);
   std::vector<uint64_t> owned;
   if (!workspace) owned.resize(workspace_bytes(s) / sizeof(uint64_t));
   uint64_t* packed = workspace ? static_cast<uint64_t*>(workspace) : owned.data();
-  PaddingCorrection correction(s, plan);
-
-#pragma omp parallel num_threads(plan.threads) if (plan.parallel)
-  {
-    pack_activations(s, plan, kernels, input, options, packed);
-    if (plan.zero_padding) correction.count_weights(packed_weights);
-    run_tiles(s, plan, kernels, packed, packed_weights, scale, correction, output);
-  }
+#pragma omp parallel num_threads(conv.plan().threads) if (conv.plan().parallel)
+  conv.run(kernels, input, packed_weights, scale, output, packed);
 }
 
 }  // namespace binary_models

@@ -1,8 +1,23 @@
 #include "conv_plan.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <string>
 
 namespace binary_models {
+
+double macs_per_thread() {
+  static const double macs = [] {
+    const char* policy = std::getenv("OMP_WAIT_POLICY");  // libgomp's reading: case-insensitive
+    const char* spins = std::getenv("GOMP_SPINCOUNT");
+    std::string p = policy ? policy : "";
+    for (char& c : p) c = char(std::tolower(static_cast<unsigned char>(c)));
+    const bool asleep = p == "passive" || (!policy && spins && std::string(spins) == "0");
+    return asleep ? kMacsPerSleepingThread : kMacsPerThread;
+  }();
+  return macs;
+}
 
 ConvPlan::ConvPlan(const ConvShape& s, int max_threads, const ConvOptions& options)
     : groups(s.groups), blocks(s.blocks()) {
@@ -30,12 +45,11 @@ ConvPlan::ConvPlan(const ConvShape& s, int max_threads, const ConvOptions& optio
       }
   }
 
-  // A thread per kMacsPerThread binary MACs at most: starting and synchronizing a team costs a few
-  // microseconds. Measured on an idle Zen 4 (2 threads, batch 1): 1e6 gave meliusnet22 12.1 ms,
-  // binary_densenet28 10.6 ms and resnet_e18 8.1 ms, against 13.9 / 13.3 / 12.5 ms with 2e7 (a value that
-  // looked better on a loaded machine, where a team waits for a busy core).
+  // A thread per macs_per_thread() binary MACs at most. Measured on an idle Zen 4 (2 spinning threads, batch
+  // 1): 1e6 gave meliusnet22 12.1 ms, binary_densenet28 10.6 ms and resnet_e18 8.1 ms, against 13.9 / 13.3 /
+  // 12.5 ms with 2e7; with threads asleep, 2e7 keeps the 7x7 dense stages on one thread (docs/native.md).
   const double macs = double(s.batch) * pixels * s.out_channels * s.group_in_channels() * taps;
-  threads = int(std::max(1.0, std::min(double(max_threads), macs / kMacsPerThread)));
+  threads = int(std::max(1.0, std::min(double(max_threads), macs / macs_per_thread())));
   parallel = threads > 1;
 
   row_ranges = std::min(threads, padded_h);

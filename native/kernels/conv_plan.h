@@ -10,7 +10,11 @@
 
 namespace binary_models {
 
-constexpr double kMacsPerThread = 1e6;  // the least work (binary MACs) worth another thread
+// The least work (binary MACs) worth another thread. Starting or joining a team costs about a microsecond
+// where idle threads spin (libgomp's default), 10-20 microseconds where they wait asleep
+// (OMP_WAIT_POLICY=passive, as bm-run runs: docs/runtime.md, Threads), so then 20x more.
+constexpr double kMacsPerThread = 1e6, kMacsPerSleepingThread = 2e7;
+double macs_per_thread();  // the one of the two that this process's wait policy calls for
 
 struct ConvPlan {
   ConvPlan(const ConvShape& shape, int max_threads, const ConvOptions& options = ConvOptions());

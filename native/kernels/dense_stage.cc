@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
+
+#include "conv_run.h"
 
 namespace binary_models {
 
@@ -81,34 +84,62 @@ void dense_stage(const DenseStageShape& s, const float* input, const uint64_t* w
     owned.resize(dense_stage_workspace_bytes(s));
     workspace = owned.data();
   }
+  uint64_t* packed = static_cast<uint64_t*>(workspace);
   float* improvement = reinterpret_cast<float*>(static_cast<unsigned char*>(workspace) + improvement_offset(s));
-
+  const KernelSet& kernels = kernels_for(isa);
   const int64_t plane = int64_t(s.height) * s.width, image = int64_t(s.out_channels()) * plane;
-  for (int n = 0; n < s.batch; ++n)
-    std::memcpy(output + n * image, input + n * s.in_channels * plane, sizeof(float) * s.in_channels * plane);
-  for (int u = 0; u < int(s.units.size()); ++u) {
-    const ConvShape unit = s.unit_shape(u);
-    ConvOptions options;
-    options.threshold = thresholds;
-    options.direction = directions;
-    options.input_image_stride = image;
-    const bool dense = s.units[u] == 'D';
-    if (dense) options.output_image_stride = image;
-    float* target = dense ? output + unit.in_channels * plane : improvement;
-    binary_conv2d(unit, output, weights, scales, target, workspace, isa, options);
-    if (!dense) {  // the last growth channels += the unit's outputs
-      const int64_t count = int64_t(s.growth) * plane;
-#pragma omp parallel for schedule(static) if (s.batch * count > (1 << 16))
-      for (int n = 0; n < s.batch; ++n) {
-        float* last = output + n * image + (unit.in_channels - s.growth) * plane;
-        const float* add = improvement + n * count;
-        for (int64_t i = 0; i < count; ++i) last[i] += add[i];
-      }
+
+  // Every unit planned for one team, as large as the largest unit's plan wants: the units run in it one after
+  // the other, a barrier apart (a team started per unit costs a wake-up of each thread, many microseconds
+  // where threads wait asleep).
+  const int units = int(s.units.size());
+  std::vector<ConvShape> shapes(units);
+  std::vector<ConvOptions> options(units);
+  std::vector<std::unique_ptr<ConvRun>> runs(units);
+  int threads = 1;
+  for (int u = 0; u < units; ++u) {
+    shapes[u] = s.unit_shape(u);
+    ConvOptions& o = options[u];
+    o.threshold = thresholds;
+    o.direction = directions;
+    o.input_image_stride = image;
+    if (s.units[u] == 'D') o.output_image_stride = image;  // else into `improvement`, then added
+    thresholds += shapes[u].in_channels;
+    directions += shapes[u].in_channels;
+    threads = std::max(threads, ConvPlan(shapes[u], max_threads(), o).threads);
+  }
+  for (int u = 0; u < units; ++u) runs[u] = std::make_unique<ConvRun>(shapes[u], threads, options[u]);
+
+  // The element-wise passes share every image's floats out in chunks of whole cache lines (at batch 1 a split
+  // over images would leave every other thread idle).
+  const int64_t chunk = 4096, input_floats = int64_t(s.in_channels) * plane, growth_floats = s.growth * plane;
+  const int64_t input_chunks = (input_floats + chunk - 1) / chunk, growth_chunks = (growth_floats + chunk - 1) / chunk;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+#pragma omp for schedule(static)  // the input into the stage's first channels
+    for (int64_t item = 0; item < s.batch * input_chunks; ++item) {
+      const int64_t n = item / input_chunks, begin = item % input_chunks * chunk;
+      std::memcpy(output + n * image + begin, input + n * input_floats + begin,
+                  sizeof(float) * std::min(chunk, input_floats - begin));
     }
-    weights += unit.packed_weight_words();
-    thresholds += unit.in_channels;
-    directions += unit.in_channels;
-    if (scales) scales += s.growth;
+    const uint64_t* unit_weights = weights;
+    const float* unit_scales = scales;
+    for (int u = 0; u < units; ++u) {
+      float* target = s.units[u] == 'D' ? output + shapes[u].in_channels * plane : improvement;
+      runs[u]->run(kernels, output, unit_weights, unit_scales, target, packed);
+      if (s.units[u] == 'I') {  // the last growth channels += the unit's outputs
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < s.batch * growth_chunks; ++item) {
+          const int64_t n = item / growth_chunks, begin = item % growth_chunks * chunk;
+          const int64_t end = std::min(growth_floats, begin + chunk);
+          float* last = output + n * image + (shapes[u].in_channels - s.growth) * plane;
+          const float* add = improvement + n * growth_floats;
+          for (int64_t i = begin; i < end; ++i) last[i] += add[i];
+        }
+      }
+      unit_weights += shapes[u].packed_weight_words();
+      if (unit_scales) unit_scales += s.growth;
+    }
   }
 }
 
