@@ -7,6 +7,7 @@
 //        build/bench_kernels --l1 [samples]       the micro-kernel alone on one tile held in L1
 // The last two report CPU time (of all threads: run them with OMP_NUM_THREADS=1), which a busy machine
 // disturbs far less than the wall clock.
+// BM_BENCH_CLOCK=wall makes them report the wall clock instead (to compare thread counts).
 // Under valgrind --tool=callgrind, a few samples give instruction counts per kernel piece that do not
 // depend on the machine's load.
 #include <algorithm>
