@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import cv2
@@ -284,6 +285,45 @@ def test_distributed_sync_training_on_digits_matches_a_single_process(tmp_path):
     assert dist_summary["num_workers"] == 2
     print("single-process top-1 %.4f, 2 workers %.4f" % (single_top1, dist_summary["final_top1"]))
     assert dist_summary["final_top1"] >= single_top1 - 0.03, (dist_summary["final_top1"], single_top1)
+
+
+FIRST_STEP = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import mxnet as mx
+    from mxnet import autograd, gluon
+    from binary_models.train import distributed
+    out, count = sys.argv[1], int(sys.argv[2])
+    kv, rank, num_workers, _ = distributed.create_kvstore("dist_sync")
+    params = gluon.ParameterDict("p_")
+    weights = [params.get("w%d" % i, shape=(4,), init=mx.init.Constant(i + 1 + 1000 * rank)) for i in range(count)]
+    params.initialize(ctx=mx.cpu())
+    trainer = gluon.Trainer(params, "sgd", {"learning_rate": 1.0}, kvstore=kv, update_on_kvstore=False)
+    with autograd.record():
+        loss = mx.nd.add_n(*[(w.data() * (rank + 1)).sum() for w in weights])
+    loss.backward()
+    net = type("Net", (), {"collect_params": lambda self: params})()
+    distributed.Workers(kv, rank, num_workers).step(trainer, net, 1)
+    np.save(os.path.join(out, "rank%d.npy" % rank), np.stack([w.data().asnumpy() for w in weights]))
+""")
+
+
+def test_first_distributed_step_gives_every_worker_worker_0s_weights_minus_the_summed_gradients(tmp_path):
+    """The first step of a dist_sync run (the kvstore's start): both workers end with worker 0's initial
+    weights minus the summed gradients, for every one of 400 parameters. Before the broadcast was waited for,
+    a worker's pull of the weights could arrive after the sum of the gradients on the same key, and the
+    worker's weight became that sum (1 parameter in about 1000 per step)."""
+    script = tmp_path / "first_step.py"
+    script.write_text(FIRST_STEP)
+    result = subprocess.run([sys.executable, "-m", "binary_models.launch", "-n", "2", "-s", "1", "--timeout", "300",
+                             "--", sys.executable, str(script), str(tmp_path), "400"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO))
+    assert result.returncode == 0, result.stderr[-3000:]
+    # worker r's gradient is r + 1 everywhere: the sum is 3; SGD with learning rate 1 and rescale 1 / batch 1
+    expected = np.repeat(np.arange(1, 401, dtype=np.float32)[:, None] - 3, 4, axis=1)
+    for rank in (0, 1):
+        np.testing.assert_array_equal(np.load(str(tmp_path / ("rank%d.npy" % rank))), expected,
+                                      err_msg="worker %d" % rank)
 
 
 def test_max_batches_limits_each_epoch_and_the_history_keeps_every_batch_loss(image_folder, tmp_path):

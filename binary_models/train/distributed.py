@@ -42,6 +42,23 @@ def average_aux_states(net, kv, num_workers, initialized):
         data /= num_workers
 
 
+def broadcast_parameters(trainer):
+    """Gluon's kvstore start for ``trainer`` (worker 0's parameters pulled by every worker), waited for.
+
+    Gluon starts the kvstore lazily, in the first ``trainer.step``, which then pulls the parameters and, on
+    the same keys, sums the gradients (``update_on_kvstore=False``). On the CPU MXNet 1.9.1 gives the pull and
+    the sum no order between them, so a worker's pull could arrive after the first sum and write the summed
+    gradients over its weights: 1 to 2 of 800 keys in a two-worker test, and 1 of about 20 short training
+    runs on two workers diverged from the same run repeated. Starting the kvstore here and waiting for the
+    pulls before any gradient is pushed removes the race. Uses Gluon's private start (MXNet 1.9.1 is final)."""
+    import mxnet as mx
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
+    mx.nd.waitall()
+
+
 STOP_KEY = 1 << 25          # kvstore key of the stop vote
 START_KEY = STOP_KEY + 1    # kvstore key of the resume point every worker starts from
 GATHER_KEY_OFFSET = 1 << 26  # kvstore keys of every worker's BatchNorm statistics, gathered on a stop
@@ -62,11 +79,13 @@ class Workers:
         """``trainer.step(batch_size)``. The first step of a process also broadcasts worker 0's parameters
         to every worker (Gluon's kvstore start), the BatchNorm statistics included, overwriting those each
         worker's batch has just updated; this step keeps them, so that a run continued mid-epoch keeps the
-        same statistics as the run it continues."""
+        same statistics as the run it continues. The broadcast is finished before the gradients are summed
+        (:func:`broadcast_parameters`)."""
         if not self.synchronous or self._stepped:
             return trainer.step(batch_size)
         aux = [p for p in net.collect_params().values() if p.grad_req == "null"]
         kept = [p.data().copy() for p in aux]
+        broadcast_parameters(trainer)
         trainer.step(batch_size)
         for param, data in zip(aux, kept):
             param.set_data(data)
