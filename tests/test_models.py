@@ -203,3 +203,35 @@ def test_dilated_densenet_keeps_stride_8_resolution():
 def test_unknown_stem_lists_allowed_ones():
     with pytest.raises(ValueError, match="'grouped', '7x7', 'thumbnail'"):
         bm.get_model("meliusnet22", stem="5x5")
+
+
+def test_grouped_conv_with_default_layout_matches_conv2d_forward_and_backward_and_convert_drops_the_reshape():
+    """GroupedConv2D (the stem's grouped convs, reordered to NCHW for training speed) computes what
+    nn.Conv2D computes, gradients included; a converted model's graph has no Reshape from it."""
+    import json
+    from binary_models.models.common import GroupedConv2D
+    rng = np.random.RandomState(0)
+    x = mx.nd.array(rng.randn(2, 32, 9, 9))
+    results = []
+    for cls in (mx.gluon.nn.Conv2D, GroupedConv2D):
+        conv = cls(64, 3, padding=1, groups=8, use_bias=False, in_channels=32)
+        conv.initialize()
+        conv.weight.set_data(mx.nd.array(np.random.RandomState(1).randn(64, 4, 3, 3)))
+        conv.hybridize(static_alloc=True)
+        data = x.copy()
+        data.attach_grad()
+        with autograd.record():
+            y = conv(data)
+            loss = (y * y).sum()
+        loss.backward()
+        results.append((y.asnumpy(), data.grad.asnumpy(), conv.weight.grad().asnumpy()))
+    for plain, reordered in zip(*results):
+        np.testing.assert_allclose(reordered, plain, rtol=1e-5, atol=1e-5)
+    net = bm.get_model("meliusnet22")
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 64, 64)))
+    packed = bm.convert(net)
+    packed.hybridize()
+    packed(mx.nd.zeros((1, 3, 64, 64)))
+    ops = [n["op"] for n in json.loads(packed._cached_graph[1].tojson())["nodes"]]
+    assert "Reshape" not in ops and ops.count("Convolution") == 6

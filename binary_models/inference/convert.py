@@ -36,7 +36,7 @@ from . import native
 from ..errors import UsageError, error_line
 from ..storage import run_file, write_run_file
 from ..nn.layers import QConv2D, QDense
-from ..models.common import ChannelShuffle, DenseBlock
+from ..models.common import ChannelShuffle, DenseBlock, GroupedConv2D
 from ..models.meliusnet import ImprovementBlock
 from ..nn.react import LearnableBias, RPReLU
 from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NativeRPReLU, NormPool,
@@ -270,6 +270,16 @@ def _kept_emulated(packed):
     return kept
 
 
+def _plain_grouped_convs(block):
+    """Turn off :class:`GroupedConv2D`'s reorder (for training only) in ``block``'s tree."""
+    if isinstance(block, GroupedConv2D):
+        block.default_layout = False
+    if isinstance(block, HybridBlock):
+        block._clear_cached_op()
+    for child in block._children.values():
+        _plain_grouped_convs(child)
+
+
 def convert(net, strict=False):
     """An inference copy of ``net`` whose binary QConv2D/QDense layers run the native packed operators.
 
@@ -290,6 +300,7 @@ def convert(net, strict=False):
     root = _packed_form(packed)
     if root is not None:
         return root
+    _plain_grouped_convs(packed)
     count = _replace_children(packed)
     kept = _kept_emulated(packed)
     if kept:
