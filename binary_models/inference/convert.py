@@ -271,11 +271,10 @@ def _kept_emulated(packed):
 
 
 def _plain_grouped_convs(block):
-    """Turn off :class:`GroupedConv2D`'s reorder (for training only) in ``block``'s tree."""
+    """Turn off :class:`GroupedConv2D`'s reorder (for training only) in ``block``'s tree (its cached graphs
+    were cleared before the copy: :func:`_outside_references`)."""
     if isinstance(block, GroupedConv2D):
         block.default_layout = False
-    if isinstance(block, HybridBlock):
-        block._clear_cached_op()
     for child in block._children.values():
         _plain_grouped_convs(child)
 
