@@ -207,7 +207,8 @@ def test_unknown_stem_lists_allowed_ones():
 
 def test_grouped_conv_with_default_layout_matches_conv2d_forward_and_backward_and_convert_drops_the_reshape():
     """GroupedConv2D (the stem's grouped convs, reordered to NCHW for training speed) computes what
-    nn.Conv2D computes, gradients included; a converted model's graph has no Reshape from it."""
+    nn.Conv2D computes, gradients included; a converted model's graph has neither its Reshape nor its
+    whole-axis slice."""
     import json
     from binary_models.models.common import GroupedConv2D
     rng = np.random.RandomState(0)
@@ -234,5 +235,9 @@ def test_grouped_conv_with_default_layout_matches_conv2d_forward_and_backward_an
     packed = bm.convert(net)
     packed.hybridize()
     packed(mx.nd.zeros((1, 3, 64, 64)))
-    ops = [n["op"] for n in json.loads(packed._cached_graph[1].tojson())["nodes"]]
+    nodes = json.loads(packed._cached_graph[1].tojson())["nodes"]
+    ops = [n["op"] for n in nodes]
     assert "Reshape" not in ops and ops.count("Convolution") == 6
+    whole_slices = [n for n in nodes if n["op"] == "slice_axis" and n["attrs"].get("end") == "None"
+                    and n["attrs"].get("begin") == "0"]
+    assert not whole_slices

@@ -12,20 +12,26 @@ STEMS = ("grouped", "7x7", "thumbnail")
 
 
 class GroupedConv2D(nn.Conv2D):
-    """``nn.Conv2D`` with ``groups`` whose output leaves in MXNet's default (NCHW) memory layout.
+    """``nn.Conv2D`` with ``groups`` whose output, and the gradient it sends back, are in MXNet's default
+    (NCHW) memory layout.
 
-    For a grouped convolution with few input channels per group (4: the grouped stem's 32 -> 64 in 8
-    groups), oneDNN in MXNet 1.9.1 picks an output layout that the BatchNorm, ReLU and pooling after it
-    then run through their slow generic code, forward and backward: at batch 8 the stem's conv + BatchNorm
-    took 1.7 s of a training step instead of 0.1 s. Reshaping to the same shape reorders once (and is free
-    on an array in the default layout). :func:`~binary_models.convert` turns it off (``default_layout``):
-    the inference operators after the stem take NCHW anyway."""
+    For a grouped convolution with few input channels per group (4 and 8 in the grouped stem), oneDNN in
+    MXNet 1.9.1 picks layouts for its output and for its input's gradient that the BatchNorm, ReLU and
+    pooling around it then run through their slow generic code: at batch 8 the stem's conv + BatchNorm took
+    1.7 s of a training step forward, and each of the two BatchNorms before the grouped convs 0.22 s
+    backward, instead of a few ms. Reshaping the output to its own shape reorders it once; a whole-axis
+    ``slice_axis`` of the input does the same for the gradient (its backward writes a fresh NCHW array,
+    where a reshape or an elementwise op keep the layout). Both are free on arrays already in the default
+    layout. :func:`~binary_models.convert` turns them off (``default_layout``): inference has no gradient,
+    and the operators after the stem take NCHW anyway."""
 
     default_layout = True
 
     def hybrid_forward(self, F, x, weight, bias=None):
-        out = super().hybrid_forward(F, x, weight, bias)
-        return F.reshape(out, shape=(0, 0, 0, 0)) if self.default_layout else out
+        if not self.default_layout:
+            return super().hybrid_forward(F, x, weight, bias)
+        out = super().hybrid_forward(F, F.slice_axis(x, axis=1, begin=0, end=None), weight, bias)
+        return F.reshape(out, shape=(0, 0, 0, 0))
 
 
 def float_conv(channels, kernel_size, groups=1, **kwargs):
