@@ -1,7 +1,12 @@
 // Plain C functions of the library, for ctypes (binary_models/native.py): which ISA the kernels run, which
 // ones this machine supports, and switching between them (the tests compare every ISA in one process); and
-// whether the kernels run a convolution's geometry (the converter decides with it, before any forward pass).
+// whether the kernels run a convolution's geometry (the converter decides with it, before any forward pass);
+// and the OpenMP team size of the calling thread (the converter's copies run without a team of their own).
 #include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "kernels/conv_shape.h"
 #include "kernels/isa.h"
@@ -58,4 +63,25 @@ const char* binary_models_conv_problem(int in_channels, int out_channels, int ke
   problem = s.check_geometry();
   return problem.c_str();
 }
+
+// Sets how many threads the calling thread's next OpenMP parallel regions use (omp_set_num_threads; 0 or less:
+// no change) and returns the previous number; with 1, also ends the calling thread's idle team. Every thread
+// that runs a region with more than one thread keeps a team of its own (MXNet's copies in the Python thread
+// do: mx.nd.array of a batch, copy.deepcopy), and once libgomp manages more threads than there are CPUs it
+// spins only briefly before sleeping at every barrier, in every team: the dense stages' convolutions then wait
+// for wake-ups.
+int binary_models_caller_threads(int threads) {
+#ifdef _OPENMP
+  const int previous = omp_get_max_threads();
+  if (threads > 0) omp_set_num_threads(threads);
+#if _OPENMP >= 201811
+  if (threads == 1) omp_pause_resource_all(omp_pause_soft);  // frees this thread's team (libgomp); 0 when done
+#endif
+  return previous;
+#else
+  (void)threads;
+  return 1;
+#endif
+}
+
 }

@@ -363,3 +363,33 @@ def test_a_library_that_does_not_load_is_one_line_without_mxnets_traceback(tmp_p
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: --packed: the packed model %s uses the "
                                                                        "native operators binary_conv2d" % prefix)
     assert result.stderr.endswith(", but the native library cannot be loaded: " + loaded.stdout), result.stderr
+
+
+def test_loading_and_converting_leave_no_openmp_team_in_the_calling_thread(tmp_path):
+    """After native.load(), mx.nd.array of a batch and convert()'s copy run in the calling thread without an
+    OpenMP team of their own (one would make libgomp sleep at every barrier of the dense stages: 2 threads
+    then hardly beat 1). Counted in a fresh process with two OpenMP threads: the process's threads before and
+    after; without the library loaded, the same copy adds a thread (the check can fail)."""
+    script = r'''
+import os, sys, numpy as np, mxnet as mx
+import binary_models as bm
+from binary_models.inference import native
+count = lambda: len(os.listdir("/proc/self/task"))
+mx.nd.zeros((1,)).wait_to_read()
+if sys.argv[1] == "load":
+    native.load()
+net = bm.get_model("binary_densenet28", classes=10)
+net.initialize()
+net(mx.nd.zeros((1, 3, 32, 32))).wait_to_read()
+before = count()
+batch = mx.nd.array(np.random.rand(16, 3, 112, 112).astype("float32"))  # beyond MXNet's 200000-element copy
+batch.wait_to_read()
+if sys.argv[1] == "load":
+    bm.convert(net)(mx.nd.zeros((1, 3, 32, 32))).wait_to_read()
+print(count() - before)
+'''
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    added = {mode: int(subprocess.run([sys.executable, "-c", script, mode], env=env, check=True, capture_output=True,
+                                      text=True).stdout.split()[-1]) for mode in ("plain", "load")}
+    assert added["plain"] >= 1  # MXNet's copy made a team in the calling thread
+    assert added["load"] == 0

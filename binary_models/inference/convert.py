@@ -33,7 +33,7 @@ from mxnet.gluon import HybridBlock, SymbolBlock, nn
 
 from .. import storage
 from . import native
-from ..errors import UsageError, error_line
+from ..errors import NativeLibraryError, UsageError, error_line
 from ..storage import run_file, write_run_file
 from ..nn.layers import QConv2D, QDense
 from ..models.common import ChannelShuffle, DenseBlock, GroupedConv2D
@@ -295,6 +295,10 @@ def convert(net, strict=False):
     if not isinstance(net, mx.gluon.Block):
         raise TypeError("convert needs a Gluon block (a model of binary_models.get_model, trained or loaded), "
                         "got %r" % (net,))
+    try:
+        native.set_caller_threads(1)  # the copy below would leave an OpenMP team in this thread (see there)
+    except NativeLibraryError:
+        pass  # said below where the library is needed; a model with no binary layer gets its own error
     packed = copy.deepcopy(net, _outside_references(net))
     root = _packed_form(packed)
     if root is not None:
