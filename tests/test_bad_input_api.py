@@ -251,6 +251,11 @@ ROWS = [
     ("norm_pool_window_larger_than_input", lambda: norm_pool(data=(1, 8, 2, 2), kernel=3), MXNetError,
      "the pooling window is larger than the padded input"),
     ("norm_pool_three_inputs", lambda: norm_pool(inputs=3), MXNetError, "norm_pool expects 4 inputs, but got 3"),
+    ("caller_threads_0", lambda: native.set_caller_threads(0), ValueError,
+     "threads must be an integer from 1 to 2^31 - 1, got 0"),
+    ("caller_threads_float", lambda: native.set_caller_threads(2.0), ValueError, "got 2.0"),
+    ("caller_threads_bool", lambda: native.set_caller_threads(True), ValueError, "got True"),
+    ("caller_threads_overflow", lambda: native.set_caller_threads(2 ** 31), ValueError, "got 2147483648"),
 ]
 
 

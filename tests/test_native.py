@@ -393,3 +393,16 @@ print(count() - before)
                                       text=True).stdout.split()[-1]) for mode in ("plain", "load")}
     assert added["plain"] >= 1  # MXNet's copy made a team in the calling thread
     assert added["load"] == 0
+
+
+def test_set_caller_threads_returns_the_previous_count_and_sets_the_new_one():
+    """set_caller_threads is omp_set_num_threads for the calling thread: each call returns what the one before
+    set (after load(): 1)."""
+    native.load()
+    first = native.set_caller_threads(3)
+    try:
+        assert first == 1
+        assert native.set_caller_threads(2) == 3
+    finally:
+        native.set_caller_threads(first)
+    assert native.set_caller_threads(first) == first

@@ -175,6 +175,6 @@ def set_caller_threads(threads):
     good, and with more OpenMP threads than CPUs libgomp stops spinning at barriers, in every team, so each
     barrier in a dense stage waits for a wake-up: a converted meliusnet22 at 2 threads, batch 1, took 7.1
     instead of 4.3 ms (docs/native.md)."""
-    if int(threads) < 1:
-        raise ValueError("threads must be at least 1, got %r" % (threads,))
-    return _c_functions().binary_models_caller_threads(int(threads))
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads < 2 ** 31:
+        raise ValueError("threads must be an integer from 1 to 2^31 - 1, got %r" % (threads,))
+    return _c_functions().binary_models_caller_threads(threads)
