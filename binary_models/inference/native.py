@@ -88,23 +88,28 @@ def load():
         path = library_path()
         if is_loaded():
             return path
-        if not os.environ.get(LIBRARY_ENV) and in_checkout():
-            build()
-        if not os.path.isfile(path):
-            if os.environ.get(LIBRARY_ENV):
-                why = "%s is set" % LIBRARY_ENV
-            else:
-                why = "this installation has no native sources and its wheel carries no library (its build failed " \
-                      "at install time): install make and g++ (C++17, OpenMP) and reinstall from the source " \
-                      "(pip install .), or set %s" % LIBRARY_ENV
-            raise NativeLibraryError("native library %s does not exist (%s)" % (path, why))
-        try:
-            mx.library.load(path, verbose=False)
-        except mx.MXNetError as err:  # its last line is the dynamic loader's reason; the others its traceback
-            raise NativeLibraryError("MXNet could not load %s: %s"
-                                     % (path, error_line(str(err).strip().splitlines()[-1]))) from err
-        ctypes.CDLL(path).binary_models_caller_threads(1)  # as set_caller_threads(1), without taking _lock again
-        return path
+        _load_into_mxnet(path)
+    set_caller_threads(1)
+    return path
+
+
+def _load_into_mxnet(path):
+    """Build (in a checkout) and load the library at ``path`` into MXNet; :func:`load` holds the lock."""
+    if not os.environ.get(LIBRARY_ENV) and in_checkout():
+        build()
+    if not os.path.isfile(path):
+        if os.environ.get(LIBRARY_ENV):
+            why = "%s is set" % LIBRARY_ENV
+        else:
+            why = "this installation has no native sources and its wheel carries no library (its build failed " \
+                  "at install time): install make and g++ (C++17, OpenMP) and reinstall from the source " \
+                  "(pip install .), or set %s" % LIBRARY_ENV
+        raise NativeLibraryError("native library %s does not exist (%s)" % (path, why))
+    try:
+        mx.library.load(path, verbose=False)
+    except mx.MXNetError as err:  # its last line is the dynamic loader's reason; the others its traceback
+        raise NativeLibraryError("MXNet could not load %s: %s"
+                                 % (path, error_line(str(err).strip().splitlines()[-1]))) from err
 
 
 def _c_functions():
