@@ -23,13 +23,16 @@
 //       then channel shuffle (kernels/norm_pool.h).
 //   rprelu(data, shift_in, slope, shift_out) -> float32 NCHW
 //       ReActNet's RPReLU: prelu(data - shift_in[c], slope[c]) + shift_out[c], rounded as MXNet's ops (kernels/rprelu.h).
+//   float_conv2d(data, weight[, bias]; kernel, num_filter, stride=1, dilate=1, pad=0, num_group=1, no_bias=False)
+//       -> float32 NCHW: MXNet's Convolution on the library's own micro-kernels (kernels/float_conv.h), for the
+//       grouped convs that oneDNN runs slowly.
 //   ste_sign(data; grad_cancel) -> data's dtype (float32, float64), data's shape; for training, with a gradient
 //       sign (x >= 0 ? 1 : -1) forward, grad * (|x| <= grad_cancel) backward: the straight-through estimator
 //       of binary_models.nn.quantization.ste_sign in one pass each way.
 //
 // Each operator family has its file in ops/ (binary_conv.cc: binary_pack_weights, binary_conv2d and
-// binary_dense; dense_stage.cc; norm_pool.cc; rprelu.cc; ste_sign.cc), their shared glue is ops/glue.h; this file holds what the
-// library has once: the version check MXNet calls when it loads the library.
+// binary_dense; dense_stage.cc; norm_pool.cc; rprelu.cc; float_conv.cc; ste_sign.cc), their shared glue is
+// ops/glue.h; this file holds what the library has once: the version check MXNet calls when it loads the library.
 #include <mxnet/lib_api.h>
 
 #include "kernels/isa.h"

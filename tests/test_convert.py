@@ -72,6 +72,7 @@ def test_reloaded_packed_meliusnet22_equals_the_float_emulated_model(meliusnet22
     # the 34 binary convs run as one in-place dense stage per stage; transitions, stem pool, head BN: norm_pool
     assert ops.count("binary_dense_stage") == 4 and "binary_conv2d" not in ops and "Concat" not in ops
     assert "Convolution" in ops and "BatchNorm" not in ops and "Pooling" in ops  # Pooling: the global average
+    assert ops.count("float_conv2d") == 2  # the grouped stem's two grouped convs
     out = load_packed(packed_meliusnet22)(x).asnumpy()
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(out.argmax(axis=1), expected.argmax(axis=1))

@@ -105,8 +105,9 @@ def test_every_zoo_classification_model_gives_pythons_probabilities(runtime, zoo
 
 @pytest.mark.parametrize("isa", ["scalar", "avx2"])
 def test_each_float_micro_kernel_gives_the_same_probabilities(runtime, zoo_folder, packed, isa):  # noqa: F811
-    """Convolution's micro-kernels (deploy/runtime/gemm.h: generic vectors, AVX2 + FMA, AVX-512; BINARY_MODELS_ISA
-    caps them at the binary kernels' level) on meliusnet22's strided, grouped padded and 1x1 convolutions."""
+    """Convolution's micro-kernels (native/kernels/gemm.h: generic vectors, AVX2 + FMA, AVX-512; BINARY_MODELS_ISA
+    caps them at the binary kernels' level) on meliusnet22's strided, grouped padded (float_conv2d) and 1x1
+    convolutions."""
     prefix, size = packed_zoo_model("meliusnet22", zoo_folder)
 
     def probabilities(env):
@@ -144,9 +145,9 @@ def one_node_graph(symbol, node_index, folder, params):
 
 
 @pytest.mark.parametrize("name", ["meliusnet22", "binary_densenet28", "binary_densenet37_dilated", "resnet_e18"])
-def test_every_binary_operator_gives_pythons_output_bit_for_bit(runtime, zoo_folder, tmp_path, name):
-    """Each binary_conv2d, binary_dense_stage and norm_pool node of the model, fed the same input in MXNet
-    (the native library's operator) and in the runtime: equal to the bit."""
+def test_every_native_operator_gives_pythons_output_bit_for_bit(runtime, zoo_folder, tmp_path, name):
+    """Each binary_conv2d, binary_dense_stage, norm_pool and float_conv2d node of the model, fed the same input in
+    MXNet (the native library's operator) and in the runtime: equal to the bit (the same code, the same ISA)."""
     prefix, size = packed_zoo_model(name, zoo_folder)
     with open(prefix + "-symbol.json") as f:
         symbol = json.load(f)
@@ -156,7 +157,7 @@ def test_every_binary_operator_gives_pythons_output_bit_for_bit(runtime, zoo_fol
     rng = np.random.RandomState(1)
     checked = set()
     for index, node in enumerate(symbol["nodes"]):
-        if node["op"] not in BINARY_OPS:
+        if node["op"] not in BINARY_OPS + ("float_conv2d",):
             continue
         source = symbol["nodes"][node["inputs"][0][0]]
         x = rng.normal(0, 1, shapes[source["name"] + "_output" if source["op"] != "null" else "data"])
@@ -167,6 +168,7 @@ def test_every_binary_operator_gives_pythons_output_bit_for_bit(runtime, zoo_fol
                                       err_msg=node["name"])
         checked.add(node["op"])
     assert checked >= {"norm_pool"} and checked & {"binary_conv2d", "binary_dense_stage"}
+    assert ("float_conv2d" in checked) == (name != "resnet_e18")  # the grouped stem of MeliusNet and BinaryDenseNet
 
 
 # ---- The float operators alone (one node each): MXNet's output to the bit, NaN, infinities and -0.0 included ----

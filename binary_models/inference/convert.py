@@ -40,12 +40,13 @@ from ..models.common import ChannelShuffle, DenseBlock, GroupedConv2D
 from ..models.meliusnet import ImprovementBlock
 from ..nn.react import LearnableBias, RPReLU
 from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identity, NativeRPReLU, NormPool,
-                            PackedBlock, native_problem, packable, shift_thresholds, stage_unit)
+                            PackedBlock, grouped_conv_form, native_problem, packable, shift_thresholds, stage_unit)
 
 
 PACKED_LAYERS = ((QConv2D, BinaryConv2D), (QDense, BinaryDense))
-# Float blocks with a native operator computing them to the bit, replaced wherever they are.
-NATIVE_FORMS = ((RPReLU, NativeRPReLU),)
+# Float blocks with a native operator, replaced wherever they are: (type, its native form or None). RPReLU to
+# the bit; grouped convs (the grouped stem) within float rounding (docs/native.md, Exactness).
+NATIVE_FORMS = ((RPReLU, NativeRPReLU), (GroupedConv2D, grouped_conv_form), (nn.Conv2D, grouped_conv_form))
 
 
 def _checked_weights(layer):
@@ -224,7 +225,8 @@ def _replace_children(block):
             continue
         replacement = _packed_form(child)
         if replacement is None:
-            native_form = next((form(child) for trained, form in NATIVE_FORMS if type(child) is trained), None)
+            form = next((form for trained, form in NATIVE_FORMS if type(child) is trained), None)
+            native_form = form(child) if form else None
             if native_form is not None:
                 _set_child(block, name, native_form)
             else:
@@ -284,7 +286,8 @@ def convert(net, strict=False):
 
     Fused on the way (see :mod:`binary_models.packed_layers`): a BatchNorm before a binary conv becomes the
     conv's binarization thresholds; a run of DenseBlocks/ImprovementBlocks becomes one in-place dense stage;
-    BatchNorm -> ReLU/MaxPool (-> ChannelShuffle) becomes one ``norm_pool``. Layers with multi-bit weights or
+    BatchNorm -> ReLU/MaxPool (-> ChannelShuffle) becomes one ``norm_pool``; a full-precision grouped conv
+    (the grouped stem) the library's ``float_conv2d``. Layers with multi-bit weights or
     activations, or Tang et al.'s multiple binarization (``binarizations > 1``), stay float-emulated: they
     have no xnor kernel. A binary layer the kernels cannot run (a stride above 4, a 0/1 quantizer, float64,
     ``flatten=False``: :func:`~binary_models.packed_layers.native_problem`) is decided about here, not at the

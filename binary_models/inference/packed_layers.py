@@ -8,6 +8,7 @@ constants computed once, at conversion, from the trained blocks it replaces.
   feature map written in place at its final width (no concatenation).
 * :class:`NormPool`: BatchNorm -> [ReLU] -> [MaxPool] -> [ChannelShuffle] as one ``norm_pool``.
 * :class:`NativeRPReLU`: ReActNet's RPReLU (three MXNet operators, ~5x slower) as one ``rprelu``.
+* :class:`NativeGroupedConv`: a full-precision grouped conv (the grouped stem) as one ``float_conv2d``.
 * :class:`Identity`: what the later members of a fused run become, so sequence indices (the detection taps
   of :meth:`~binary_models.models.common.StagedNet.feature_taps`) keep their meaning.
 
@@ -285,6 +286,42 @@ class NormPool(PackedBlock):
         ctx = batchnorm.gamma.data().context
         for name, value in zip(self.constants, batchnorm_terms(batchnorm)):
             self.add_constant(name, value, ctx)
+
+
+class NativeGroupedConv(PackedBlock):
+    """A full-precision grouped ``nn.Conv2D`` (the grouped stem's 3x3 convs) as one ``float_conv2d``: the
+    library's own convolution (``native/kernels/float_conv.h``), which oneDNN in MXNet 1.9.1 is 2-2.5x slower
+    than with 4 or 8 input channels per group. Its sums round in another order than oneDNN's (about 1e-7
+    relative; docs/native.md, Exactness). :func:`grouped_conv_form` says which convs it takes."""
+
+    operator = "float_conv2d"
+
+    def __init__(self, conv):
+        kwargs = conv._kwargs
+        super().__init__(conv.prefix, dict(kernel=kwargs["kernel"], stride=kwargs["stride"], dilate=kwargs["dilate"],
+                                           pad=kwargs["pad"], num_filter=kwargs["num_filter"],
+                                           num_group=kwargs["num_group"], no_bias=kwargs["no_bias"]))
+        self.constants = ("weight",) if conv.bias is None else ("weight", "bias")
+        for name in self.constants:
+            param = getattr(conv, name)
+            self.add_constant(name, param.data().asnumpy().astype(np.float32), param.data().context)
+
+
+# Input channels per group where float_conv2d beats oneDNN (docs/native.md, Operators): from 2 (a depthwise
+# conv, 1, has oneDNN's own kernel, 2-3x faster) to 16 (with 32, the same speed).
+FEW_CHANNELS_PER_GROUP = (2, 16)
+
+
+def grouped_conv_form(conv):
+    """The :class:`NativeGroupedConv` of ``conv`` when it is a 2-D convolution with groups of
+    :data:`FEW_CHANNELS_PER_GROUP` input channels, NCHW, float32, without a fused activation; else None (it
+    stays MXNet's Convolution, where oneDNN is as fast or faster)."""
+    kwargs = conv._kwargs
+    if (kwargs.get("num_group", 1) < 2 or kwargs.get("layout", "NCHW") != "NCHW" or len(kwargs["kernel"]) != 2
+            or conv.act is not None or np.dtype(conv.weight.dtype) != np.float32):
+        return None
+    low, high = FEW_CHANNELS_PER_GROUP
+    return NativeGroupedConv(conv) if low <= conv.weight.shape[1] <= high else None
 
 
 class NativeRPReLU(PackedBlock):

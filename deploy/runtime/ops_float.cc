@@ -1,7 +1,7 @@
 // MXNet's full-precision operators that a converted classifier keeps: Convolution (the stems, transitions
 // and shortcuts), FullyConnected (the head), BatchNorm, Activation (and the standalone relu, sigmoid, tanh,
 // softsign), LeakyReLU (leaky, prelu) and Pooling, with MXNet's attributes and defaults. Convolution and
-// FullyConnected multiply matrices (Convolution with gemm.h's micro-kernels, FullyConnected with Eigen;
+// FullyConnected multiply matrices (Convolution with native/kernels/float_conv.h, FullyConnected with Eigen;
 // docs/runtime.md says why), the others are plain loops; all split their work over the OpenMP team of the caller.
 #include <Eigen/Core>
 #include <algorithm>
@@ -10,7 +10,7 @@
 #include <cmath>
 
 #include "../error.h"
-#include "gemm.h"
+#include "../../native/kernels/float_conv.h"
 #include "ops.h"
 
 namespace binary_models::runtime {
@@ -37,173 +37,54 @@ struct Window {
   int extent_w() const { return dilate_w * (kernel_w - 1) + 1; }
 };
 
-// ---- Convolution: per group, the weights times the input's rows read in place (gemm.h): a 1x1 stride-1
-// convolution reads the image, a stride-1 one a zero-padded copy (each output row computed over the padded
-// width, the extra columns dropped), a strided one im2col's columns ----
+// ---- Convolution, and the MXNet extension's float_conv2d with its attributes: native/kernels/float_conv.h
+// (the same code, so float_conv2d gives the bits it gives in MXNet) ----
 
 class Convolution : public Op {
  public:
-  explicit Convolution(const Attrs& attrs) {
-    AttrReader r(attrs, {"kernel", "stride", "dilate", "pad", "num_filter", "num_group", "no_bias", "layout",
-                         "workspace", "cudnn_tune", "cudnn_off"});
-    window_.read(r, true);
+  Convolution(const Attrs& attrs, bool mxnet_operator) {
+    std::set<std::string> known{"kernel", "stride", "dilate", "pad", "num_filter", "num_group", "no_bias"};
+    if (mxnet_operator) known.insert({"layout", "workspace", "cudnn_tune", "cudnn_off"});
+    AttrReader r(attrs, known);
+    Window window;
+    window.read(r, true);
     auto dilate = r.ints("dilate", 2, {1}, 1, kMaxSide);
-    window_.dilate_h = dilate[0], window_.dilate_w = dilate[1];
-    filters_ = r.integer("num_filter", 0, 1, 1 << 24, true);
-    groups_ = r.integer("num_group", 1, 1, 1 << 24);
+    shape_.kernel_h = window.kernel_h, shape_.kernel_w = window.kernel_w;
+    shape_.stride_h = window.stride_h, shape_.stride_w = window.stride_w;
+    shape_.pad_h = window.pad_h, shape_.pad_w = window.pad_w;
+    shape_.dilate_h = dilate[0], shape_.dilate_w = dilate[1];
+    shape_.filters = r.integer("num_filter", 0, 1, 1 << 24, true);
+    shape_.groups = r.integer("num_group", 1, 1, 1 << 24);
     no_bias_ = r.boolean("no_bias", false);
-    r.text("layout", "NCHW", {"NCHW", "None"});
-    if (filters_ % groups_) throw Error("num_filter must be a multiple of num_group");
+    if (mxnet_operator) r.text("layout", "NCHW", {"NCHW", "None"});
+    if (shape_.filters % shape_.groups) throw Error("num_filter must be a multiple of num_group");
   }
   std::pair<size_t, size_t> arity() const override { return {no_bias_ ? 2 : 3, no_bias_ ? 2 : 3}; }
 
-  enum class Path { kDirect, kPadded, kIm2col };
-  Path path() const {
-    if (window_.stride_h != 1 || window_.stride_w != 1) return Path::kIm2col;
-    return window_.kernel_h == 1 && window_.kernel_w == 1 && window_.pad_h == 0 && window_.pad_w == 0 ? Path::kDirect
-                                                                                                       : Path::kPadded;
-  }
-
   Shape infer(const std::vector<Value>& in) const override {
     expect_nchw(in[0]);
-    const Shape& d = in[0].shape;
-    if (d[1] % groups_) throw Error("data has " + std::to_string(d[1]) + " channels, not a multiple of num_group");
-    expect_shape("weight", in[1], {filters_, d[1] / groups_, window_.kernel_h, window_.kernel_w});
-    if (!no_bias_) expect_shape("bias", in[2], {filters_});
-    if (d[2] + 2 * window_.pad_h < window_.extent_h() || d[3] + 2 * window_.pad_w < window_.extent_w())
-      throw Error("the kernel is larger than the padded input");
-    return {d[0], filters_, (d[2] + 2 * window_.pad_h - window_.extent_h()) / window_.stride_h + 1,
-            (d[3] + 2 * window_.pad_w - window_.extent_w()) / window_.stride_w + 1};
+    const FloatConvShape s = shape(in[0].shape);
+    if (std::string problem = s.check(); !problem.empty()) throw Error(problem);
+    expect_shape("weight", in[1], {s.filters, s.channels / s.groups, s.kernel_h, s.kernel_w});
+    if (!no_bias_) expect_shape("bias", in[2], {s.filters});
+    return {s.batch, s.filters, s.out_height(), s.out_width()};
   }
 
-  // Per group: rows (K) and columns (N) of the product, and where its rows are (`step` floats from one group's
-  // to the next): in the image (1x1), in a padded copy of it (stride 1: each output row computed over the padded
-  // width, the extra columns dropped when copied out) or in im2col's columns (strided). `source` floats of
-  // workspace hold the copy or the columns of all groups, `result` the padded path's products, each rounded up
-  // to 64 bytes.
-  struct Plan {
-    int64_t rows, columns, step, source = 0, result = 0, padded_width = 0, padded_plane = 0;
-  };
-  static int64_t round_up(int64_t floats) { return (floats + 15) / 16 * 16; }
-  Plan plan(const Shape& d, const Shape& out) const {
-    const int64_t channels = d[1] / groups_;
-    Plan p{channels * window_.kernel_h * window_.kernel_w, out[2] * out[3], channels * d[2] * d[3]};
-    if (path() == Path::kIm2col) {
-      p.step = p.rows * p.columns;
-      p.source = groups_ * p.step;
-    } else if (path() == Path::kPadded) {
-      p.padded_width = d[3] + 2 * window_.pad_w;
-      p.padded_plane = (d[2] + 2 * window_.pad_h) * p.padded_width;
-      p.step = channels * p.padded_plane;
-      p.source = groups_ * p.step;
-      p.columns = (out[2] - 1) * p.padded_width + out[3];  // the last row's extra columns are not needed
-      p.result = filters_ * p.columns;
-    }
-    p.source = round_up(p.source), p.result = round_up(p.result);
-    return p;
-  }
+  size_t workspace(const std::vector<Value>& in) const override { return shape(in[0].shape).workspace_bytes(); }
 
-  size_t workspace(const std::vector<Value>& in) const override {
-    const Plan p = plan(in[0].shape, infer(in));
-    return size_t(round_up(2 * p.rows) + p.source + p.result +
-                  int64_t(gemm_workspace_floats(groups_, filters_ / groups_, p.rows))) * sizeof(float);
-  }
-
-  // One parallel region for the whole operator: the copy, the products of all groups and the copy-out (with
-  // the bias) split over the team, with a barrier between them.
   void run(const std::vector<Value>& in, float* output, const RunContext& context) const override {
-    const Shape& d = in[0].shape;
-    const Shape out = infer(in);
-    const Plan p = plan(d, out);
-    const int64_t height = d[2], width = d[3], pixels = out[2] * out[3], per_group = filters_ / groups_;
-    int64_t* offsets = static_cast<int64_t*>(context.workspace);
-    float* source = static_cast<float*>(context.workspace) + round_up(2 * p.rows);
-    float* result = source + p.source;
-    float* scratch = result + p.result;
-    const Window& w = window_;
-    for (int64_t row = 0; row < p.rows; ++row) {  // (c * kh + ky) * kw + kx
-      const int64_t c = row / (w.kernel_h * w.kernel_w), ky = row / w.kernel_w % w.kernel_h, kx = row % w.kernel_w;
-      offsets[row] = path() == Path::kDirect   ? row * height * width
-                     : path() == Path::kPadded ? c * p.padded_plane + ky * w.dilate_h * p.padded_width + kx * w.dilate_w
-                                               : row * pixels;
-    }
-    const float* weights = in[1].floats();
-    const float* bias = no_bias_ ? nullptr : in[2].floats();
-#pragma omp parallel if (d[0] * filters_ * pixels * p.rows > kMinParallelWork)
-    for (int64_t n = 0; n < d[0]; ++n) {
-      const float* image = in[0].floats() + n * d[1] * height * width;
-      float* target = output + n * filters_ * pixels;
-      if (path() == Path::kDirect) {
-        gemm(groups_, per_group, p.rows, pixels, weights, image, p.step, offsets, target, per_group * pixels, pixels,
-             scratch);
-      } else if (path() == Path::kIm2col) {
-        im2col(image, d[1], height, width, out[2], out[3], source);
-        gemm(groups_, per_group, p.rows, pixels, weights, source, p.step, offsets, target, per_group * pixels, pixels,
-             scratch);
-      } else {
-        pad(image, d[1], height, width, p, source);
-        gemm(groups_, per_group, p.rows, p.columns, weights, source, p.step, offsets, result, per_group * p.columns,
-             p.columns, scratch);
-      }
-#pragma omp for schedule(static)
-      for (int64_t f = 0; f < filters_; ++f) {
-        float* o = target + f * pixels;
-        if (path() == Path::kPadded)
-          for (int64_t y = 0; y < out[2]; ++y)
-            std::copy_n(result + f * p.columns + y * p.padded_width, out[3], o + y * out[3]);
-        if (bias)
-          for (int64_t q = 0; q < pixels; ++q) o[q] += bias[f];
-      }
-    }
+    float_conv(shape(in[0].shape), in[0].floats(), in[1].floats(), no_bias_ ? nullptr : in[2].floats(), output,
+               context.workspace);
   }
 
  private:
-  // The channels with pad_h rows and pad_w columns of zeros around each plane (in a parallel region: split
-  // over its team).
-  void pad(const float* image, int64_t channels, int64_t height, int64_t width, const Plan& p, float* padded) const {
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < channels; ++c) {
-      float* plane = padded + c * p.padded_plane;
-      std::fill(plane, plane + window_.pad_h * p.padded_width, 0.0f);
-      for (int64_t y = 0; y < height; ++y) {
-        float* line = plane + (y + window_.pad_h) * p.padded_width;
-        std::fill(line, line + window_.pad_w, 0.0f);
-        std::copy_n(image + (c * height + y) * width, width, line + window_.pad_w);
-        std::fill(line + window_.pad_w + width, line + p.padded_width, 0.0f);
-      }
-      std::fill(plane + (window_.pad_h + height) * p.padded_width, plane + p.padded_plane, 0.0f);
-    }
+  FloatConvShape shape(const Shape& data) const {
+    FloatConvShape s = shape_;
+    s.batch = data[0], s.channels = data[1], s.height = data[2], s.width = data[3];
+    return s;
   }
 
-  // col[(c * kh + ky) * kw + kx][y * out_w + x] = image[c][y * stride + ky * dilate - pad][...], 0 outside
-  // (in a parallel region: split over its team).
-  void im2col(const float* image, int64_t channels, int64_t height, int64_t width, int64_t out_h, int64_t out_w,
-              float* col) const {
-    const Window& w = window_;
-    const int64_t taps = int64_t(w.kernel_h) * w.kernel_w;
-#pragma omp for schedule(static)
-    for (int64_t row = 0; row < channels * taps; ++row) {
-      const int64_t c = row / taps, ky = row % taps / w.kernel_w, kx = row % w.kernel_w;
-      const float* plane = image + c * height * width;
-      float* dst = col + row * out_h * out_w;
-      for (int64_t y = 0; y < out_h; ++y) {
-        const int64_t iy = y * w.stride_h + ky * w.dilate_h - w.pad_h;
-        float* line = dst + y * out_w;
-        if (iy < 0 || iy >= height) {
-          std::fill(line, line + out_w, 0.0f);
-          continue;
-        }
-        for (int64_t x = 0; x < out_w; ++x) {
-          const int64_t ix = x * w.stride_w + kx * w.dilate_w - w.pad_w;
-          line[x] = ix < 0 || ix >= width ? 0.0f : plane[iy * width + ix];
-        }
-      }
-    }
-  }
-
-  Window window_;
-  int64_t filters_ = 0;
-  int groups_ = 1;
+  FloatConvShape shape_;
   bool no_bias_ = false;
 };
 
@@ -457,7 +338,8 @@ class Pooling : public Op {
 }  // namespace
 
 std::unique_ptr<Op> make_float_op(const std::string& op, const Attrs& attrs) {
-  if (op == "Convolution") return std::make_unique<Convolution>(attrs);
+  if (op == "Convolution") return std::make_unique<Convolution>(attrs, true);
+  if (op == "float_conv2d") return std::make_unique<Convolution>(attrs, false);
   if (op == "FullyConnected") return std::make_unique<FullyConnected>(attrs);
   if (op == "BatchNorm") return std::make_unique<BatchNorm>(attrs);
   if (op == "Activation") return std::make_unique<Activation>(attrs);

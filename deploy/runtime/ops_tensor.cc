@@ -239,9 +239,9 @@ std::unique_ptr<Op> make_tensor_op(const std::string& op, const Attrs& attrs) {
 }
 
 std::vector<std::string> operator_names() {
-  return {"binary_conv2d", "binary_dense", "binary_dense_stage", "norm_pool", "rprelu", "Convolution", "FullyConnected",
-          "BatchNorm", "Activation", "relu", "sigmoid", "tanh", "softsign", "LeakyReLU", "Pooling", "Flatten",
-          "Reshape", "Dropout", "_copy", "identity", "BlockGrad", "elemwise_add", "_plus", "_Plus", "broadcast_add",
+  return {"binary_conv2d", "binary_dense", "binary_dense_stage", "norm_pool", "rprelu", "float_conv2d", "Convolution",
+          "FullyConnected", "BatchNorm", "Activation", "relu", "sigmoid", "tanh", "softsign", "LeakyReLU", "Pooling",
+          "Flatten", "Reshape", "Dropout", "_copy", "identity", "BlockGrad", "elemwise_add", "_plus", "_Plus", "broadcast_add",
           "elemwise_sub", "_minus", "broadcast_sub", "elemwise_mul", "_mul", "broadcast_mul", "Concat", "softmax",
           "SoftmaxActivation", "SoftmaxOutput"};
 }

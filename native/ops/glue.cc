@@ -164,14 +164,22 @@ MXReturnValue check_types(const char* op, const std::vector<InputSpec>& specs, s
   return mxnet::ext::MX_SUCCESS;
 }
 
-MXReturnValue check_vector(const char* op, const char* name, int64_t size, std::vector<unsigned int>* shape) {
-  if (size < 0 || size > int64_t(std::numeric_limits<unsigned int>::max()))
-    return fail(op, std::string(name) + " would have " + std::to_string(size) + " elements, more than an MXNet "
-                    "dimension holds (" + std::to_string(std::numeric_limits<unsigned int>::max()) + ")");
-  const std::vector<unsigned int> expected{unsigned(size)};
+MXReturnValue check_shape(const char* op, const char* name, const std::vector<int64_t>& size,
+                          std::vector<unsigned int>* shape) {
+  std::vector<unsigned int> expected;
+  for (int64_t dim : size) {
+    if (dim < 0 || dim > int64_t(std::numeric_limits<unsigned int>::max()))
+      return fail(op, std::string(name) + " would have " + std::to_string(dim) + " elements, more than an "
+                      "MXNet dimension holds (" + std::to_string(std::numeric_limits<unsigned int>::max()) + ")");
+    expected.push_back(unsigned(dim));
+  }
   if (shape->empty()) *shape = expected;
   if (*shape != expected) return fail(op, std::string(name) + " shape " + shape_text(*shape) + " must be " + shape_text(expected));
   return mxnet::ext::MX_SUCCESS;
+}
+
+MXReturnValue check_vector(const char* op, const char* name, int64_t size, std::vector<unsigned int>* shape) {
+  return check_shape(op, name, {size}, shape);
 }
 
 void* scratch(const OpResource& res, size_t bytes) {

@@ -89,6 +89,9 @@ MXReturnValue check_types(const char* op, const std::vector<InputSpec>& specs, s
 // MXNet dimension holds (unsigned int) is refused, not truncated (a truncated size would pass a too short
 // input to the kernels).
 MXReturnValue check_vector(const char* op, const char* name, int64_t size, std::vector<unsigned int>* shape);
+// The same for a shape of any rank.
+MXReturnValue check_shape(const char* op, const char* name, const std::vector<int64_t>& size,
+                          std::vector<unsigned int>* shape);
 
 // `bytes` of MXNet's temporary space (reused between calls), or null when MXNet cannot give that many
 // (its size is an int): the kernels then allocate their own.

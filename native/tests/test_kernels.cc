@@ -15,6 +15,7 @@
 
 #include "../kernels/binary_conv.h"
 #include "../kernels/dense_stage.h"
+#include "../kernels/float_conv.h"
 #include "../kernels/norm_pool.h"
 
 using binary_models::ConvShape;
@@ -394,6 +395,66 @@ bool norm_pool_matches_reference(std::mt19937& rng, const std::vector<Isa>& isas
   return ok;
 }
 
+// float_conv (the float convolution of float_conv2d and the runtime) on random shapes (groups, kernels 1..5,
+// strides, dilation, padding, bias, batch) against a double-precision direct convolution, on every float
+// micro-kernel (the binary kernels' ISA caps it): within 1e-5 of the sum of the terms' magnitudes.
+bool float_conv_matches_reference(std::mt19937& rng, const std::vector<Isa>& isas, int count) {
+  const Isa active = binary_models::active_isa();
+  bool ok = true;
+  for (int i = 0; i < count && ok; ++i) {
+    binary_models::FloatConvShape s;
+    s.groups = pick(rng, {1, 2, 3, 4, 8});
+    s.channels = s.groups * uniform(rng, 1, 9);
+    s.filters = s.groups * uniform(rng, 1, 12);
+    s.kernel_h = pick(rng, {1, 3, 5}), s.kernel_w = pick(rng, {1, 3});
+    s.stride_h = uniform(rng, 1, 3), s.stride_w = uniform(rng, 1, 2);
+    s.dilate_h = uniform(rng, 1, 2), s.dilate_w = 1;
+    s.pad_h = uniform(rng, 0, 2), s.pad_w = uniform(rng, 0, 2);
+    s.batch = uniform(rng, 1, 2), s.height = uniform(rng, 5, 19), s.width = uniform(rng, 5, 40);
+    if (!s.check().empty()) continue;
+    const int64_t oh = s.out_height(), ow = s.out_width(), cg = s.channels / s.groups, fg = s.filters / s.groups;
+    const std::vector<float> input = random_values(rng, size_t(s.batch * s.channels * s.height * s.width));
+    const std::vector<float> weight = random_values(rng, size_t(s.filters * cg * s.kernel_h * s.kernel_w));
+    const std::vector<float> bias = random_values(rng, size_t(s.filters));
+    std::vector<double> expected(size_t(s.batch * s.filters * oh * ow)), bound(expected.size());
+    for (int64_t n = 0; n < s.batch; ++n)
+      for (int64_t f = 0; f < s.filters; ++f)
+        for (int64_t y = 0; y < oh; ++y)
+          for (int64_t x = 0; x < ow; ++x) {
+            double sum = bias[f], magnitude = std::abs(bias[f]);
+            for (int64_t c = 0; c < cg; ++c)
+              for (int ky = 0; ky < s.kernel_h; ++ky)
+                for (int kx = 0; kx < s.kernel_w; ++kx) {
+                  const int64_t iy = y * s.stride_h + ky * s.dilate_h - s.pad_h, ix = x * s.stride_w + kx * s.dilate_w - s.pad_w;
+                  if (iy < 0 || iy >= s.height || ix < 0 || ix >= s.width) continue;
+                  const double term = double(input[((n * s.channels + f / fg * cg + c) * s.height + iy) * s.width + ix]) *
+                                      weight[((f * cg + c) * s.kernel_h + ky) * s.kernel_w + kx];
+                  sum += term, magnitude += std::abs(term);
+                }
+            const size_t at = size_t(((n * s.filters + f) * oh + y) * ow + x);
+            expected[at] = sum, bound[at] = 1e-5 * magnitude + 1e-30;
+          }
+    std::vector<unsigned char> workspace(s.workspace_bytes() + 64);
+    void* aligned = workspace.data() + (64 - reinterpret_cast<uintptr_t>(workspace.data()) % 64) % 64;
+    for (Isa isa : isas) {
+      binary_models::set_active_isa(isa);
+      std::vector<float> got(expected.size());
+      binary_models::float_conv(s, input.data(), weight.data(), bias.data(), got.data(), aligned);
+      for (size_t k = 0; k < got.size() && ok; ++k)
+        if (!(std::abs(got[k] - expected[k]) <= bound[k])) {
+          std::fprintf(stderr, "FAIL: float_conv (%s) %ldx%ldx%ldx%ld -> %ld groups %d kernel %dx%d stride %dx%d "
+                       "dilate %dx%d pad %dx%d: output %zu is %g, expected %g\n", binary_models::isa_name(isa),
+                       long(s.batch), long(s.channels), long(s.height), long(s.width), long(s.filters), s.groups,
+                       s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.dilate_h, s.dilate_w, s.pad_h, s.pad_w, k,
+                       got[k], expected[k]);
+          ok = false;
+        }
+    }
+  }
+  binary_models::set_active_isa(active);
+  return ok;
+}
+
 bool check_refuses(ConvShape s, const char* what) {
   if (!s.check().empty()) return true;
   std::fprintf(stderr, "FAIL: ConvShape::check() accepted %s\n", what);
@@ -450,11 +511,13 @@ int main(int argc, char** argv) {
   for (int i = 0; i < shapes; ++i) cases.push_back(random_shape(rng));
 
   ok = ok && norm_pool_matches_reference(rng, isas);
+  const int float_convs = std::max(10, shapes / 5);
+  ok = ok && float_conv_matches_reference(rng, isas, float_convs);
   for (const ConvShape& s : cases) ok = ok && run_shape(s, rng, isas);
   const int stages = std::max(4, shapes / 10);
   for (int i = 0; i < stages; ++i) ok = ok && dense_stage_is_right(rng, isas);
-  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled, folded BN}, %d dense stages, norm_pool\n", ok ? "ok" : "FAILED",
-              cases.size(), ran.c_str(), stages);
+  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled, folded BN}, %d dense stages, norm_pool, %d float convs\n",
+              ok ? "ok" : "FAILED", cases.size(), ran.c_str(), stages, float_convs);
   if (!skipped.empty()) std::printf("skipped (not supported by this CPU or OS): %s\n", skipped.c_str());
   return ok ? 0 : 1;
 }

@@ -1,12 +1,11 @@
 #include "gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
-#include "../../native/kernels/isa.h"
+#include "isa.h"
 
-namespace binary_models::runtime {
+namespace binary_models {
 
 const GemmTile& generic_tile();  // gemm_tiles.cc; the others are null where the architecture lacks them
 const GemmTile* avx2_tile();
@@ -20,25 +19,27 @@ constexpr uint64_t kYmmState = 0x6, kZmmState = 0xe6;                         //
 
 bool has(uint64_t bits, uint64_t wanted) { return (bits & wanted) == wanted; }
 
-// The best micro-kernel the CPU and OS allow. BINARY_MODELS_ISA, when set, caps it at the binary kernels'
-// level (scalar and avx512-emulated: generic), so that the tests can run each.
-const GemmTile& choose() {
+// The micro-kernels the CPU and OS allow, read once.
+struct Allowed {
+  bool avx2, avx512;
+};
+
+Allowed allowed() {
   const CpuBits bits = read_cpu_bits();
-  bool avx2 = avx2_tile() && has(bits.leaf1_ecx, kFma | kOsxsave | kAvx) && has(bits.leaf7_ebx, kAvx2) &&
-              has(bits.xcr0, kYmmState);
-  bool avx512 = avx2 && avx512_tile() && has(bits.leaf7_ebx, kAvx512F) && has(bits.xcr0, kZmmState);
-  const char* requested = std::getenv("BINARY_MODELS_ISA");
-  if (requested && *requested) {
-    const Isa isa = active_isa();
-    avx512 = avx512 && isa == Isa::kAvx512;
-    avx2 = avx2 && (isa == Isa::kAvx512 || isa == Isa::kAvx2);
-  }
-  return avx512 ? *avx512_tile() : avx2 ? *avx2_tile() : generic_tile();
+  const bool avx2 = avx2_tile() && has(bits.leaf1_ecx, kFma | kOsxsave | kAvx) && has(bits.leaf7_ebx, kAvx2) &&
+                    has(bits.xcr0, kYmmState);
+  return {avx2, avx2 && avx512_tile() && has(bits.leaf7_ebx, kAvx512F) && has(bits.xcr0, kZmmState)};
 }
 
+// The best micro-kernel allowed; when the binary kernels run below the best ISA (BINARY_MODELS_ISA, or
+// set_active_isa: how the tests run each), no wider than theirs (scalar and avx512-emulated: generic).
 const GemmTile& active_tile() {
-  static const GemmTile& tile = choose();
-  return tile;
+  static const Allowed cpu = allowed();
+  const Isa isa = active_isa();
+  const bool capped = isa != best_isa();
+  const bool avx512 = cpu.avx512 && (!capped || isa == Isa::kAvx512);
+  const bool avx2 = cpu.avx2 && (!capped || isa == Isa::kAvx512 || isa == Isa::kAvx2);
+  return avx512 ? *avx512_tile() : avx2 ? *avx2_tile() : generic_tile();
 }
 
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
@@ -50,8 +51,12 @@ const char* gemm_isa() { return active_tile().name; }
 // The workspace: the last partial tile's row offsets (K int64), then per group A packed per block of MR rows
 // (k-major, zero rows past M), that tile's columns of B (K x NR, zeros past N) and of C (MR-rounded M x NR).
 size_t gemm_workspace_floats(int64_t groups, int64_t M, int64_t K) {
-  const GemmTile& t = active_tile();
-  return size_t(2 * K + groups * (round_up(M, t.mr) * K + K * t.nr + round_up(M, t.mr) * t.nr));
+  // The most any micro-kernel needs: the active one may change (set_active_isa) between sizing and running.
+  size_t most = 0;
+  for (const GemmTile* t : {&generic_tile(), avx2_tile(), avx512_tile()})
+    if (t)
+      most = std::max(most, size_t(2 * K + groups * (round_up(M, t->mr) * K + K * t->nr + round_up(M, t->mr) * t->nr)));
+  return most;
 }
 
 void gemm(int64_t groups, int64_t M, int64_t K, int64_t N, const float* a, const float* b, int64_t b_step,
@@ -106,4 +111,4 @@ void gemm(int64_t groups, int64_t M, int64_t K, int64_t N, const float* a, const
   }
 }
 
-}  // namespace binary_models::runtime
+}  // namespace binary_models

@@ -3,7 +3,7 @@
 // in one rounding where the target has FMA (-ffp-contract=fast for this file).
 #include "gemm.h"
 
-namespace binary_models::runtime {
+namespace binary_models {
 
 namespace generic {  // SSE2 (x86-64's baseline), NEON (aarch64's): 16-byte vectors
 #define GEMM_TARGET
@@ -21,12 +21,12 @@ namespace generic {  // SSE2 (x86-64's baseline), NEON (aarch64's): 16-byte vect
 const GemmTile& generic_tile() { return generic::kTile; }
 
 #if defined(__x86_64__)
-namespace avx2 {  // 16 ymm registers: 6 x 2 accumulators, 2 columns, 1 broadcast
+namespace avx2 {  // 16 ymm registers: 4 x 3 accumulators, 3 columns, 1 broadcast
 #define GEMM_TARGET __attribute__((target("avx2,fma")))
 #define GEMM_NAME "avx2"
 #define GEMM_VECTOR_BYTES 32
-#define GEMM_MR 6
-#define GEMM_NV 2
+#define GEMM_MR 4
+#define GEMM_NV 3
 #include "gemm_tiles.inc"
 }  // namespace avx2
 
@@ -46,4 +46,4 @@ const GemmTile* avx2_tile() { return nullptr; }
 const GemmTile* avx512_tile() { return nullptr; }
 #endif
 
-}  // namespace binary_models::runtime
+}  // namespace binary_models

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace binary_models::runtime {
+namespace binary_models {
 
 // Floats of workspace gemm() needs for `groups` products of M rows and K inner terms (packed A and the last
 // partial tiles).
@@ -32,4 +32,4 @@ struct GemmTile {
   void (*tile)(int64_t K, const float* a, const float* b, const int64_t* offsets, float* c, int64_t ldc, int rows);
 };
 
-}  // namespace binary_models::runtime
+}  // namespace binary_models
