@@ -237,7 +237,19 @@ def test_grouped_conv_with_default_layout_matches_conv2d_forward_and_backward_an
     packed(mx.nd.zeros((1, 3, 64, 64)))
     nodes = json.loads(packed._cached_graph[1].tojson())["nodes"]
     ops = [n["op"] for n in nodes]
-    assert "Reshape" not in ops and ops.count("Convolution") == 6
-    whole_slices = [n for n in nodes if n["op"] == "slice_axis" and n["attrs"].get("end") == "None"
+    assert "Reshape" not in ops and ops.count("Convolution") == 4 and ops.count("float_conv2d") == 2
+    # a grouped conv that stays MXNet's Convolution (32 input channels per group) loses its reorders too
+    wide = mx.gluon.nn.HybridSequential()
+    wide.add(GroupedConv2D(64, 3, padding=1, groups=2, use_bias=False, in_channels=64), mx.gluon.nn.BatchNorm(),
+             bm.QConv2D(8, 3, padding=1, in_channels=64))
+    wide.initialize()
+    wide.hybridize()
+    wide(mx.nd.zeros((1, 64, 8, 8)))
+    packed_wide = bm.convert(wide)
+    packed_wide.hybridize()
+    packed_wide(mx.nd.zeros((1, 64, 8, 8)))
+    wide_nodes = json.loads(packed_wide._cached_graph[1].tojson())["nodes"]
+    assert [n["op"] for n in wide_nodes].count("Convolution") == 1 and "Reshape" not in [n["op"] for n in wide_nodes]
+    whole_slices = [n for n in nodes + wide_nodes if n["op"] == "slice_axis" and n["attrs"].get("end") == "None"
                     and n["attrs"].get("begin") == "0"]
     assert not whole_slices
