@@ -274,6 +274,20 @@ def test_broadcast_operators_broadcast_as_mxnet(runtime, tmp_path, op, data_shap
     assert_bit_for_bit(runtime, prefix, hostile_floats(data_shape))
 
 
+def test_float_conv2d_gives_the_extensions_bits_and_refuses_a_wrong_weight(runtime, tmp_path):
+    """The same code in both (native/kernels/float_conv.h): equal to the bit, NaN and infinities included."""
+    native.load()
+    rng = np.random.RandomState(5)
+    params = {"w": rng.normal(0, 1, (8, 2, 3, 3)).astype(np.float32), "b": rng.normal(0, 1, 8).astype(np.float32)}
+    prefix = single_op_prefix(tmp_path, lambda d, w, b: mx.sym.float_conv2d(
+        d, w, b, kernel=(3, 3), pad=(1, 1), stride=(2, 1), num_filter=8, num_group=4), params)
+    assert_bit_for_bit(runtime, prefix, hostile_floats((2, 8, 9, 11)))
+    bad = single_op_prefix(tmp_path, lambda d, w: mx.sym.float_conv2d(
+        d, w, kernel=(3, 3), num_filter=8, num_group=4, no_bias=True), {"w": np.ones((8, 3, 3, 3), np.float32)})
+    error = load_error(runtime, bad, np.zeros((1, 8, 9, 9)))
+    assert "weight has shape (8, 3, 3, 3), the attributes need (8, 2, 3, 3)" in error and "\n" not in error, error
+
+
 @pytest.mark.parametrize("build, params, shape, message", [
     (lambda d: mx.sym.LeakyReLU(d, act_type="elu"), {}, None,
      "attribute act_type 'elu' is not supported (supported: leaky, prelu)"),
