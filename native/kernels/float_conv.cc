@@ -77,10 +77,14 @@ void im2col(const FloatConvShape& s, const float* image, float* col) {
         std::fill(line, line + out_w, 0.0f);
         continue;
       }
-      for (int64_t x = 0; x < out_w; ++x) {
-        const int64_t ix = x * s.stride_w + kx * s.dilate_w - s.pad_w;
-        line[x] = ix < 0 || ix >= s.width ? 0.0f : plane[iy * s.width + ix];
-      }
+      // the columns whose tap is inside the image: x from `first` to `last` (ix = x * stride + offset)
+      const int64_t offset = kx * s.dilate_w - s.pad_w;
+      const int64_t first = std::min(out_w, std::max<int64_t>(0, (-offset + s.stride_w - 1) / s.stride_w));
+      const int64_t last = std::max(first, std::min(out_w, (s.width - offset + s.stride_w - 1) / s.stride_w));
+      const float* source = plane + iy * s.width;
+      std::fill(line, line + first, 0.0f);
+      for (int64_t x = first; x < last; ++x) line[x] = source[x * s.stride_w + offset];
+      std::fill(line + last, line + out_w, 0.0f);
     }
   }
 }
