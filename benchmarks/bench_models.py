@@ -80,7 +80,8 @@ TRAINED_KINDS = {"float-emulated, fused sign": True, "float-emulated, MXNet ops"
 def training_step(name, kind):
     """One SGD step of the model at TRAIN_BATCH, as a function: GluonCV's float model, or this package's
     float-emulated binary model (the graph that is trained), its sign + straight-through gradient as the
-    native fused operator (as the training commands run it on the CPU) or as MXNet's operators."""
+    native fused operator (as the training commands run it on the CPU) or as MXNet's operators, its
+    ImprovementBlocks summing over the whole map (as the training commands on the CPU)."""
     import mxnet as mx
     from mxnet import autograd, gluon
     if kind == "float (GluonCV)":
@@ -89,8 +90,10 @@ def training_step(name, kind):
         net.initialize(mx.init.Xavier())
     else:
         import binary_models
+        from binary_models.models.meliusnet import use_whole_map_sum
         from binary_models.nn.quantization import use_fused_sign
         use_fused_sign(TRAINED_KINDS[kind])  # read when the graph is built, at the first call below
+        use_whole_map_sum(True)  # as the training commands on the CPU
         net = binary_models.get_model(name)
         net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True)  # as the training commands: static_shape slows BatchNorm's backward on CPU

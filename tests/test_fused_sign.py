@@ -14,6 +14,8 @@ from mxnet import autograd, gluon, nd
 import binary_models as bm
 from binary_models.commands import cli
 from binary_models.inference import native
+from binary_models.models import meliusnet
+from binary_models.models.meliusnet import ImprovementBlock
 from binary_models.nn import quantization
 
 
@@ -125,4 +127,8 @@ def test_training_commands_fuse_the_sign_on_the_cpu_only_while_they_run(no_fused
     with cli.fused_sign_on_cpu(opt, on_gpus):
         symbol = bm.QConv2D(4, 3, in_channels=2)(mx.sym.var("data"))
         assert ("ste_sign" in graph_operators(symbol)) == expected
+        improvement = ImprovementBlock(4, in_channels=8)(mx.sym.var("data"))
+        last = json.loads(improvement.tojson())["nodes"][-1]["op"]
+        assert last == ("Concat" if on_gpus else "elemwise_add")  # the whole-map sum on the CPU
     assert not quantization.use_fused_sign(False)  # restored
+    assert not meliusnet.use_whole_map_sum(False)

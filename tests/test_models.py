@@ -6,6 +6,7 @@ from mxnet import autograd, gluon, nd
 
 import binary_models as bm
 from binary_models.models.common import ChannelShuffle, DenseBlock, Transition, reduced_channels
+from binary_models.models import meliusnet
 from binary_models.models.meliusnet import ImprovementBlock
 
 MODELS = bm.get_model_list()
@@ -148,6 +149,32 @@ def test_improvement_block_changes_only_last_64_channels(rng):
     np.testing.assert_array_equal(y[:, :128], x.asnumpy()[:, :128])
     np.testing.assert_allclose(y[:, 128:], x.asnumpy()[:, 128:] + conv_out, rtol=1e-6)
     assert np.abs(conv_out).sum() > 0
+
+
+@pytest.mark.parametrize("whole_map_sum", [False, True])
+def test_improvement_block_values_and_gradients_are_those_of_adding_to_the_last_64_channels(rng, whole_map_sum):
+    """Both forms (slices, or x + [0 | body(x)] for oneDNN's layouts in training) against the definition
+    concat(x[:, :-64], x[:, -64:] + body(x)) written out here: the same outputs and gradients."""
+    previous = meliusnet.use_whole_map_sum(whole_map_sum)
+    try:
+        block = ImprovementBlock(64)
+        block.initialize(mx.init.Xavier())
+        block.hybridize()
+        x0, upstream = nd.array(rng.randn(2, 192, 6, 6)), nd.array(rng.randn(2, 192, 6, 6))
+        results = []
+        for form in ("block", "definition"):
+            x = x0.copy()
+            x.attach_grad()
+            with autograd.record():
+                y = block(x) if form == "block" else nd.concat(x[:, :128], x[:, 128:] + block.body(x), dim=1)
+            y.backward(upstream)
+            results.append((y.asnumpy(), x.grad.asnumpy(), block.body[1].weight.grad().asnumpy().copy()))
+    finally:
+        meliusnet.use_whole_map_sum(previous)
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(results[0][0][:, :128], x0.asnumpy()[:, :128])
+    assert np.abs(results[0][1][:, :128] - upstream.asnumpy()[:, :128]).max() > 0  # the body's path reaches x
 
 
 def test_dense_block_concatenates_64_new_channels(rng):

@@ -16,6 +16,7 @@ import warnings
 
 from ..errors import BinaryModelsError, UsageError, error_line  # noqa: F401  (the commands' error contract)
 from ..inference import native
+from ..models import meliusnet
 from ..nn import quantization
 from ..storage.locks import release_run_locks
 from ..train import distributed, schedules, stopping
@@ -163,7 +164,8 @@ def add_fused_sign_argument(group):
 def fused_sign_on_cpu(opt, on_gpus):
     """While a training command runs: on the CPU (``on_gpus`` false), unless ``--no-fused-sign``, sign +
     straight-through gradient is the native library's fused ``ste_sign`` operator; where the library does not
-    load, one line says so and MXNet's operators compute it."""
+    load, one line says so and MXNet's operators compute it. On the CPU, ImprovementBlocks also sum over the
+    whole map (:func:`~binary_models.models.meliusnet.use_whole_map_sum`: oneDNN's layouts)."""
     enabled = not (opt.no_fused_sign or on_gpus)
     if enabled:
         try:
@@ -172,10 +174,12 @@ def fused_sign_on_cpu(opt, on_gpus):
             warnings.warn("sign + straight-through gradient run as MXNet operators (slower): %s" % error_line(err))
             enabled = False
     previous = quantization.use_fused_sign(enabled)
+    previous_sum = meliusnet.use_whole_map_sum(not on_gpus)
     try:
         yield
     finally:
         quantization.use_fused_sign(previous)
+        meliusnet.use_whole_map_sum(previous_sum)
 
 
 def run_worker(main, argv=None):

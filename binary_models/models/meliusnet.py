@@ -54,9 +54,31 @@ class ImprovementBlock(HybridBlock):
             self.body = binary_conv_unit(growth, dilation, in_channels=in_channels)
 
     def hybrid_forward(self, F, x):
+        if _whole_map_sum:
+            zeros = F.zeros_like(F.slice_axis(x, axis=1, begin=0, end=-self.growth))
+            return x + F.concat(zeros, self.body(x), dim=1)
         kept = F.slice_axis(x, axis=1, begin=0, end=-self.growth)
         improved = F.slice_axis(x, axis=1, begin=-self.growth, end=None) + self.body(x)
         return F.concat(kept, improved, dim=1)
+
+
+# Whether ImprovementBlocks add [0 | body(x)] to the whole map (see use_whole_map_sum).
+_whole_map_sum = False
+
+
+def use_whole_map_sum(enabled=True):
+    """Compute ImprovementBlocks as ``x + concat(0, body(x))`` instead of ``concat(x[:-growth], x[-growth:] +
+    body(x))``: the same values (``x + 0`` is ``x``; -0.0 becomes +0.0, of the same sign) and gradients, but
+    on the CPU the output stays in oneDNN's blocked layout, where the slices' output was plain NCHW, so that
+    the next DenseBlock's BatchNorm ran oneDNN's plain-layout code (about 8x slower per call) and its input
+    was reordered to and fro: 8 % of a MeliusNet22 training step (docs/native.md, Training). The training
+    commands turn it on for CPU runs. Off, a BatchNorm after it rounds as the converted model's folded
+    thresholds do (plain layout), so the float-emulated model at inference equals the converted one to the
+    bit up to its float convolutions. Graphs built (hybridized) afterwards use it. Returns the previous
+    setting."""
+    global _whole_map_sum
+    previous, _whole_map_sum = _whole_map_sum, bool(enabled)
+    return previous
 
 
 def melius_unit(in_channels, growth, dilation):
