@@ -290,9 +290,9 @@ class NormPool(PackedBlock):
 
 class NativeGroupedConv(PackedBlock):
     """A full-precision grouped ``nn.Conv2D`` (the grouped stem's 3x3 convs) as one ``float_conv2d``: the
-    library's own convolution (``native/kernels/float_conv.h``), which oneDNN in MXNet 1.9.1 is 2-2.5x slower
-    than with 4 or 8 input channels per group. Its sums round in another order than oneDNN's (about 1e-7
-    relative; docs/native.md, Exactness). :func:`grouped_conv_form` says which convs it takes."""
+    library's own convolution (``native/kernels/float_conv.h``); oneDNN in MXNet 1.9.1 is 1.4-3x slower with 4
+    or 8 input channels per group. Its sums round in another order than oneDNN's (within 1e-5 relative;
+    docs/native.md, Exactness). :func:`grouped_conv_form` says which convs it takes."""
 
     operator = "float_conv2d"
 

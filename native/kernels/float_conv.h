@@ -3,8 +3,8 @@
 // rows read in place: the image itself (1x1, stride 1), a zero-padded copy of it (stride 1: each output row
 // computed over the padded width, the extra columns dropped when copied out) or im2col's columns (strided).
 // The runtime's Convolution and the float_conv2d operator of both the runtime and the MXNet extension run
-// this code, so they give the same bits; against oneDNN the sums round in another order (about 1e-7
-// relative). Splits its work over an OpenMP team of the caller's thread count.
+// this code, so they give the same bits; against oneDNN the sums round in another order (within
+// 1e-5 relative). Splits its work over an OpenMP team of the caller's thread count.
 #pragma once
 
 #include <cstddef>
