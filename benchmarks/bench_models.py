@@ -14,11 +14,12 @@ best. ``--emulated`` adds each binary model's float-emulated form (the trained g
 signs). ``--profile`` prints, per model, the time per forward pass of each MXNet operator class (MXNet's
 profiler, bulk execution off), so anyone can see where the time goes. ``--ssd`` adds the detection table: a
 converted ``ssd_512_binary_densenet37_voc`` against GluonCV's float ``ssd_512_mobilenet1.0_voc`` at 512x512.
-``--train`` times one training step instead (forward, backward and an SGD update of the float-emulated
-models at batch 8, default models meliusnet22, binary_densenet28 and resnet_e18 against resnet18_v1), each
-with its sign + straight-through gradient as the native fused operator (what the training commands run on
-the CPU) and as MXNet's operators (``--no-fused-sign``) and, with ``--profile``, prints where a step's time
-goes per operator (forward and backward).
+``--train`` times one training step instead (forward, backward and an SGD update of the binary models at
+batch 8, default models meliusnet22, binary_densenet28 and resnet_e18 against resnet18_v1), each in three
+kinds: binary convolutions on the xnor kernel with the native backward and the native fused sign (what the
+training commands run on the CPU), float convolutions of signs with the fused sign (``--no-xnor-conv``), and
+with MXNet's sign operators too (``--no-xnor-conv --no-fused-sign``); with ``--profile`` it prints where a
+step's time goes per operator (forward and backward).
 
 Every row has the wall time and the process's CPU time; on a machine shared with other jobs the CPU time of
 a one-thread run is the steadier measure (the load average seen while measuring is printed).
@@ -74,13 +75,16 @@ def operator_times(run, passes=5):
     return {op: s["Total"] / passes for op, s in stats.items() if op not in skip}
 
 
-TRAINED_KINDS = {"float-emulated, fused sign": True, "float-emulated, MXNet ops": False}  # -> use_fused_sign
+# -> (use_fused_sign, use_xnor_training_conv and use_plain_batch_norm)
+TRAINED_KINDS = {"xnor conv, fused sign": (True, True), "float-emulated, fused sign": (True, False),
+                 "float-emulated, MXNet ops": (False, False)}
 
 
 def training_step(name, kind):
     """One SGD step of the model at TRAIN_BATCH, as a function: GluonCV's float model, or this package's
-    float-emulated binary model (the graph that is trained), its sign + straight-through gradient as the
-    native fused operator (as the training commands run it on the CPU) or as MXNet's operators, its
+    binary model as it is trained: its binary convolutions on the xnor kernel with the native float backward
+    (binary_conv2d_train) or as float convolutions of signs, its sign + straight-through gradient as the
+    native fused operator or as MXNet's operators (the training commands on the CPU run the first kind), its
     ImprovementBlocks summing over the whole map (as the training commands on the CPU)."""
     import mxnet as mx
     from mxnet import autograd, gluon
@@ -91,8 +95,13 @@ def training_step(name, kind):
     else:
         import binary_models
         from binary_models.models.meliusnet import use_whole_map_sum
+        from binary_models.nn.layers import use_xnor_training_conv
+        from binary_models.nn.normalization import use_plain_batch_norm
         from binary_models.nn.quantization import use_fused_sign
-        use_fused_sign(TRAINED_KINDS[kind])  # read when the graph is built, at the first call below
+        fused_sign, xnor_conv = TRAINED_KINDS[kind]
+        use_fused_sign(fused_sign)  # all read when the graph is built, at the first call below
+        use_xnor_training_conv(xnor_conv)
+        use_plain_batch_norm(xnor_conv)  # as the training commands on the CPU, with the xnor convolutions
         use_whole_map_sum(True)  # as the training commands on the CPU
         net = binary_models.get_model(name)
         net.initialize(mx.init.Xavier())

@@ -29,9 +29,18 @@
 //   ste_sign(data; grad_cancel) -> data's dtype (float32, float64), data's shape; for training, with a gradient
 //       sign (x >= 0 ? 1 : -1) forward, grad * (|x| <= grad_cancel) backward: the straight-through estimator
 //       of binary_models.nn.quantization.ste_sign in one pass each way.
+//   binary_conv2d_train(data, weight; kernel, num_filter, pad=0, pad_mode='minus_one'|'zero'|'one') -> float32 NCHW;
+//       for training, with a gradient: data and weight (float32 OIHW) are signs (+-1); the forward pass is
+//       binary_conv2d (exact), the backward the float gradients of the convolution (kernels/conv_gradient.h);
+//       stride 1, dilation 1, one group.
+//   plain_batch_norm(data, gamma, beta, moving_mean, moving_var, training; eps=1e-3, momentum=0.9, fix_gamma=False,
+//                    use_global_stats=False) -> (out, mean, invstd), float32: MXNet's BatchNorm over axis 1 on the
+//       plain layout (kernels/batch_norm.h), for training; moving_mean and moving_var are auxiliary states
+//       (updated in training); training (1,) is 1 exactly at inference, anything else in training.
 //
 // Each operator family has its file in ops/ (binary_conv.cc: binary_pack_weights, binary_conv2d and
-// binary_dense; dense_stage.cc; norm_pool.cc; rprelu.cc; float_conv.cc; ste_sign.cc), their shared glue is
+// binary_dense; dense_stage.cc; norm_pool.cc; rprelu.cc; float_conv.cc; ste_sign.cc; binary_conv_train.cc;
+// batch_norm.cc), their shared glue is
 // ops/glue.h; this file holds what the library has once: the version check MXNet calls when it loads the library.
 #include <mxnet/lib_api.h>
 

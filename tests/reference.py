@@ -27,6 +27,22 @@ def conv2d(x, w, stride=(1, 1), pad=(0, 0), dilation=(1, 1), groups=1, pad_value
     return out
 
 
+def conv2d_gradients(x, w, d_out, pad=(0, 0), pad_value=0.0):
+    """The gradients (of x, of w) of ``conv2d(x, w, pad=pad, pad_value=pad_value)`` (stride 1, one group) given
+    the output's gradient ``d_out``, float64: the padding's values count in w's gradient, not in x's."""
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    oh, ow = d_out.shape[2:]
+    xp = np.full((n, c, h + 2 * pad[0], wd + 2 * pad[1]), pad_value, dtype=np.float64)
+    xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = x
+    d_xp, d_w = np.zeros_like(xp), np.zeros(w.shape)
+    for ky in range(kh):
+        for kx in range(kw):
+            d_w[:, :, ky, kx] = np.einsum("nohw,nchw->oc", d_out, xp[:, :, ky:ky + oh, kx:kx + ow])
+            d_xp[:, :, ky:ky + oh, kx:kx + ow] += np.einsum("nohw,oc->nchw", d_out, w[:, :, ky, kx])
+    return d_xp[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + wd], d_w
+
+
 def binary_conv2d(x, w, stride=(1, 1), pad=(0, 0), dilation=(1, 1), groups=1, pad_value=-1.0):
     """Convolution of sign(x), padded with ``pad_value``, with sign(w)."""
     return conv2d(np_sign(x), np_sign(w), stride, pad, dilation, groups, pad_value)

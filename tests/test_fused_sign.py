@@ -1,22 +1,22 @@
 """The native fused ``ste_sign`` operator (native/ops/ste_sign.cc) against the composition of MXNet operators
 it replaces in training (binary_models.nn.quantization.ste_sign): the same values and gradients to the bit,
 imperatively and in a hybridized model; bad input raises MXNetError naming it; the training commands turn it
-on for CPU runs only, and back off after."""
+(and binary_conv2d_train, tests/test_training_conv.py) on for CPU runs only, and back off after."""
 import argparse
-import collections
 import json
 
 import numpy as np
 import pytest
 import mxnet as mx
-from mxnet import autograd, gluon, nd
+from mxnet import autograd, nd
 
 import binary_models as bm
 from binary_models.commands import cli
 from binary_models.inference import native
 from binary_models.models import meliusnet
 from binary_models.models.meliusnet import ImprovementBlock
-from binary_models.nn import quantization
+from binary_models.nn import layers, quantization
+from graphs import graph_operators, one_training_step, small_binary_model
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,34 +66,11 @@ def test_fused_sign_gives_the_composed_values_and_gradients_to_the_bit(dtype, gr
     np.testing.assert_array_equal(fused[1], np.where(np.abs(x) <= np.array(grad_cancel, dtype), grad, 0))
 
 
-def graph_operators(symbol):
-    """How many times each operator occurs in ``symbol``'s graph."""
-    return collections.Counter(node["op"] for node in json.loads(symbol.tojson())["nodes"])
-
-
-def small_binary_model():
-    net = gluon.nn.HybridSequential()
-    with net.name_scope():
-        net.add(gluon.nn.Conv2D(8, 3, padding=1), gluon.nn.BatchNorm(),
-                bm.QConv2D(16, 3, padding=1, in_channels=8), gluon.nn.BatchNorm(),
-                bm.QConv2D(16, 3, padding=1, strides=2, in_channels=16, scaling="channel"),
-                gluon.nn.GlobalAvgPool2D(), bm.QDense(10, in_units=16), gluon.nn.Dense(4))
-    return net
-
-
 def one_step_gradients(fused, x, y):
     """The parameter gradients of one step of a hybridized model, and the operators of its graph."""
     quantization.use_fused_sign(fused)
-    mx.random.seed(3)
-    net = small_binary_model()
-    net.initialize(mx.init.Xavier())
-    net.hybridize(static_alloc=True)
-    with autograd.record():
-        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
-    loss.backward()
-    operators = graph_operators(net(mx.sym.var("data")))
-    return {name[len(net.prefix):]: p.grad().asnumpy() for name, p in net.collect_params().items()
-            if p.grad_req != "null"}, operators
+    _, _, gradients, operators = one_training_step(small_binary_model, x, y)
+    return gradients, operators
 
 
 def test_a_hybridized_model_has_the_same_gradients_with_the_fused_sign():
@@ -120,15 +97,20 @@ def test_bad_input_to_the_fused_sign_names_the_problem(call, message):
         call().wait_to_read()
 
 
-@pytest.mark.parametrize("no_fused_sign, on_gpus, expected", [(False, False, True), (True, False, False),
-                                                               (False, True, False)])
-def test_training_commands_fuse_the_sign_on_the_cpu_only_while_they_run(no_fused_sign, on_gpus, expected):
-    opt = argparse.Namespace(no_fused_sign=no_fused_sign)
-    with cli.fused_sign_on_cpu(opt, on_gpus):
-        symbol = bm.QConv2D(4, 3, in_channels=2)(mx.sym.var("data"))
-        assert ("ste_sign" in graph_operators(symbol)) == expected
+@pytest.mark.parametrize("no_fused_sign, no_xnor_conv, on_gpus, sign_expected, conv_expected", [
+    (False, False, False, True, True), (True, False, False, False, True), (False, True, False, True, False),
+    (False, False, True, False, False)])
+def test_training_commands_use_the_native_operators_on_the_cpu_only_while_they_run(
+        no_fused_sign, no_xnor_conv, on_gpus, sign_expected, conv_expected):
+    opt = argparse.Namespace(no_fused_sign=no_fused_sign, no_xnor_conv=no_xnor_conv)
+    with cli.native_training_on_cpu(opt, on_gpus):
+        operators = graph_operators(bm.QConv2D(4, 3, padding=1, in_channels=2)(mx.sym.var("data")))
+        assert ("ste_sign" in operators) == sign_expected
+        assert ("binary_conv2d_train" in operators) == conv_expected
+        assert ("Convolution" in operators) != conv_expected  # the float convolution and its padding correction
         improvement = ImprovementBlock(4, in_channels=8)(mx.sym.var("data"))
         last = json.loads(improvement.tojson())["nodes"][-1]["op"]
         assert last == ("Concat" if on_gpus else "elemwise_add")  # the whole-map sum on the CPU
     assert not quantization.use_fused_sign(False)  # restored
+    assert not layers.use_xnor_training_conv(False)
     assert not meliusnet.use_whole_map_sum(False)

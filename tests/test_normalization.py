@@ -1,5 +1,6 @@
 """GluonCV's normalisation arguments (norm_layer, norm_kwargs, last_gamma, num_sync_bn_devices) build every
-normalisation layer of every family; the default keeps nn.BatchNorm and the checkpoint names."""
+normalisation layer of every family; the default keeps nn.BatchNorm (the models' subclass of it, which runs
+plain_batch_norm in CPU training: tests/test_plain_batch_norm.py) and the checkpoint names."""
 import warnings
 
 import numpy as np
@@ -11,7 +12,7 @@ from mxnet.gluon import nn
 import binary_models as bm
 from binary_models.inference.convert import BinaryConv2D, convert
 from binary_models.models.resnet_e import ResNetEBlock
-from binary_models.nn.normalization import make_norm, norm_config
+from binary_models.nn.normalization import BatchNorm, make_norm, norm_config
 from binary_models.train.regularization import walk_blocks
 
 # Thin members of each family (every constructor that normalises), at 16x16.
@@ -35,7 +36,7 @@ def thin(name, **kwargs):
 
 def test_default_norm_is_batchnorm_with_the_checkpoint_names_of_before():
     net = thin("meliusnet22")
-    assert {type(b) for b in norms_of(net)} == {nn.BatchNorm}
+    assert {type(b) for b in norms_of(net)} == {BatchNorm}
     names = net._collect_params_with_prefix()
     # structural names (save_parameters) as the models had them before norm_layer existed
     for name in ("features.0.1.gamma", "features.0.1.running_var", "features.1.body.0.beta",
@@ -92,7 +93,7 @@ def test_sync_batch_norm_on_one_device_trains_like_batch_norm():
 def test_num_sync_bn_devices_of_older_gluoncv_builds_sync_batch_norm():
     norms = norms_of(thin("resnet_e18", num_sync_bn_devices=2))
     assert all(type(b) is gluon.contrib.nn.SyncBatchNorm and b._kwargs["ndev"] == 2 for b in norms)
-    assert {type(b) for b in norms_of(thin("resnet_e18", num_sync_bn_devices=-1))} == {nn.BatchNorm}
+    assert {type(b) for b in norms_of(thin("resnet_e18", num_sync_bn_devices=-1))} == {BatchNorm}
 
 
 def test_norm_kwargs_alone_configure_the_batch_norms():
@@ -171,7 +172,7 @@ def test_norm_config_nests_and_restores():
             inner = make_norm(8, residual_end=True)
         outer = make_norm(8, residual_end=True)
     after = make_norm(8)
-    assert type(inner) is type(outer) is nn.GroupNorm and type(after) is nn.BatchNorm
+    assert type(inner) is type(outer) is nn.GroupNorm and type(after) is BatchNorm
     assert inner.gamma.init == "zeros" and outer.gamma.init != "zeros"
 
 

@@ -12,6 +12,7 @@ from binary_models.inference import native
 from binary_models.inference.convert import convert
 from binary_models.inference.packed_layers import BinaryConv2D, NativeRPReLU, NormPool, shift_thresholds
 from binary_models.models import alexnet, quicknet, reactnet, real_to_binary, resnet_e
+from binary_models.nn.normalization import BatchNorm
 from binary_models.nn.react import LearnableBias, RPReLU
 from binary_models.stats import model_statistics
 
@@ -84,7 +85,7 @@ def test_birealnet18_is_resnet_e18_without_the_stem_relu_and_the_head_bn_relu():
 def test_quicknet_block_applies_relu_before_batchnorm_and_adds_the_identity(rng):
     block = quicknet.QuickNetBlock(8)
     block.initialize()
-    assert [type(b) for b in block.body] == [bm.QConv2D, nn.Activation, nn.BatchNorm]
+    assert [type(b) for b in block.body] == [bm.QConv2D, nn.Activation, BatchNorm]
     x = nd.array(rng.randn(2, 8, 5, 5))
     np.testing.assert_allclose(block(x).asnumpy(), (x + block.body(x)).asnumpy(), rtol=1e-6)
 

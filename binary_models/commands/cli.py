@@ -17,7 +17,7 @@ import warnings
 from ..errors import BinaryModelsError, UsageError, error_line  # noqa: F401  (the commands' error contract)
 from ..inference import native
 from ..models import meliusnet
-from ..nn import quantization
+from ..nn import layers, normalization, quantization
 from ..storage.locks import release_run_locks
 from ..train import distributed, schedules, stopping
 
@@ -153,32 +153,42 @@ def add_schedule_arguments(group, lr, lr_mode, lr_decay_epoch):
                        help="momentum of sgd and nag")
 
 
-def add_fused_sign_argument(group):
-    """``--no-fused-sign``, which both training scripts have."""
+def add_native_training_arguments(group):
+    """``--no-fused-sign`` and ``--no-xnor-conv``, which both training scripts have."""
     group.add_argument("--no-fused-sign", action="store_true",
                        help="compute sign + straight-through gradient with a dozen MXNet operators instead of the "
                             "native library's fused ste_sign operator (same values and gradients, slower)")
+    group.add_argument("--no-xnor-conv", action="store_true",
+                       help="compute the binary convolutions as float convolutions of signs (oneDNN) instead of "
+                            "the native library's binary_conv2d_train (xnor forward, the same values; float "
+                            "backward, within rounding; faster)")
 
 
 @contextlib.contextmanager
-def fused_sign_on_cpu(opt, on_gpus):
-    """While a training command runs: on the CPU (``on_gpus`` false), unless ``--no-fused-sign``, sign +
-    straight-through gradient is the native library's fused ``ste_sign`` operator; where the library does not
-    load, one line says so and MXNet's operators compute it. On the CPU, ImprovementBlocks also sum over the
-    whole map (:func:`~binary_models.models.meliusnet.use_whole_map_sum`: oneDNN's layouts)."""
-    enabled = not (opt.no_fused_sign or on_gpus)
-    if enabled:
+def native_training_on_cpu(opt, on_gpus):
+    """While a training command runs on the CPU (``on_gpus`` false): sign + straight-through gradient is the
+    native library's fused ``ste_sign`` operator unless ``--no-fused-sign``, and the binary convolutions are
+    its ``binary_conv2d_train`` (xnor forward) with the models' BatchNorms as its ``plain_batch_norm`` (which
+    the NCHW layout of the native operators needs) unless ``--no-xnor-conv``; where the library does not load,
+    one line says so and MXNet's operators compute them. On the CPU, ImprovementBlocks also sum over the whole
+    map (:func:`~binary_models.models.meliusnet.use_whole_map_sum`: oneDNN's layouts)."""
+    fused_sign, xnor_conv = (not (opt.no_fused_sign or on_gpus), not (opt.no_xnor_conv or on_gpus))
+    if fused_sign or xnor_conv:
         try:
             native.load()
         except BinaryModelsError as err:
-            warnings.warn("sign + straight-through gradient run as MXNet operators (slower): %s" % error_line(err))
-            enabled = False
-    previous = quantization.use_fused_sign(enabled)
+            warnings.warn("sign + straight-through gradient and the binary convolutions run as MXNet operators "
+                          "(slower): %s" % error_line(err))
+            fused_sign = xnor_conv = False
+    previous = (quantization.use_fused_sign(fused_sign), layers.use_xnor_training_conv(xnor_conv),
+                normalization.use_plain_batch_norm(xnor_conv))
     previous_sum = meliusnet.use_whole_map_sum(not on_gpus)
     try:
         yield
     finally:
-        quantization.use_fused_sign(previous)
+        quantization.use_fused_sign(previous[0])
+        layers.use_xnor_training_conv(previous[1])
+        normalization.use_plain_batch_norm(previous[2])
         meliusnet.use_whole_map_sum(previous_sum)
 
 

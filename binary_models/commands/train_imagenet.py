@@ -91,7 +91,7 @@ def build_parser():
     train.add_argument("--bop-default", default="adam", choices=BOP_DEFAULTS,
                        help="with --optimizer bop, the optimizer (and --lr schedule) of the other weights")
     cli.add_schedule_arguments(train, lr=0.002, lr_mode="cosine", lr_decay_epoch="100,110")
-    cli.add_fused_sign_argument(train)
+    cli.add_native_training_arguments(train)
     train.add_argument("--wd", type=cli.non_negative_float, default=0.0,
                        help="weight decay (binary weights never decay; the papers state none)")
     train.add_argument("--no-wd", action="store_true", help="no weight decay on BatchNorm and bias parameters")
@@ -203,7 +203,7 @@ def main(argv=None):
 
 
 def run(opt):
-    with cli.fused_sign_on_cpu(opt, opt.num_gpus):
+    with cli.native_training_on_cpu(opt, opt.num_gpus):
         return train(opt)
 
 

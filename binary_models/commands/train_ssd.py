@@ -43,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                         help="default: adam for a binary backbone, sgd for a full-precision one")
     cli.add_schedule_arguments(parser, lr=0.001, lr_mode="step", lr_decay_epoch="160,200")
-    cli.add_fused_sign_argument(parser)
+    cli.add_native_training_arguments(parser)
     parser.add_argument("--wd", type=cli.non_negative_float, default=0.0005,
                         help="weight decay (binary weights never decay: their wd_mult is 0)")
     parser.add_argument("--log-interval", type=cli.non_negative_int, default=100,
@@ -105,7 +105,7 @@ def channel_list(text):
 def main(argv=None):
     """``bm train-ssd``; bad input raises a :class:`~binary_models.errors.BinaryModelsError`."""
     opt = parse_args(argv)
-    with cli.fused_sign_on_cpu(opt, opt.gpus):
+    with cli.native_training_on_cpu(opt, opt.gpus):
         return detection.train(opt)
 
 

@@ -36,6 +36,7 @@ from . import native
 from ..errors import NativeLibraryError, UsageError, error_line
 from ..storage import run_file, write_run_file
 from ..nn.layers import QConv2D, QDense
+from ..nn.normalization import BatchNorm
 from ..models.common import ChannelShuffle, DenseBlock, GroupedConv2D
 from ..models.meliusnet import ImprovementBlock
 from ..nn.react import LearnableBias, RPReLU
@@ -44,6 +45,8 @@ from .packed_layers import (BinaryConv2D, BinaryDense, BinaryDenseStage, Identit
 
 
 PACKED_LAYERS = ((QConv2D, BinaryConv2D), (QDense, BinaryDense))
+# The BatchNorm forms the converter folds: Gluon's, and the models' (the same, or plain_batch_norm in training).
+BATCHNORM_FORWARDS = (nn.BatchNorm.hybrid_forward, BatchNorm.hybrid_forward)
 # Float blocks with a native operator, replaced wherever they are: (type, its native form or None). RPReLU to
 # the bit; grouped convs (the grouped stem) within float rounding (docs/native.md, Exactness).
 NATIVE_FORMS = ((RPReLU, NativeRPReLU), (GroupedConv2D, grouped_conv_form), (nn.Conv2D, grouped_conv_form))
@@ -69,8 +72,9 @@ def _packed_form(block, batchnorm=None):
 
 
 def _is_batchnorm(block):
-    """A plain Gluon BatchNorm over the channel axis of NCHW (subclasses such as SyncBatchNorm stay as they are)."""
-    return (isinstance(block, nn.BatchNorm) and type(block).hybrid_forward is nn.BatchNorm.hybrid_forward
+    """A plain Gluon BatchNorm over the channel axis of NCHW, or the models' :class:`~binary_models.nn.normalization.
+    BatchNorm` (subclasses such as SyncBatchNorm stay as they are)."""
+    return (isinstance(block, nn.BatchNorm) and type(block).hybrid_forward in BATCHNORM_FORWARDS
             and block._kwargs.get("axis", 1) == 1)
 
 
@@ -272,13 +276,16 @@ def _kept_emulated(packed):
     return kept
 
 
-def _plain_grouped_convs(block):
-    """Turn off :class:`GroupedConv2D`'s reorder (for training only) in ``block``'s tree (its cached graphs
-    were cleared before the copy: :func:`_outside_references`)."""
+def _inference_forms(block):
+    """Turn off what is for training only in ``block``'s tree: :class:`GroupedConv2D`'s reorder, and the
+    models' BatchNorm as the native ``plain_batch_norm`` (its cached graphs were cleared before the copy:
+    :func:`_outside_references`)."""
     if isinstance(block, GroupedConv2D):
         block.default_layout = False
+    if isinstance(block, BatchNorm):
+        block.plain_in_training = False
     for child in block._children.values():
-        _plain_grouped_convs(child)
+        _inference_forms(child)
 
 
 def convert(net, strict=False):
@@ -306,7 +313,7 @@ def convert(net, strict=False):
     root = _packed_form(packed)
     if root is not None:
         return root
-    _plain_grouped_convs(packed)
+    _inference_forms(packed)
     count = _replace_children(packed)
     kept = _kept_emulated(packed)
     if kept:

@@ -143,6 +143,24 @@ class QuantizedLayer(HybridBlock):
         return out if scale is None else F.broadcast_mul(out, F.reshape(scale, shape=shape))
 
 
+# Whether QConv2D runs its binary convolution as the native library's binary_conv2d_train (see use_xnor_training_conv).
+_xnor_training_conv = False
+
+
+def use_xnor_training_conv(enabled=True):
+    """Run the convolution of :class:`QConv2D` layers whose signs the xnor kernel computes (``packable``; stride
+    1, dilation 1, one group, padding smaller than the kernel; float32) as the native library's
+    ``binary_conv2d_train`` operator: its forward pass is the xnor/popcount kernel (integer sums: the same
+    values as the float convolution, to the bit), its backward the float gradients of that convolution
+    (within float rounding of oneDNN's). It replaces the float ``Convolution``, the padding correction and the
+    layout reorders around them: about a fifth of a MeliusNet training step on the CPU (docs/native.md). CPU
+    only, needs the library loaded (``binary_models.inference.native.load()``); the training commands turn it
+    on for CPU runs. Graphs built (hybridized) afterwards use it. Returns the previous setting."""
+    global _xnor_training_conv
+    previous, _xnor_training_conv = _xnor_training_conv, bool(enabled)
+    return previous
+
+
 class QConv2D(QuantizedLayer):
     """2-D convolution of quantized input with quantized weights (no bias).
 
@@ -199,8 +217,18 @@ class QConv2D(QuantizedLayer):
                                               axis=2, begin=0, end=1), axis=3, begin=0, end=1)
         return F.ones_like(F.stop_gradient(first_tap))
 
+    @property
+    def xnor_trainable(self):
+        """True when ``binary_conv2d_train`` computes this layer's convolution (see use_xnor_training_conv)."""
+        return (self.packable and self.strides == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+                and all(p < k for p, k in zip(self.padding, self.kernel_size)))
+
     def hybrid_forward(self, F, x, weight):
         x, qweight = self.input_quantizer(F, x), self.weight_quantizer.unscaled(F, weight)
+        if _xnor_training_conv and self.xnor_trainable:
+            out = F.binary_conv2d_train(x, qweight, kernel=self.kernel_size, pad=self.padding,
+                                        num_filter=self.channels, pad_mode=self.config.pad_mode)
+            return self._scale_output(F, out, weight, (1, -1, 1, 1))
         out = F.Convolution(x, qweight, kernel=self.kernel_size, stride=self.strides, dilate=self.dilation,
                             pad=self.padding, num_filter=self.channels, num_group=self.groups, no_bias=True)
         if self.pad_value != 0 and any(self.padding):

@@ -15,7 +15,7 @@ with it, so no constructor threads them through:
 - GluonCV's older ``num_sync_bn_devices`` (> 1: ``SyncBatchNorm`` over that many devices).
 
 With the default BatchNorm the layers and their parameter names are exactly those of ``nn.BatchNorm()``, so
-checkpoints keep loading.
+checkpoints keep loading: :class:`BatchNorm`, which is ``nn.BatchNorm`` unless :func:`use_plain_batch_norm` is on.
 """
 import contextlib
 import dataclasses
@@ -24,6 +24,43 @@ import inspect
 
 from mxnet.gluon import nn
 from ..errors import UsageError
+
+
+# Whether BatchNorm layers run as the native library's plain_batch_norm (see use_plain_batch_norm).
+_plain_batch_norm = False
+
+
+def use_plain_batch_norm(enabled=True):
+    """Run the models' BatchNorm layers (:class:`BatchNorm`, over axis 1) as the native library's
+    ``plain_batch_norm``: MXNet's BatchNorm (batch statistics and running averages in training, the running
+    ones at inference; the same gradients, within float rounding) at memory speed on the plain NCHW layout of the
+    native training operators, where oneDNN's plain-layout BatchNorm is 5-8x slower than on its blocked layout
+    (docs/native.md). CPU only, float32, needs the library loaded; the training commands turn it on for CPU runs
+    with :func:`~binary_models.nn.layers.use_xnor_training_conv`. Graphs built (hybridized) afterwards use it.
+    Returns the previous setting."""
+    global _plain_batch_norm
+    previous, _plain_batch_norm = _plain_batch_norm, bool(enabled)
+    return previous
+
+
+class BatchNorm(nn.BatchNorm):
+    """``mxnet.gluon.nn.BatchNorm`` (the same arguments, parameters and names), run as the native
+    ``plain_batch_norm`` while :func:`use_plain_batch_norm` is on. The operator is not told whether it runs in
+    training; a Dropout of a constant 1 tells it (1 at inference, 0 or 2 in training). ``convert()`` sets
+    ``plain_in_training`` False in converted models, which stay MXNet's BatchNorm (the runtime's operators)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.plain_in_training = True
+
+    def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
+        k = self._kwargs
+        if not (_plain_batch_norm and self.plain_in_training) or k["axis"] != 1:
+            return super().hybrid_forward(F, x, gamma, beta, running_mean, running_var)
+        training = F.Dropout(F.ones(shape=(1,)), p=0.5)
+        return F.plain_batch_norm(x, gamma, beta, running_mean, running_var, training, eps=k["eps"],
+                                  momentum=k["momentum"], fix_gamma=k["fix_gamma"],
+                                  use_global_stats=k["use_global_stats"])[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +143,7 @@ def make_norm(channels, residual_end=False, **options):
     if _takes_in_channels(config.layer):
         kwargs["in_channels"] = channels
     _check_groups(config.layer, kwargs, channels)
-    return config.layer(**kwargs)
+    return (BatchNorm if config.layer is nn.BatchNorm else config.layer)(**kwargs)
 
 
 # The group-count arguments of group normalisations: GluonCV's GroupNorm, MXNet's nn.GroupNorm.

@@ -117,7 +117,7 @@ size_t FloatConvShape::workspace_bytes() const {
 }
 
 // One parallel region for the whole convolution: the copy, the products of all groups and the copy-out (with
-// the bias) split over the team, with a barrier between them.
+// the bias) split over the team, with a barrier between them. The weights are packed once, for the first image.
 void float_conv(const FloatConvShape& s, const float* input, const float* weight, const float* bias, float* output,
                 void* workspace) {
   const Plan p = plan_of(s);
@@ -138,15 +138,15 @@ void float_conv(const FloatConvShape& s, const float* input, const float* weight
     float* target = output + n * s.filters * pixels;
     if (p.path == Path::kDirect) {
       gemm(s.groups, per_group, p.rows, pixels, weight, image, p.step, offsets, target, per_group * pixels, pixels,
-           scratch);
+           scratch, n > 0);
     } else if (p.path == Path::kIm2col) {
       im2col(s, image, source);
       gemm(s.groups, per_group, p.rows, pixels, weight, source, p.step, offsets, target, per_group * pixels, pixels,
-           scratch);
+           scratch, n > 0);
     } else {
       pad(s, image, p, source);
       gemm(s.groups, per_group, p.rows, p.columns, weight, source, p.step, offsets, result, per_group * p.columns,
-           p.columns, scratch);
+           p.columns, scratch, n > 0);
     }
 #pragma omp for schedule(static)
     for (int64_t f = 0; f < s.filters; ++f) {

@@ -31,9 +31,13 @@ Allowed allowed() {
   return {avx2, avx2 && avx512_tile() && has(bits.leaf7_ebx, kAvx512F) && has(bits.xcr0, kZmmState)};
 }
 
+int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+}  // namespace
+
 // The best micro-kernel allowed; when the binary kernels run below the best ISA (BINARY_MODELS_ISA, or
 // set_active_isa: how the tests run each), no wider than theirs (scalar and avx512-emulated: generic).
-const GemmTile& active_tile() {
+const GemmTile& active_gemm_tile() {
   static const Allowed cpu = allowed();
   const Isa isa = active_isa();
   const bool capped = isa != best_isa();
@@ -42,11 +46,7 @@ const GemmTile& active_tile() {
   return avx512 ? *avx512_tile() : avx2 ? *avx2_tile() : generic_tile();
 }
 
-int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
-
-}  // namespace
-
-const char* gemm_isa() { return active_tile().name; }
+const char* gemm_isa() { return active_gemm_tile().name; }
 
 // The workspace: the last partial tile's row offsets (K int64), then per group A packed per block of MR rows
 // (k-major, zero rows past M), that tile's columns of B (K x NR, zeros past N) and of C (MR-rounded M x NR).
@@ -60,8 +60,8 @@ size_t gemm_workspace_floats(int64_t groups, int64_t M, int64_t K) {
 }
 
 void gemm(int64_t groups, int64_t M, int64_t K, int64_t N, const float* a, const float* b, int64_t b_step,
-          const int64_t* offsets, float* c, int64_t c_step, int64_t ldc, float* workspace) {
-  const GemmTile& t = active_tile();
+          const int64_t* offsets, float* c, int64_t c_step, int64_t ldc, float* workspace, bool a_packed) {
+  const GemmTile& t = active_gemm_tile();
   const int64_t mr = t.mr, nr = t.nr, blocks = (M + mr - 1) / mr, full = N / nr, tiles = (N + nr - 1) / nr;
   const int64_t tail = N - full * nr, packed_size = blocks * mr * K, tail_b_size = K * nr, tail_c_size = blocks * mr * nr;
   int64_t* tail_offsets = reinterpret_cast<int64_t*>(workspace);
@@ -69,7 +69,7 @@ void gemm(int64_t groups, int64_t M, int64_t K, int64_t N, const float* a, const
   float* tail_b = packed + groups * packed_size;
   float* tail_c = tail_b + groups * tail_b_size;
 #pragma omp for schedule(static) nowait
-  for (int64_t i = 0; i < groups * blocks; ++i) {
+  for (int64_t i = 0; i < (a_packed ? 0 : groups * blocks); ++i) {
     const int64_t g = i / blocks, block = i % blocks;
     float* to = packed + g * packed_size + block * mr * K;
     for (int64_t k = 0; k < K; ++k)

@@ -8,14 +8,21 @@ namespace binary_models {
 void pack_weights(const ConvShape& s, const float* weights, uint64_t* packed) {
   const int group_in = s.group_in_channels(), group_out = s.group_out_channels();
   const int taps = s.taps(), words = s.words(), blocks = s.blocks();
-  std::fill(packed, packed + s.packed_weight_words(), uint64_t(0));
+  std::fill(packed, packed + s.packed_weight_words(), uint64_t(0));  // lanes past the group's output channels
+  // Each output channel writes its own lane of every word (training packs the weights at every step).
+#pragma omp parallel for schedule(static) if (s.packed_weight_words() > (1 << 14))
   for (int o = 0; o < s.out_channels; ++o) {
     const int g = o / group_out, local = o % group_out;
     uint64_t* block = packed + (int64_t(g) * blocks + local / kLanes) * taps * words * kLanes + local % kLanes;
-    for (int c = 0; c < group_in; ++c)
-      for (int t = 0; t < taps; ++t)
-        if (weights[(int64_t(o) * group_in + c) * taps + t] >= 0.0f)
-          block[(int64_t(t) * words + c / kWordBits) * kLanes] |= uint64_t(1) << (c % kWordBits);
+    const float* filter = weights + int64_t(o) * group_in * taps;
+    for (int t = 0; t < taps; ++t)
+      for (int w = 0; w < words; ++w) {
+        uint64_t bits = 0;
+        const int end = std::min(group_in, (w + 1) * kWordBits);
+        for (int c = w * kWordBits; c < end; ++c)
+          bits |= uint64_t(filter[int64_t(c) * taps + t] >= 0.0f) << (c % kWordBits);
+        block[(int64_t(t) * words + w) * kLanes] = bits;
+      }
   }
 }
 

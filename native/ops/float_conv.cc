@@ -4,8 +4,6 @@
 #include "../kernels/float_conv.h"
 #include "glue.h"
 
-#include <cstdlib>
-#include <memory>
 
 namespace binary_models::ops {
 namespace {
@@ -71,9 +69,9 @@ MXReturnValue float_conv_forward(const Attrs& attrs, std::vector<MXTensor>* in, 
     return fail(kFloatConv, problem);
   if (!check_cpu(kFloatConv, *in)) return mxnet::ext::MX_FAIL;
   const size_t bytes = s.workspace_bytes();
-  void* workspace = scratch(res, bytes);
-  std::unique_ptr<void, decltype(&std::free)> own(workspace ? nullptr : std::malloc(bytes), &std::free);
-  if (!workspace && !(workspace = own.get())) return fail(kFloatConv, "out of memory for its workspace");
+  HeapBlock heap(nullptr, &std::free);
+  void* workspace = scratch_or_heap(res, bytes, &heap);
+  if (!workspace) return fail(kFloatConv, "out of memory for its workspace");
   float_conv(s, (*in)[0].data<float>(), (*in)[1].data<float>(), no_bias ? nullptr : (*in)[2].data<float>(),
              (*out)[0].data<float>(), workspace);
   return mxnet::ext::MX_SUCCESS;

@@ -1,5 +1,6 @@
 #include "glue.h"
 
+#include <cmath>
 #include <limits>
 #include <sstream>
 #include <type_traits>
@@ -79,6 +80,19 @@ void AttrReader::text(const char* key, std::string* value) {
   auto it = attrs_.find(key);
   if (it == attrs_.end()) return note(key, "required attribute missing");
   *value = unquoted(it->second);
+}
+
+void AttrReader::number(const char* key, double fallback, double* value) {
+  *value = fallback;
+  auto it = attrs_.find(key);
+  if (it == attrs_.end()) {
+    if (std::isnan(fallback)) note(key, "required attribute missing");
+    return;
+  }
+  char* end = nullptr;
+  const double v = std::strtod(it->second.c_str(), &end);
+  if (it->second.empty() || *end != '\0' || std::isnan(v)) return note(key, "'" + it->second + "' is not a number");
+  *value = v;
 }
 
 void AttrReader::pad_mode(PadMode* mode) {
@@ -173,7 +187,14 @@ MXReturnValue check_shape(const char* op, const char* name, const std::vector<in
                       "MXNet dimension holds (" + std::to_string(std::numeric_limits<unsigned int>::max()) + ")");
     expected.push_back(unsigned(dim));
   }
-  if (shape->empty()) *shape = expected;
+  // Unknown (a deferred parameter's shape, e.g. (64, -1, 3, 3): MXNet passes -1 as the largest unsigned): filled in.
+  const auto unknown_or_equal = [&] {
+    if (shape->size() != expected.size()) return false;
+    for (size_t i = 0; i < expected.size(); ++i)
+      if ((*shape)[i] != expected[i] && (*shape)[i] != std::numeric_limits<unsigned int>::max()) return false;
+    return true;
+  };
+  if (shape->empty() || unknown_or_equal()) *shape = expected;
   if (*shape != expected) return fail(op, std::string(name) + " shape " + shape_text(*shape) + " must be " + shape_text(expected));
   return mxnet::ext::MX_SUCCESS;
 }
@@ -185,6 +206,12 @@ MXReturnValue check_vector(const char* op, const char* name, int64_t size, std::
 void* scratch(const OpResource& res, size_t bytes) {
   const bool from_mxnet = bytes > 0 && bytes <= size_t(std::numeric_limits<int>::max());
   return from_mxnet ? res.alloc_cpu(int(bytes)) : nullptr;
+}
+
+void* scratch_or_heap(const OpResource& res, size_t bytes, HeapBlock* heap) {
+  if (void* space = scratch(res, bytes)) return space;
+  heap->reset(std::malloc(bytes));
+  return heap->get();
 }
 
 MXReturnValue no_backward(const Attrs&, std::vector<MXTensor>*, std::vector<MXTensor>*, const OpResource&) {

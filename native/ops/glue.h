@@ -7,6 +7,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -45,6 +47,7 @@ class AttrReader {
   void integer(const char* key, int fallback, int* value);            // fallback < 0: required
   void boolean(const char* key, bool* value);                         // absent: false
   void text(const char* key, std::string* value);                     // required
+  void number(const char* key, double fallback, double* value);       // not NaN; fallback NaN: required
   void pad_mode(PadMode* mode);                                       // 'minus_one' (the default), 'zero', 'one'
 
  private:
@@ -96,6 +99,9 @@ MXReturnValue check_shape(const char* op, const char* name, const std::vector<in
 // `bytes` of MXNet's temporary space (reused between calls), or null when MXNet cannot give that many
 // (its size is an int): the kernels then allocate their own.
 void* scratch(const OpResource& res, size_t bytes);
+// `bytes` of MXNet's temporary space, else of the heap (then owned by `*heap`); null when neither has them.
+using HeapBlock = std::unique_ptr<void, decltype(&std::free)>;
+void* scratch_or_heap(const OpResource& res, size_t bytes, HeapBlock* heap);
 
 // A backward that refuses: with it MXNet registers a gradient, so hybridized graphs (CachedOp builds the
 // backward graph up front) accept the operators; calling it says they are for inference.

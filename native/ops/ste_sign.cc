@@ -17,14 +17,8 @@ constexpr int64_t kElementsPerThread = 1 << 16;  // below this, threads cost mor
 // The threshold as MXNet's scalar operators compare it: converted to the data's type first.
 MXReturnValue read_grad_cancel(const Attrs& attrs, double* value) {
   AttrReader r(attrs, {"grad_cancel"});
-  if (std::string problem = r.problem(); !problem.empty()) return fail(kSteSign, problem);
-  auto it = attrs.find("grad_cancel");
-  if (it == attrs.end()) return fail(kSteSign, "attribute grad_cancel: required attribute missing");
-  char* end = nullptr;
-  *value = std::strtod(it->second.c_str(), &end);
-  if (it->second.empty() || *end != '\0' || std::isnan(*value))
-    return fail(kSteSign, "attribute grad_cancel: '" + it->second + "' is not a number");
-  return mxnet::ext::MX_SUCCESS;
+  r.number("grad_cancel", std::nan(""), value);
+  return r.problem().empty() ? mxnet::ext::MX_SUCCESS : fail(kSteSign, r.problem());
 }
 
 MXReturnValue ste_sign_parse(const Attrs& attrs, int* num_in, int* num_out) {

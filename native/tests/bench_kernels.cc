@@ -5,6 +5,9 @@
 //        build/bench_kernels --stages [samples]   the dense stages and norm_pools of meliusnet22 and
 //                                                  binary_densenet28 at 224x224, batch 1, per ISA
 //        build/bench_kernels --l1 [samples]       the micro-kernel alone on one tile held in L1
+//        build/bench_kernels --gradients [samples]  binary_conv2d_train's backward (kernels/conv_gradient.h)
+//                                                  on meliusnet22's convolution shapes at batch 8, per float
+//                                                  micro-kernel, in float MACs per ns
 // The last two report CPU time (of all threads: run them with OMP_NUM_THREADS=1), which a busy machine
 // disturbs far less than the wall clock.
 // BM_BENCH_CLOCK=wall makes them report the wall clock instead (to compare thread counts).
@@ -23,9 +26,11 @@
 #include <vector>
 
 #include "../kernels/binary_conv.h"
+#include "../kernels/conv_gradient.h"
 #include "../kernels/dense_stage.h"
 #include "../kernels/isa.h"
 #include "../kernels/microkernels.h"
+#include "../kernels/gemm.h"
 #include "../kernels/norm_pool.h"
 
 using binary_models::ConvShape;
@@ -185,6 +190,43 @@ void bench_l1(const std::vector<Isa>& isas, int samples) {
   }
 }
 
+// The data and weight gradients of binary convolutions (3x3, pad 1; in channels, side, filters): one of each of
+// meliusnet22's stages (64 filters), then resnet_e18's, batch 8, as a training step runs them.
+void bench_gradients(const std::vector<Isa>& isas, int samples) {
+  const int shapes[][3] = {{256, 56, 64}, {352, 28, 64}, {416, 14, 64}, {448, 7, 64},
+                           {64, 56, 64}, {128, 28, 128}, {256, 14, 256}, {512, 7, 512}};
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  std::printf("| Shape (batch 8) | float micro-kernel | gradient | best ms | median ms | float MACs/ns |\n"
+              "|---|---|---|---|---|---|\n");
+  for (const auto& shape : shapes) {
+    binary_models::FloatConvShape s;
+    s.batch = 8, s.channels = shape[0], s.height = s.width = shape[1], s.filters = shape[2];
+    s.kernel_h = s.kernel_w = 3, s.pad_h = s.pad_w = 1;
+    const double macs = double(s.batch) * s.channels * s.filters * 9 * s.height * s.width;
+    std::vector<float> input(size_t(s.batch * s.channels * s.height * s.width)), weight(size_t(s.filters * s.channels * 9)),
+        d_output(size_t(s.batch * s.filters * s.height * s.width)), d_input(input.size()), d_weight(weight.size());
+    for (auto* v : {&input, &weight, &d_output})
+      for (float& x : *v) x = normal(rng);
+    for (Isa isa : isas) {
+      binary_models::set_active_isa(isa);
+      std::vector<char> workspace(std::max(binary_models::conv_data_gradient_bytes(s),
+                                           binary_models::conv_weight_gradient_bytes(s)) + 64);
+      void* aligned = workspace.data() + (64 - reinterpret_cast<uintptr_t>(workspace.data()) % 64) % 64;
+      const auto data = time_ms(samples, [&](int) {
+        binary_models::conv_data_gradient(s, d_output.data(), weight.data(), d_input.data(), aligned);
+      });
+      const auto weights = time_ms(samples, [&](int) {
+        binary_models::conv_weight_gradient(s, input.data(), -1.0f, d_output.data(), d_weight.data(), aligned);
+      });
+      for (const auto& [name, t] : {std::make_pair("data", data), std::make_pair("weight", weights)})
+        std::printf("| %ldx%ldx%ld -> %ld | %s | %s | %.2f | %.2f | %.1f |\n", long(s.channels), long(s.height),
+                    long(s.width), long(s.filters), binary_models::gemm_isa(), name, t.first, t.second,
+                    macs / (t.first * 1e6));
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 && argv[1][0] == '-' ? argv[1] : "";
   const int samples_arg = mode.empty() ? 1 : 2;
@@ -194,14 +236,15 @@ int main(int argc, char** argv) {
     if (isa < isas[0] && binary_models::isa_supported(isa)) isas.push_back(isa);
   std::printf("%s; kernels: %s (best here: %s)\n", cpu_model().c_str(),
               binary_models::isa_name(binary_models::active_isa()), binary_models::isa_name(binary_models::best_isa()));
-  if (mode == "--stages" || mode == "--l1") {
+  if (mode == "--stages" || mode == "--l1" || mode == "--gradients") {
     if (isas.size() > 1 && isas.back() == Isa::kScalar) isas.pop_back();  // the fast ones only
     if (mode == "--stages") bench_stages(isas, samples);
-    else bench_l1(isas, samples);
+    else if (mode == "--l1") bench_l1(isas, samples);
+    else bench_gradients(isas, samples);
     return 0;
   }
   if (!mode.empty()) {
-    std::fprintf(stderr, "unknown option %s (expected --stages or --l1)\n", mode.c_str());
+    std::fprintf(stderr, "unknown option %s (expected --stages, --l1 or --gradients)\n", mode.c_str());
     return 2;
   }
   const int shapes[][3] = {{14, 256, 64}, {14, 256, 256}, {28, 128, 128}, {56, 64, 64}, {7, 512, 64}};

@@ -11,11 +11,15 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "../kernels/batch_norm.h"
 #include "../kernels/binary_conv.h"
+#include "../kernels/conv_gradient.h"
 #include "../kernels/dense_stage.h"
 #include "../kernels/float_conv.h"
+#include "../kernels/gemm.h"
 #include "../kernels/norm_pool.h"
 
 using binary_models::ConvShape;
@@ -455,6 +459,121 @@ bool float_conv_matches_reference(std::mt19937& rng, const std::vector<Isa>& isa
   return ok;
 }
 
+// conv_data_gradient and conv_weight_gradient (binary_conv2d_train's backward) on random stride-1 shapes
+// (kernels 1..5, padding up to the kernel less one, pad values -1, 0, +1, filters past a column tile's rows)
+// against double-precision sums of their definition, on every float micro-kernel: within 1e-5 of the sum of the
+// terms' magnitudes.
+bool conv_gradients_match_reference(std::mt19937& rng, const std::vector<Isa>& isas, int count) {
+  const Isa active = binary_models::active_isa();
+  bool ok = true;
+  for (int i = 0; i < count && ok; ++i) {
+    binary_models::FloatConvShape s;
+    s.channels = uniform(rng, 1, 20), s.filters = uniform(rng, 1, 70);
+    s.kernel_h = pick(rng, {1, 3, 5}), s.kernel_w = pick(rng, {1, 2, 3});
+    s.pad_h = uniform(rng, 0, s.kernel_h - 1), s.pad_w = uniform(rng, 0, s.kernel_w - 1);
+    s.batch = uniform(rng, 1, 3), s.height = uniform(rng, 5, 14), s.width = uniform(rng, 5, 30);
+    const float pad_value = float(pick(rng, {-1, 0, 1}));
+    if (!binary_models::check_gradient_shape(s).empty()) continue;
+    const int64_t oh = s.out_height(), ow = s.out_width(), taps = s.kernel_h * s.kernel_w;
+    const std::vector<float> input = random_values(rng, size_t(s.batch * s.channels * s.height * s.width));
+    const std::vector<float> weight = random_values(rng, size_t(s.filters * s.channels * taps));
+    const std::vector<float> d_output = random_values(rng, size_t(s.batch * s.filters * oh * ow));
+    std::vector<double> d_input(input.size()), input_bound(input.size()), d_weight(weight.size()),
+        weight_bound(weight.size());
+    for (int64_t n = 0; n < s.batch; ++n)
+      for (int64_t f = 0; f < s.filters; ++f)
+        for (int64_t y = 0; y < oh; ++y)
+          for (int64_t x = 0; x < ow; ++x)
+            for (int64_t c = 0; c < s.channels; ++c)
+              for (int ky = 0; ky < s.kernel_h; ++ky)
+                for (int kx = 0; kx < s.kernel_w; ++kx) {
+                  const int64_t iy = y + ky - s.pad_h, ix = x + kx - s.pad_w;
+                  const bool inside = iy >= 0 && iy < s.height && ix >= 0 && ix < s.width;
+                  const size_t in_at = size_t(((n * s.channels + c) * s.height + iy) * s.width + ix);
+                  const size_t w_at = size_t((f * s.channels + c) * taps + ky * s.kernel_w + kx);
+                  const double g = d_output[size_t(((n * s.filters + f) * oh + y) * ow + x)];
+                  const double w_term = g * (inside ? input[in_at] : pad_value);
+                  d_weight[w_at] += w_term, weight_bound[w_at] += std::abs(w_term);
+                  if (inside) d_input[in_at] += g * weight[w_at], input_bound[in_at] += std::abs(g * weight[w_at]);
+                }
+    size_t bytes = 0;  // the weight gradient's layout depends on the micro-kernel
+    for (Isa isa : isas) {
+      binary_models::set_active_isa(isa);
+      bytes = std::max({bytes, binary_models::conv_data_gradient_bytes(s), binary_models::conv_weight_gradient_bytes(s)});
+    }
+    std::vector<unsigned char> workspace(bytes + 64);
+    void* aligned = workspace.data() + (64 - reinterpret_cast<uintptr_t>(workspace.data()) % 64) % 64;
+    for (Isa isa : isas) {
+      binary_models::set_active_isa(isa);
+      std::vector<float> got_input(input.size()), got_weight(weight.size());
+      binary_models::conv_data_gradient(s, d_output.data(), weight.data(), got_input.data(), aligned);
+      binary_models::conv_weight_gradient(s, input.data(), pad_value, d_output.data(), got_weight.data(), aligned);
+      for (auto [got, expected, bound, what] : {std::make_tuple(&got_input, &d_input, &input_bound, "data"),
+                                                std::make_tuple(&got_weight, &d_weight, &weight_bound, "weight")})
+        for (size_t k = 0; k < got->size() && ok; ++k)
+          if (!(std::abs((*got)[k] - (*expected)[k]) <= 1e-5 * (*bound)[k] + 1e-30)) {
+            std::fprintf(stderr, "FAIL: conv %s gradient (%s, gemm %s) %ldx%ldx%ldx%ld -> %ld kernel %dx%d pad %dx%d "
+                         "pad value %g: element %zu is %g, expected %g\n", what, binary_models::isa_name(isa),
+                         binary_models::gemm_isa(), long(s.batch), long(s.channels), long(s.height), long(s.width),
+                         long(s.filters), s.kernel_h, s.kernel_w, s.pad_h, s.pad_w, pad_value, k, (*got)[k],
+                         (*expected)[k]);
+            ok = false;
+          }
+    }
+  }
+  binary_models::set_active_isa(active);
+  return ok;
+}
+
+// batch_norm_train and batch_norm_backward (plain_batch_norm, training) on random shapes against double
+// precision: the statistics, the output and the three gradients, within 1e-4 of their scale.
+bool batch_norm_matches_reference(std::mt19937& rng, int count) {
+  bool ok = true;
+  for (int i = 0; i < count && ok; ++i) {
+    binary_models::NormShape s;
+    s.batch = uniform(rng, 1, 4), s.channels = uniform(rng, 1, 9), s.pixels = uniform(rng, 1, 300);
+    const size_t size = size_t(s.batch * s.channels * s.pixels);
+    const std::vector<float> x = random_values(rng, size), d_out = random_values(rng, size);
+    const std::vector<float> gamma = random_values(rng, size_t(s.channels)), beta = random_values(rng, size_t(s.channels));
+    std::vector<float> out(size), d_x(size), mean(size_t(s.channels)), var(mean.size()), invstd(mean.size()),
+        d_gamma(mean.size()), d_beta(mean.size());
+    const float eps = 1e-3f;
+    binary_models::batch_norm_train(s, x.data(), gamma.data(), beta.data(), eps, out.data(), mean.data(), var.data(),
+                                    invstd.data());
+    binary_models::batch_norm_backward(s, d_out.data(), x.data(), gamma.data(), mean.data(), invstd.data(), true,
+                                       d_x.data(), d_gamma.data(), d_beta.data());
+    const double count_c = double(s.batch * s.pixels);
+    auto near = [&](double got, double expected, double scale, const char* what) {
+      if (std::abs(got - expected) <= 1e-4 * scale + 1e-6) return true;
+      std::fprintf(stderr, "FAIL: batch_norm %s: %g, expected %g (batch %ld, channels %ld, pixels %ld)\n", what, got,
+                   expected, long(s.batch), long(s.channels), long(s.pixels));
+      return false;
+    };
+    for (int64_t c = 0; c < s.channels && ok; ++c) {
+      double sum = 0, squares = 0, g_sum = 0, g_dot = 0;
+      auto at = [&](int64_t n, int64_t q) { return size_t((n * s.channels + c) * s.pixels + q); };
+      for (int64_t n = 0; n < s.batch; ++n)
+        for (int64_t q = 0; q < s.pixels; ++q) sum += x[at(n, q)];
+      const double m = sum / count_c;
+      for (int64_t n = 0; n < s.batch; ++n)
+        for (int64_t q = 0; q < s.pixels; ++q) squares += (x[at(n, q)] - m) * (x[at(n, q)] - m);
+      const double v = squares / count_c, inv = 1 / std::sqrt(v + eps);
+      for (int64_t n = 0; n < s.batch; ++n)
+        for (int64_t q = 0; q < s.pixels; ++q) g_sum += d_out[at(n, q)], g_dot += d_out[at(n, q)] * (x[at(n, q)] - m) * inv;
+      ok = near(mean[c], m, 1, "mean") && near(var[c], v, v, "variance") && near(d_beta[c], g_sum, count_c, "d_beta") &&
+           near(d_gamma[c], g_dot, count_c, "d_gamma");
+      for (int64_t n = 0; n < s.batch && ok; ++n)
+        for (int64_t q = 0; q < s.pixels && ok; ++q) {
+          const double x_hat = (x[at(n, q)] - m) * inv;
+          ok = near(out[at(n, q)], x_hat * gamma[c] + beta[c], 1 + std::abs(x_hat * gamma[c]), "output") &&
+               near(d_x[at(n, q)], gamma[c] * inv * (d_out[at(n, q)] - g_sum / count_c - x_hat * g_dot / count_c),
+                    std::abs(gamma[c]) * inv * 4, "d_x");
+        }
+    }
+  }
+  return ok;
+}
+
 bool check_refuses(ConvShape s, const char* what) {
   if (!s.check().empty()) return true;
   std::fprintf(stderr, "FAIL: ConvShape::check() accepted %s\n", what);
@@ -513,10 +632,13 @@ int main(int argc, char** argv) {
   ok = ok && norm_pool_matches_reference(rng, isas);
   const int float_convs = std::max(10, shapes / 5);
   ok = ok && float_conv_matches_reference(rng, isas, float_convs);
+  ok = ok && conv_gradients_match_reference(rng, isas, float_convs);
+  ok = ok && batch_norm_matches_reference(rng, float_convs);
   for (const ConvShape& s : cases) ok = ok && run_shape(s, rng, isas);
   const int stages = std::max(4, shapes / 10);
   for (int i = 0; i < stages; ++i) ok = ok && dense_stage_is_right(rng, isas);
-  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled, folded BN}, %d dense stages, norm_pool, %d float convs\n",
+  std::printf("%s: %zu shapes x {%s} x {unscaled, scaled, folded BN}, %d dense stages, norm_pool, %d float convs "
+              "and their gradients, batch norms\n",
               ok ? "ok" : "FAILED", cases.size(), ran.c_str(), stages, float_convs);
   if (!skipped.empty()) std::printf("skipped (not supported by this CPU or OS): %s\n", skipped.c_str());
   return ok ? 0 : 1;
