@@ -153,9 +153,11 @@ def use_xnor_training_conv(enabled=True):
     ``binary_conv2d_train`` operator: its forward pass is the xnor/popcount kernel (integer sums: the same
     values as the float convolution, to the bit), its backward the float gradients of that convolution
     (within float rounding of oneDNN's). It replaces the float ``Convolution``, the padding correction and the
-    layout reorders around them: about a fifth of a MeliusNet training step on the CPU (docs/native.md). CPU
-    only, needs the library loaded (``binary_models.inference.native.load()``); the training commands turn it
-    on for CPU runs. Graphs built (hybridized) afterwards use it. Returns the previous setting."""
+    layout reorders around them; its output is plain NCHW, so use it with
+    :func:`~binary_models.nn.normalization.use_plain_batch_norm`: together they take about a quarter off a
+    MeliusNet training step on the CPU (docs/native.md). CPU only, needs the library loaded
+    (``binary_models.inference.native.load()``); the training commands turn both on for CPU runs. Graphs built
+    (hybridized) afterwards use it. Returns the previous setting."""
     global _xnor_training_conv
     previous, _xnor_training_conv = _xnor_training_conv, bool(enabled)
     return previous
