@@ -210,7 +210,8 @@ def test_sigkill_and_sigterm_at_random_times_never_lose_the_run(image_folder, re
     log = os.path.join(out, "train_imagenet.log")
     for trial in range(trials(2)):
         signum = rng.choice([signal.SIGKILL, signal.SIGTERM])
-        started = open(log).read().count("Namespace(") if os.path.exists(log) else 0
+        text = open(log).read() if os.path.exists(log) else ""
+        started, ended = text.count("Namespace("), text.count("best validation:")
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
         # Wait for this process's first log line (the imports take seconds), then a random part of the run.
         while process.poll() is None and not (os.path.exists(log) and open(log).read().count("Namespace(") > started):
@@ -218,8 +219,9 @@ def test_sigkill_and_sigterm_at_random_times_never_lose_the_run(image_folder, re
         time.sleep(rng.uniform(0, 4))
         process.send_signal(signum)
         _, err = process.communicate(timeout=120)
-        if process.returncode == 0:
-            break  # it ended before the signal
+        if process.returncode == 0 or (process.returncode == -signum and
+                                       open(log).read().count("best validation:") > ended):
+            break  # it ended before the signal, or the signal came as Python shut down after the command
         assert process.returncode == (-9 if signum == signal.SIGKILL else 143), err[-2000:]
         if signum == signal.SIGTERM:  # nothing of this process is left (a killed one's files may be)
             assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM: "), err[-2000:]
