@@ -22,15 +22,16 @@ FloatConvShape transposed(const FloatConvShape& s) {
   return t;
 }
 
-// The weight gradient's layout: the batch's input padded with pad_value, planes of padded_h x padded_w floats (plus
-// `slack` so that the last taps of the extra columns stay inside), the output gradient over the padded width,
-// pixel-major (`rows` floats a pixel: the filters rounded up to the column tile's), one image after the other,
-// and the gradient's columns (channel, tap) x rows.
+// The weight gradient's layout, for `images` images at a time (a pass): their input padded with pad_value, planes
+// of padded_h x padded_w floats (plus `slack` so that the last taps of the extra columns stay inside), their
+// output gradient over the padded width, pixel-major (`rows` floats a pixel: the filters rounded up to the column
+// tile's), one image after the other; and the gradient's columns (channel, tap) x rows.
 struct WeightPlan {
-  int64_t padded_w, plane, slack, pixels, rows, columns, offset_floats, input_floats, gradient_floats, result_floats;
+  int64_t padded_w, plane, slack, pixels, rows, columns, images, offset_floats, input_floats, gradient_floats,
+      result_floats;
 };
 
-WeightPlan weight_plan(const FloatConvShape& s, const GemmTile& t) {
+WeightPlan weight_plan(const FloatConvShape& s, const GemmTile& t, int64_t pass_floats) {
   WeightPlan p;
   p.padded_w = s.width + 2 * s.pad_w;
   p.plane = (s.height + 2 * s.pad_h) * p.padded_w;
@@ -38,9 +39,10 @@ WeightPlan weight_plan(const FloatConvShape& s, const GemmTile& t) {
   p.pixels = s.out_height() * p.padded_w;
   p.rows = round_up(s.filters, t.column_mr);
   p.columns = s.channels * s.kernel_h * s.kernel_w;
+  p.images = std::max<int64_t>(1, std::min<int64_t>(s.batch, pass_floats / (s.channels * p.plane + p.pixels * p.rows)));
   p.offset_floats = round_up(2 * round_up(p.columns, t.column_nr), 16);  // int64 per column, padded to a tile
-  p.input_floats = round_up(s.batch * s.channels * p.plane + p.slack, 16);
-  p.gradient_floats = round_up(s.batch * p.pixels * p.rows, 16);
+  p.input_floats = round_up(p.images * s.channels * p.plane + p.slack, 16);
+  p.gradient_floats = round_up(p.images * p.pixels * p.rows, 16);
   p.result_floats = round_up(round_up(p.columns, t.column_nr) * p.rows, 16);
   return p;
 }
@@ -60,8 +62,8 @@ size_t conv_data_gradient_bytes(const FloatConvShape& s) {
          transposed(s).workspace_bytes();
 }
 
-size_t conv_weight_gradient_bytes(const FloatConvShape& s) {
-  const WeightPlan p = weight_plan(s, active_gemm_tile());
+size_t conv_weight_gradient_bytes(const FloatConvShape& s, int64_t pass_floats) {
+  const WeightPlan p = weight_plan(s, active_gemm_tile(), pass_floats);
   return size_t(p.offset_floats + p.input_floats + p.gradient_floats + p.result_floats) * sizeof(float);
 }
 
@@ -79,9 +81,9 @@ void conv_data_gradient(const FloatConvShape& s, const float* d_output, const fl
 }
 
 void conv_weight_gradient(const FloatConvShape& s, const float* input, float pad_value, const float* d_output,
-                          float* d_weight, void* workspace) {
+                          float* d_weight, void* workspace, int64_t pass_floats) {
   const GemmTile& t = active_gemm_tile();
-  const WeightPlan p = weight_plan(s, t);
+  const WeightPlan p = weight_plan(s, t, pass_floats);
   const int64_t taps = int64_t(s.kernel_h) * s.kernel_w, out_h = s.out_height(), out_w = s.out_width();
   const int64_t blocks = (p.columns + t.column_nr - 1) / t.column_nr;
   int64_t* column_offsets = static_cast<int64_t*>(workspace);  // where each (channel, tap) column starts
@@ -89,7 +91,7 @@ void conv_weight_gradient(const FloatConvShape& s, const float* input, float pad
   float* gradient = padded + p.input_floats;
   float* result = gradient + p.gradient_floats;  // (columns rounded up) x rows
   std::fill(result, result + p.result_floats, 0.0f);
-  std::fill(padded + s.batch * s.channels * p.plane, padded + p.input_floats, 0.0f);
+  std::fill(padded + p.images * s.channels * p.plane, padded + p.input_floats, 0.0f);
   for (int64_t j = 0; j < round_up(p.columns, t.column_nr); ++j) {
     const int64_t column = std::min(j, p.columns - 1);  // past the end: a repeat, dropped
     const int64_t c = column / taps, tap = column % taps;
@@ -97,11 +99,12 @@ void conv_weight_gradient(const FloatConvShape& s, const float* input, float pad
   }
   const int64_t chunks = (p.pixels + kChunk - 1) / kChunk;
 #pragma omp parallel if (s.batch * s.filters * p.columns * p.pixels > (1 << 15))
-  {
+  for (int64_t first_image = 0; first_image < s.batch; first_image += p.images) {
+    const int64_t images = std::min(p.images, s.batch - first_image);
 #pragma omp for schedule(static) nowait
-    for (int64_t i = 0; i < s.batch * s.channels; ++i) {  // image n, channel c
+    for (int64_t i = 0; i < images * s.channels; ++i) {  // image n, channel c (of the pass)
       float* plane = padded + i * p.plane;
-      const float* source = input + i * s.height * s.width;
+      const float* source = input + (first_image * s.channels + i) * s.height * s.width;
       std::fill(plane, plane + s.pad_h * p.padded_w, pad_value);
       for (int64_t y = 0; y < s.height; ++y) {
         float* line = plane + (y + s.pad_h) * p.padded_w;
@@ -112,9 +115,9 @@ void conv_weight_gradient(const FloatConvShape& s, const float* input, float pad
       std::fill(plane + (s.pad_h + s.height) * p.padded_w, plane + p.plane, pad_value);
     }
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < s.batch * p.pixels; ++i) {  // pixel-major; 0 in the extra columns and past the filters
+    for (int64_t i = 0; i < images * p.pixels; ++i) {  // pixel-major; 0 in the extra columns and past the filters
       const int64_t n = i / p.pixels, y = i % p.pixels / p.padded_w, x = i % p.padded_w;
-      const float* image_gradient = d_output + n * s.filters * out_h * out_w;
+      const float* image_gradient = d_output + (first_image + n) * s.filters * out_h * out_w;
       float* row = gradient + i * p.rows;
       if (x < out_w)
         for (int64_t f = 0; f < s.filters; ++f) row[f] = image_gradient[(f * out_h + y) * out_w + x];
@@ -127,9 +130,9 @@ void conv_weight_gradient(const FloatConvShape& s, const float* input, float pad
     // group, from L1), while the group's rows of that block (kGroupPixels x column_mr floats) stay in L2. Each
     // thread keeps its blocks over all groups (a static schedule of the same count): no barrier between them.
     const int64_t row_blocks = p.rows / t.column_mr;
-    for (int64_t first = 0; first < s.batch * chunks;) {
+    for (int64_t first = 0; first < images * chunks;) {
       int64_t last = first + 1, group_pixels = std::min(kChunk, p.pixels - first % chunks * kChunk);
-      for (; last < s.batch * chunks; ++last) {
+      for (; last < images * chunks; ++last) {
         const int64_t more = std::min(kChunk, p.pixels - last % chunks * kChunk);
         if (group_pixels + more > kGroupPixels) break;
         group_pixels += more;
@@ -148,6 +151,7 @@ void conv_weight_gradient(const FloatConvShape& s, const float* input, float pad
       }
       first = last;
     }
+#pragma omp barrier
   }
   // d_weight = the result transposed, in 32 x 32 blocks (a plain loop misses the cache on every element when the
   // result is larger than it: 512 filters x 4608 columns).

@@ -460,9 +460,9 @@ bool float_conv_matches_reference(std::mt19937& rng, const std::vector<Isa>& isa
 }
 
 // conv_data_gradient and conv_weight_gradient (binary_conv2d_train's backward) on random stride-1 shapes
-// (kernels 1..5, padding up to the kernel less one, pad values -1, 0, +1, filters past a column tile's rows)
-// against double-precision sums of their definition, on every float micro-kernel: within 1e-5 of the sum of the
-// terms' magnitudes.
+// (kernels 1..5, padding up to the kernel less one, pad values -1, 0, +1, filters past a column tile's rows; the
+// weight gradient one image per pass or all at once) against double-precision sums of their definition, on every
+// float micro-kernel: within 1e-5 of the sum of the terms' magnitudes.
 bool conv_gradients_match_reference(std::mt19937& rng, const std::vector<Isa>& isas, int count) {
   const Isa active = binary_models::active_isa();
   bool ok = true;
@@ -473,6 +473,7 @@ bool conv_gradients_match_reference(std::mt19937& rng, const std::vector<Isa>& i
     s.pad_h = uniform(rng, 0, s.kernel_h - 1), s.pad_w = uniform(rng, 0, s.kernel_w - 1);
     s.batch = uniform(rng, 1, 3), s.height = uniform(rng, 5, 14), s.width = uniform(rng, 5, 30);
     const float pad_value = float(pick(rng, {-1, 0, 1}));
+    const int64_t pass_floats = pick(rng, {1, int(binary_models::kGradientPassFloats)});  // 1: an image a pass
     if (!binary_models::check_gradient_shape(s).empty()) continue;
     const int64_t oh = s.out_height(), ow = s.out_width(), taps = s.kernel_h * s.kernel_w;
     const std::vector<float> input = random_values(rng, size_t(s.batch * s.channels * s.height * s.width));
@@ -499,7 +500,8 @@ bool conv_gradients_match_reference(std::mt19937& rng, const std::vector<Isa>& i
     size_t bytes = 0;  // the weight gradient's layout depends on the micro-kernel
     for (Isa isa : isas) {
       binary_models::set_active_isa(isa);
-      bytes = std::max({bytes, binary_models::conv_data_gradient_bytes(s), binary_models::conv_weight_gradient_bytes(s)});
+      bytes = std::max({bytes, binary_models::conv_data_gradient_bytes(s),
+                        binary_models::conv_weight_gradient_bytes(s, pass_floats)});
     }
     std::vector<unsigned char> workspace(bytes + 64);
     void* aligned = workspace.data() + (64 - reinterpret_cast<uintptr_t>(workspace.data()) % 64) % 64;
@@ -507,7 +509,8 @@ bool conv_gradients_match_reference(std::mt19937& rng, const std::vector<Isa>& i
       binary_models::set_active_isa(isa);
       std::vector<float> got_input(input.size()), got_weight(weight.size());
       binary_models::conv_data_gradient(s, d_output.data(), weight.data(), got_input.data(), aligned);
-      binary_models::conv_weight_gradient(s, input.data(), pad_value, d_output.data(), got_weight.data(), aligned);
+      binary_models::conv_weight_gradient(s, input.data(), pad_value, d_output.data(), got_weight.data(), aligned,
+                                          pass_floats);
       for (auto [got, expected, bound, what] : {std::make_tuple(&got_input, &d_input, &input_bound, "data"),
                                                 std::make_tuple(&got_weight, &d_weight, &weight_bound, "weight")})
         for (size_t k = 0; k < got->size() && ok; ++k)
