@@ -54,6 +54,18 @@ def norm_pool(data=(1, 8, 6, 6), mean=((8,), "float32"), scale=(8,), inputs=4, *
     nd.norm_pool(*arrays, **attrs).wait_to_read()
 
 
+def train_conv(data=(1, 4, 5, 5), weight=(2, 4, 3, 3), dtype="float32", **changes):
+    """binary_conv2d_train of 4 channels -> 2, 3x3, one input or attribute changed."""
+    attrs = dict(dict(kernel=3, num_filter=2, pad=1), **changes)
+    nd.binary_conv2d_train(nd.ones(data, dtype=dtype), nd.ones(weight), **attrs).wait_to_read()
+
+
+def batch_norm(data=(2, 3, 4), gamma=(3,), training=(1,), dtype="float32", **attrs):
+    """plain_batch_norm over 3 channels, one input or attribute changed."""
+    inputs = [nd.ones(data, dtype=dtype), nd.ones(gamma)] + [nd.ones(3) for _ in range(3)] + [nd.ones(training)]
+    nd.plain_batch_norm(*inputs, **attrs)[0].wait_to_read()
+
+
 def stage_shape_inference(**attrs):
     """Shape inference only (nothing allocated): for stages whose inputs would not fit in memory."""
     symbol = mx.sym.binary_dense_stage(*(mx.sym.var(n) for n in ("data", "w", "t", "d")), **attrs)
@@ -251,6 +263,32 @@ ROWS = [
     ("norm_pool_window_larger_than_input", lambda: norm_pool(data=(1, 8, 2, 2), kernel=3), MXNetError,
      "the pooling window is larger than the padded input"),
     ("norm_pool_three_inputs", lambda: norm_pool(inputs=3), MXNetError, "norm_pool expects 4 inputs, but got 3"),
+    # ---- binary_conv2d_train and plain_batch_norm (training) ----
+    ("train_conv_kernel_0", lambda: train_conv(kernel=0), MXNetError, "kernel, stride and dilate must be 1 to 65536"),
+    ("train_conv_pad_not_below_kernel", lambda: train_conv(pad=3), MXNetError, "pad must be smaller than the kernel"),
+    ("train_conv_num_filter_missing", lambda: nd.binary_conv2d_train(nd.ones((1, 4, 5, 5)), nd.ones((2, 4, 3, 3)),
+                                                                     kernel=3).wait_to_read(),
+     MXNetError, "attribute num_filter: required attribute missing"),
+    ("train_conv_pad_mode_two", lambda: train_conv(pad_mode="two"), MXNetError,
+     "attribute pad_mode: expected 'minus_one', 'zero' or 'one'"),
+    ("train_conv_stride_unknown", lambda: train_conv(stride=2), MXNetError, "unknown attribute 'stride'"),
+    ("train_conv_data_float64", lambda: train_conv(dtype="float64"), MXNetError, "data must be float32"),
+    ("train_conv_weight_shape", lambda: train_conv(weight=(2, 3, 3, 3)), MXNetError,
+     "weight shape (2, 3, 3, 3) must be (2, 4, 3, 3)"),
+    ("train_conv_data_3d", lambda: train_conv(data=(4, 5, 5)), MXNetError, "NCHW"),
+    ("train_conv_kernel_larger_than_input", lambda: train_conv(data=(1, 4, 2, 2), pad=0), MXNetError, "larger than"),
+    ("batch_norm_eps_0", lambda: batch_norm(eps=0), MXNetError, "eps must be positive and finite"),
+    ("batch_norm_eps_text", lambda: batch_norm(eps="small"), MXNetError, "attribute eps: 'small' is not a number"),
+    ("batch_norm_momentum_2", lambda: batch_norm(momentum=2), MXNetError, "momentum must be 0 to 1"),
+    ("batch_norm_fix_gamma_not_bool", lambda: batch_norm(fix_gamma="maybe"), MXNetError,
+     "attribute fix_gamma: expected True or False"),
+    ("batch_norm_use_global_stats_not_bool", lambda: batch_norm(use_global_stats="maybe"), MXNetError,
+     "attribute use_global_stats: expected True or False"),
+    ("batch_norm_axis_unknown", lambda: batch_norm(axis=2), MXNetError, "unknown attribute 'axis'"),
+    ("batch_norm_gamma_shape", lambda: batch_norm(gamma=(4,)), MXNetError, "gamma shape (4,) must be (3,)"),
+    ("batch_norm_training_shape", lambda: batch_norm(training=(2,)), MXNetError, "training shape (2,) must be (1,)"),
+    ("batch_norm_data_float64", lambda: batch_norm(dtype="float64"), MXNetError, "data must be float32"),
+    ("batch_norm_data_1d", lambda: batch_norm(data=(6,), gamma=(6,)), MXNetError, "a batch and a channel axis"),
     ("caller_threads_0", lambda: native.set_caller_threads(0), ValueError,
      "threads must be an integer from 1 to 2^31 - 1, got 0"),
     ("caller_threads_float", lambda: native.set_caller_threads(2.0), ValueError, "got 2.0"),
@@ -270,7 +308,9 @@ def test_the_sweep_has_a_row_for_every_attribute_of_every_native_operator():
                            "scaled", "folded_bn"),
                   "dense": ("num_hidden", "in_units", "scaled"), "pack": ("num_group",),
                   "stage": ("units", "in_channels", "growth", "kernel", "dilate", "pad_mode", "scaled"),
-                  "norm_pool": ("kernel", "stride", "pad", "relu", "shuffle_groups")}
+                  "norm_pool": ("kernel", "stride", "pad", "relu", "shuffle_groups"),
+                  "train_conv": ("kernel", "pad", "num_filter", "pad_mode"),
+                  "batch_norm": ("eps", "momentum", "fix_gamma", "use_global_stats")}
     ids = [row[0] for row in ROWS]
     missing = [(op, name) for op, names in attributes.items() for name in names
                if not any(i.startswith(op + "_" + name) for i in ids)]

@@ -2,7 +2,7 @@
 forward pass (the xnor kernel) equals the float convolution of the signs to the bit, its gradients are those of
 that convolution (against float64 NumPy, on each float micro-kernel); in a hybridized model and in MeliusNet the
 outputs are the float-emulated ones to the bit and the gradients theirs within float rounding; it is used only
-for the layers it computes; bad input raises MXNetError naming the problem."""
+for the layers it computes; bad input: tests/test_bad_input_api.py."""
 import numpy as np
 import pytest
 import mxnet as mx
@@ -119,23 +119,3 @@ def test_only_the_layers_it_computes_use_it(layer, trained):
     block = layer()
     assert block.xnor_trainable == trained
     assert ("binary_conv2d_train" in graph_operators(block(mx.sym.var("data")))) == trained
-
-
-@pytest.mark.parametrize("call, message", [
-    (lambda: nd.binary_conv2d_train(nd.ones((1, 4, 5, 5), dtype="float64"), nd.ones((2, 4, 3, 3)), kernel=3,
-                                    num_filter=2), "data must be float32"),
-    (lambda: nd.binary_conv2d_train(nd.ones((1, 4, 5, 5)), nd.ones((2, 3, 3, 3)), kernel=3, num_filter=2),
-     r"weight shape \(2, 3, 3, 3\) must be \(2, 4, 3, 3\)"),
-    (lambda: nd.binary_conv2d_train(nd.ones((1, 4, 5, 5)), nd.ones((2, 4, 3, 3)), kernel=3, num_filter=2, pad=3),
-     "pad must be smaller than the kernel"),
-    (lambda: nd.binary_conv2d_train(nd.ones((1, 4, 5, 5)), nd.ones((2, 4, 3, 3)), kernel=3, num_filter=2,
-                                    stride=2), "unknown attribute 'stride'"),
-    (lambda: nd.binary_conv2d_train(nd.ones((4, 5, 5)), nd.ones((2, 4, 3, 3)), kernel=3, num_filter=2), "NCHW"),
-    (lambda: nd.binary_conv2d_train(nd.ones((1, 4, 2, 2)), nd.ones((2, 4, 3, 3)), kernel=3, num_filter=2),
-     "larger than"),
-    (lambda: nd.binary_conv2d_train(nd.ones((1, 4, 5, 5)), nd.ones((2, 4, 3, 3)), kernel=3, num_filter=2,
-                                    pad_mode="two"), "pad_mode"),
-])
-def test_bad_input_names_the_problem(call, message):
-    with pytest.raises(mx.MXNetError, match=message):
-        call().wait_to_read()

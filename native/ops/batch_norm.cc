@@ -88,14 +88,20 @@ const float* gamma_of(const NormAttrs& a, MXTensor& gamma, std::vector<float>* o
   return ones->data();
 }
 
+// The attributes and shape of a call whose data is input `data`, once it is known to run on the CPU; a problem
+// fails the call.
+MXReturnValue resolve(const Attrs& attrs, std::vector<MXTensor>& in, size_t data, NormAttrs* a, NormShape* s) {
+  std::string problem = parse_norm(attrs, a);
+  if (problem.empty()) problem = norm_shape(in[data].shape, s);
+  if (!problem.empty()) return fail(kBatchNorm, problem);
+  return check_cpu(kBatchNorm, in);
+}
+
 MXReturnValue norm_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
                            const OpResource&) {
   NormAttrs a;
   NormShape s;
-  std::string problem = parse_norm(attrs, &a);
-  if (problem.empty()) problem = norm_shape((*in)[kX].shape, &s);
-  if (!problem.empty()) return fail(kBatchNorm, problem);
-  if (!check_cpu(kBatchNorm, *in)) return mxnet::ext::MX_FAIL;
+  if (!resolve(attrs, *in, kX, &a, &s)) return mxnet::ext::MX_FAIL;
   std::vector<float> ones;
   const float* gamma = gamma_of(a, (*in)[kGammaIn], &ones);
   const float* beta = (*in)[kBetaIn].data<float>();
@@ -130,10 +136,7 @@ MXReturnValue norm_backward(const Attrs& attrs, std::vector<MXTensor>* in, std::
   NormAttrs a;
   NormShape s;
   std::vector<MXTensor>& t = *in;
-  std::string problem = parse_norm(attrs, &a);
-  if (problem.empty()) problem = norm_shape(t[3 + kX].shape, &s);
-  if (!problem.empty()) return fail(kBatchNorm, problem);
-  if (!check_cpu(kBatchNorm, *in)) return mxnet::ext::MX_FAIL;
+  if (!resolve(attrs, t, 3 + kX, &a, &s)) return mxnet::ext::MX_FAIL;
   std::vector<float> ones;
   float* d_gamma = (*out)[kGammaIn].data<float>();
   batch_norm_backward(s, t[kOut].data<float>(), t[3 + kX].data<float>(), gamma_of(a, t[3 + kGammaIn], &ones),

@@ -70,12 +70,17 @@ MXReturnValue train_conv_shapes(const Attrs& attrs, Shapes* in, Shapes* out) {
   return mxnet::ext::MX_SUCCESS;
 }
 
+// The shapes of a call whose data is input `data`, once it is known to run on the CPU; a problem fails the call.
+MXReturnValue resolve(const Attrs& attrs, std::vector<MXTensor>& in, size_t data, TrainShape* t) {
+  if (std::string problem = train_conv_shape(attrs, in[data].shape, t); !problem.empty())
+    return fail(kTrainConv, problem);
+  return check_cpu(kTrainConv, in);
+}
+
 MXReturnValue train_conv_forward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
                                  const OpResource& res) {
   TrainShape t;
-  if (std::string problem = train_conv_shape(attrs, (*in)[0].shape, &t); !problem.empty())
-    return fail(kTrainConv, problem);
-  if (!check_cpu(kTrainConv, *in)) return mxnet::ext::MX_FAIL;
+  if (!resolve(attrs, *in, 0, &t)) return mxnet::ext::MX_FAIL;
   const size_t packed_bytes = (size_t(t.binary.packed_weight_words()) * sizeof(uint64_t) + 63) / 64 * 64;
   HeapBlock heap(nullptr, &std::free);
   char* space = static_cast<char*>(scratch_or_heap(res, packed_bytes + workspace_bytes(t.binary), &heap));
@@ -90,9 +95,7 @@ MXReturnValue train_conv_forward(const Attrs& attrs, std::vector<MXTensor>* in, 
 MXReturnValue train_conv_backward(const Attrs& attrs, std::vector<MXTensor>* in, std::vector<MXTensor>* out,
                                   const OpResource& res) {
   TrainShape t;
-  if (std::string problem = train_conv_shape(attrs, (*in)[1].shape, &t); !problem.empty())
-    return fail(kTrainConv, problem);
-  if (!check_cpu(kTrainConv, *in)) return mxnet::ext::MX_FAIL;
+  if (!resolve(attrs, *in, 1, &t)) return mxnet::ext::MX_FAIL;
   HeapBlock heap(nullptr, &std::free);
   void* space = scratch_or_heap(res, std::max(conv_data_gradient_bytes(t.conv), conv_weight_gradient_bytes(t.conv)),
                                 &heap);
