@@ -3,7 +3,10 @@
 //
 // xor-popcount: a 256-bit vector holds one 64-bit word of 4 output channels (one packed weight block); a
 // pixel's word is broadcast to all lanes, xor'ed, and counted with Mula's nibble lookup (vpshufb into a
-// 16-entry table, low and high nibble). Byte counts accumulate for at most 31 words (8 per word: 248 <
+// 16-entry table). The nibbles are split before the xor, which commutes with the split: the tile gather
+// stores each pixel word's low and high nibbles (TileLayout::kWithNibbles) and the kernel splits a weight
+// vector once for all its pixels, so a pixel word costs 2 x (broadcast, vpxor, vpshufb, vpaddb) instead of
+// 8 vector operations plus the broadcast. Byte counts accumulate for at most 31 words (8 per word: 248 <
 // 256) before vpsadbw adds each 64-bit lane's bytes, which is then the count of one output channel: no
 // horizontal sums.
 #if defined(__x86_64__)  // x86-64 only; elsewhere this file is empty
@@ -20,13 +23,17 @@ constexpr int kFlushWords = 31;  // 31 * 8 = 248: byte counters cannot overflow
 
 // The tile: one weight vector (4 output channels) x kVectorPixels pixels counted with vpshufb in the
 // vector units, and kScalarPixels more pixels counted with popcnt in the integer units, which would idle
-// otherwise (on Zen 1 a 256-bit operation takes two vector slots, so this is where much of the speed
-// comes from). Registers: kVectorPixels byte counters + the weights + a broadcast word + 2 constants +
-// temporaries (of 16 ymm); 4 x kScalarPixels 64-bit counters (some live on the stack).
-// Measured on Zen 1 (14x14x256->256, one thread): 8 vector + 0 scalar pixels 1.18 ms, 7 + 1 1.02 ms,
-// 6 + 2 0.91 ms, 5 + 3 0.81 ms, 4 + 4 0.82 ms; tiles of two weight vectors were slower in every split.
-// 5 + 3 also keeps Intel's single popcnt port (3 x 4 popcnt per word) near its two vpshufb per pixel.
-constexpr int kVectorPixels = 5;
+// otherwise. Registers: kVectorPixels byte counters, the split weights, the table and temporaries (of 16
+// ymm; the 64-bit sums are touched every 31 words and may live on the stack); 4 x kScalarPixels counters.
+// The split: the loop is bound by the vector units on AMD (4 pipes; vpshufb and memory broadcasts share
+// two) and by vpshufb's single port on Intel before Ice Lake, and issues 5-6 instructions a cycle, where a
+// scalar (pixel, channel) word costs 4 (mov, xor, popcnt, add) and a vector one 2. llvm-mca cycles per
+// reduction word of the loop GCC makes (znver1 / znver3 / haswell / skylake), then Zen 5 under --isa avx2
+// (bench_kernels --l1, reduction 36, binary MACs/ns): 5 + 3 pixels 29.0 / 17.1 / 31.1 / 25.1, 597;
+// 6 + 2 26.1 / 15.9 / 25.1 / 19.9, 659; 7 + 1 24.1 / 17.6 / 23.6 / 18.4, 575; 8 + 0 22.4 / 21.1 / 23.1 / 18.7,
+// 510. Before the split nibbles (8 vector operations a pixel word; 5 + 3 measured best on Zen 1): 30.0 /
+// 18.4 / 29.1 / 25.8, 541.
+constexpr int kVectorPixels = 6;
 constexpr int kScalarPixels = kTilePixels - kVectorPixels;
 
 // Stores sums[j] (pixel j: four 64-bit counts, one per lane) as counts[l * kTilePixels + j] (int32),
@@ -66,35 +73,32 @@ AVX2_TARGET void xor_popcount_block(const TileArgs& tile, const uint64_t* weight
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   const __m256i zero = _mm256_setzero_si256();
   __m256i sums[V];
-  // Two channels' scalar counts share a register (low and high 32 bits; a count stays below 2^32): 6
-  // counters fit in the general registers where 12 were kept in memory, read and written every word, and
-  // zeroed by rep stos, whose start-up cost a fifth of a call at short reductions (64 channels: 9 words).
-  uint64_t scalar[S][2] = {};
+  uint64_t scalar[S][4] = {};
   for (int j = 0; j < V; ++j) sums[j] = zero;
   for (int k0 = 0; k0 < tile.reduction; k0 += kFlushWords) {
     const int k1 = tile.reduction - k0 < kFlushWords ? tile.reduction : k0 + kFlushWords;
     __m256i bytes[V];
     for (int j = 0; j < V; ++j) bytes[j] = zero;
     for (int k = k0; k < k1; ++k) {
-      const uint64_t* x = tile.x + k * kTilePixels;
+      const uint64_t* x = tile.x + k * 3 * kTilePixels;  // words, low nibbles, high nibbles
       const uint64_t* w = weights + 4 * k;
       const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+      const __m256i low = _mm256_and_si256(wv, nibble), high = _mm256_and_si256(_mm256_srli_epi16(wv, 4), nibble);
       for (int j = 0; j < V; ++j) {
-        const __m256i v = _mm256_xor_si256(wv, _mm256_set1_epi64x(static_cast<long long>(x[j])));
-        const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, nibble));
-        const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
-        bytes[j] = _mm256_add_epi8(bytes[j], _mm256_add_epi8(lo, hi));
+        const __m256i x_low = _mm256_set1_epi64x(static_cast<long long>(x[kTilePixels + j]));
+        const __m256i x_high = _mm256_set1_epi64x(static_cast<long long>(x[2 * kTilePixels + j]));
+        bytes[j] = _mm256_add_epi8(_mm256_add_epi8(bytes[j], _mm256_shuffle_epi8(lut, _mm256_xor_si256(low, x_low))),
+                                   _mm256_shuffle_epi8(lut, _mm256_xor_si256(high, x_high)));
       }
       for (int j = 0; j < S; ++j)
-        for (int l = 0; l < 4; l += 2)
-          scalar[j][l / 2] += _mm_popcnt_u64(x[V + j] ^ w[l]) + (_mm_popcnt_u64(x[V + j] ^ w[l + 1]) << 32);
+        for (int l = 0; l < 4; ++l) scalar[j][l] += _mm_popcnt_u64(x[V + j] ^ w[l]);
     }
     for (int j = 0; j < V; ++j)  // vpsadbw: each 64-bit lane's byte counts -> that lane's count
       sums[j] = _mm256_add_epi64(sums[j], _mm256_sad_epu8(bytes[j], zero));
   }
   store_sums<V>(sums, counts);
   for (int j = 0; j < S; ++j)
-    for (int l = 0; l < 4; ++l) counts[l * kTilePixels + V + j] = int32_t(scalar[j][l / 2] >> (32 * (l % 2)));
+    for (int l = 0; l < 4; ++l) counts[l * kTilePixels + V + j] = int32_t(scalar[j][l]);
 }
 
 AVX2_TARGET void xor_popcount_avx2(const TileArgs& tile, int32_t* counts) {
@@ -156,7 +160,7 @@ AVX2_TARGET void pack_rows_avx2(const float* x, int64_t channel_stride, int chan
 }  // namespace
 
 const KernelSet& avx2_kernels() {
-  static const KernelSet kernels{"avx2", TileLayout::kPlain, xor_popcount_avx2, pack_rows_avx2};
+  static const KernelSet kernels{"avx2", TileLayout::kWithNibbles, xor_popcount_avx2, pack_rows_avx2};
   return kernels;
 }
 

@@ -14,9 +14,12 @@ constexpr int kTileBlocks = 4;  // weight blocks (of kLanes output channels) per
 // How the driver gathers a tile's receptive fields for a kernel (tile_gather.h): row k holds word k of the
 // kTilePixels pixels; kWithSwappedPairs follows it by the same words with the pixels of each pair swapped
 // (pixel j ^ 1 at j), so that 128-bit vectors of two pixels meet both channels of a two-channel weight
-// vector without a shuffle (NEON).
-enum class TileLayout { kPlain, kWithSwappedPairs };
-inline int tile_rows(TileLayout layout) { return layout == TileLayout::kPlain ? 1 : 2; }
+// vector without a shuffle (NEON); kWithNibbles follows it by the words' low nibbles (word & 0x0f0f...), then
+// their high nibbles ((word >> 4) & 0x0f0f...), the indices of a byte lookup table (AVX2).
+enum class TileLayout { kPlain, kWithSwappedPairs, kWithNibbles };
+inline int tile_rows(TileLayout layout) {
+  return layout == TileLayout::kPlain ? 1 : layout == TileLayout::kWithSwappedPairs ? 2 : 3;
+}
 
 // One tile: up to kTileBlocks weight blocks against kTilePixels output pixels, whose receptive fields the
 // driver has gathered into one small buffer (a packed im2col of this tile only).

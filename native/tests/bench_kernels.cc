@@ -166,7 +166,8 @@ void bench_l1(const std::vector<Isa>& isas, int samples) {
   std::printf("| reduction words | ISA | ns per call (4 blocks) | binary MACs/ns |\n|---|---|---|---|\n");
   std::mt19937_64 rng(1);
   for (int reduction : {9, 18, 36, 72, 144}) {
-    std::vector<uint64_t> x(size_t(reduction) * 2 * binary_models::kTilePixels), w(size_t(reduction) * 4 * 4 * 2);
+    // x: room for the rows of any tile layout (at most 3)
+    std::vector<uint64_t> x(size_t(reduction) * 3 * binary_models::kTilePixels), w(size_t(reduction) * 4 * 4 * 2);
     for (uint64_t& v : x) v = rng();
     for (uint64_t& v : w) v = rng();
     for (Isa isa : isas) {
