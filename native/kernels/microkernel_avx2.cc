@@ -28,11 +28,13 @@ constexpr int kFlushWords = 31;  // 31 * 8 = 248: byte counters cannot overflow
 // The split: the loop is bound by the vector units on AMD (4 pipes; vpshufb and memory broadcasts share
 // two) and by vpshufb's single port on Intel before Ice Lake, and issues 5-6 instructions a cycle, where a
 // scalar (pixel, channel) word costs 4 (mov, xor, popcnt, add) and a vector one 2. llvm-mca cycles per
-// reduction word of the loop GCC makes (znver1 / znver3 / haswell / skylake), then Zen 5 under --isa avx2
-// (bench_kernels --l1, reduction 36, binary MACs/ns): 5 + 3 pixels 29.0 / 17.1 / 31.1 / 25.1, 597;
-// 6 + 2 26.1 / 15.9 / 25.1 / 19.9, 659; 7 + 1 24.1 / 17.6 / 23.6 / 18.4, 575; 8 + 0 22.4 / 21.1 / 23.1 / 18.7,
-// 510. Before the split nibbles (8 vector operations a pixel word; 5 + 3 measured best on Zen 1): 30.0 /
-// 18.4 / 29.1 / 25.8, 541.
+// reduction word of the loop GCC made from intrinsics (znver1 / znver3 / haswell / skylake), then Zen 5
+// under --isa avx2 (bench_kernels --l1, reduction 36, binary MACs/ns): 5 + 3 pixels 29.0 / 17.1 / 31.1 /
+// 25.1, 597; 6 + 2 26.1 / 15.9 / 25.1 / 19.9, 659; 7 + 1 24.1 / 17.6 / 23.6 / 18.4, 575; 8 + 0 22.4 / 21.1 /
+// 23.1 / 18.7, 510. Before the split nibbles (8 vector operations a pixel word; 5 + 3 measured best on
+// Zen 1): 30.0 / 18.4 / 29.1 / 25.8, 541. The loop written in assembly below (6 + 2): 25.1 / 15.5 / 25.6 /
+// 24.1, 757-773 (skylake's model puts the same load on every port, 19 uops a word on ports 0, 1, 5 and 6,
+// as for the intrinsics, and schedules it worse).
 constexpr int kVectorPixels = 6;
 constexpr int kScalarPixels = kTilePixels - kVectorPixels;
 
@@ -65,6 +67,38 @@ AVX2_TARGET inline void store_sums(const __m256i (&sums)[NR], int32_t* counts) {
   }
 }
 
+// bytes += lut[x_low ^ low] + lut[x_high ^ high], byte by byte, with the pixel's nibble words broadcast.
+// The loop is written in assembly, a statement per pixel (and per scalar word, count_word): from intrinsics
+// GCC kept each byte counter in two registers, copying one to the other every word, held the weight words
+// in general registers and spilled a counter for it: 95 instructions a reduction word instead of 90, in a
+// loop bound by how many issue. volatile keeps the statements in the order they are written.
+AVX2_TARGET inline __m256i count_nibbles(__m256i bytes, const uint64_t& x_low, const uint64_t& x_high, __m256i low,
+                                         __m256i high, __m256i lut) {
+  __m256i a, b;
+  asm volatile(
+      "vpbroadcastq %[x_low], %[a]\n\t"
+      "vpbroadcastq %[x_high], %[b]\n\t"
+      "vpxor %[a], %[low], %[a]\n\t"
+      "vpxor %[b], %[high], %[b]\n\t"
+      "vpshufb %[a], %[lut], %[a]\n\t"
+      "vpshufb %[b], %[lut], %[b]\n\t"
+      "vpaddb %[a], %[bytes], %[bytes]\n\t"
+      "vpaddb %[b], %[bytes], %[bytes]"
+      : [bytes] "+x"(bytes), [a] "=&x"(a), [b] "=&x"(b)
+      : [x_low] "m"(x_low), [x_high] "m"(x_high), [low] "x"(low), [high] "x"(high), [lut] "x"(lut));
+  return bytes;
+}
+
+// count + popcount(x ^ w), the weight word read from memory (not held in a register).
+AVX2_TARGET inline uint64_t count_word(uint64_t count, uint64_t x, const uint64_t& w) {
+  uint64_t t;
+  asm volatile("mov %[x], %[t]\n\txor %[w], %[t]\n\tpopcnt %[t], %[t]\n\tadd %[t], %[count]"
+               : [count] "+r"(count), [t] "=&r"(t)
+               : [x] "r"(x), [w] "m"(w)
+               : "cc");
+  return count;
+}
+
 // One weight block (4 output channels) against the tile's pixels.
 AVX2_TARGET void xor_popcount_block(const TileArgs& tile, const uint64_t* weights, int32_t* counts) {
   constexpr int V = kVectorPixels, S = kScalarPixels;
@@ -82,16 +116,23 @@ AVX2_TARGET void xor_popcount_block(const TileArgs& tile, const uint64_t* weight
     for (int k = k0; k < k1; ++k) {
       const uint64_t* x = tile.x + k * 3 * kTilePixels;  // words, low nibbles, high nibbles
       const uint64_t* w = weights + 4 * k;
-      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
-      const __m256i low = _mm256_and_si256(wv, nibble), high = _mm256_and_si256(_mm256_srli_epi16(wv, 4), nibble);
+      __m256i low, high;
+      // (vpsrlw's immediate form takes no memory operand under VEX: GAS would encode one as AVX-512.)
+      asm volatile("vmovdqu %[w], %[high]\n\tvpand %[high], %[nibble], %[low]\n\t"
+                   "vpsrlw $4, %[high], %[high]\n\tvpand %[high], %[nibble], %[high]"
+                   : [low] "=&x"(low), [high] "=&x"(high)
+                   : [w] "m"(*reinterpret_cast<const __m256i*>(w)), [nibble] "x"(nibble));
+      // The scalar pixels' words after every V / S vector pixels (a mix of both kinds of work at every
+      // point of the loop, for the schedulers).
+#pragma GCC unroll 8
       for (int j = 0; j < V; ++j) {
-        const __m256i x_low = _mm256_set1_epi64x(static_cast<long long>(x[kTilePixels + j]));
-        const __m256i x_high = _mm256_set1_epi64x(static_cast<long long>(x[2 * kTilePixels + j]));
-        bytes[j] = _mm256_add_epi8(_mm256_add_epi8(bytes[j], _mm256_shuffle_epi8(lut, _mm256_xor_si256(low, x_low))),
-                                   _mm256_shuffle_epi8(lut, _mm256_xor_si256(high, x_high)));
+        bytes[j] = count_nibbles(bytes[j], x[kTilePixels + j], x[2 * kTilePixels + j], low, high, lut);
+        if ((j + 1) % (V / S) == 0) {
+          const int pixel = (j + 1) / (V / S) - 1;
+#pragma GCC unroll 4
+          for (int l = 0; l < 4; ++l) scalar[pixel][l] = count_word(scalar[pixel][l], x[V + pixel], w[l]);
+        }
       }
-      for (int j = 0; j < S; ++j)
-        for (int l = 0; l < 4; ++l) scalar[j][l] += _mm_popcnt_u64(x[V + j] ^ w[l]);
     }
     for (int j = 0; j < V; ++j)  // vpsadbw: each 64-bit lane's byte counts -> that lane's count
       sums[j] = _mm256_add_epi64(sums[j], _mm256_sad_epu8(bytes[j], zero));
