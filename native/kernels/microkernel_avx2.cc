@@ -122,16 +122,15 @@ AVX2_TARGET void xor_popcount_block(const TileArgs& tile, const uint64_t* weight
                    "vpsrlw $4, %[high], %[high]\n\tvpand %[high], %[nibble], %[high]"
                    : [low] "=&x"(low), [high] "=&x"(high)
                    : [w] "m"(*reinterpret_cast<const __m256i*>(w)), [nibble] "x"(nibble));
-      // The scalar pixels' words after every V / S vector pixels (a mix of both kinds of work at every
-      // point of the loop, for the schedulers).
+      // Scalar pixel p after vector pixel (p + 1) * V / S - 1: both kinds of work at every point of the loop.
 #pragma GCC unroll 8
       for (int j = 0; j < V; ++j) {
         bytes[j] = count_nibbles(bytes[j], x[kTilePixels + j], x[2 * kTilePixels + j], low, high, lut);
-        if ((j + 1) % (V / S) == 0) {
-          const int pixel = (j + 1) / (V / S) - 1;
+#pragma GCC unroll 8
+        for (int p = 0; p < S; ++p)
+          if ((p + 1) * V / S - 1 == j)
 #pragma GCC unroll 4
-          for (int l = 0; l < 4; ++l) scalar[pixel][l] = count_word(scalar[pixel][l], x[V + pixel], w[l]);
-        }
+            for (int l = 0; l < 4; ++l) scalar[p][l] = count_word(scalar[p][l], x[V + p], w[l]);
       }
     }
     for (int j = 0; j < V; ++j)  // vpsadbw: each 64-bit lane's byte counts -> that lane's count
