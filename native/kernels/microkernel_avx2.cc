@@ -12,6 +12,8 @@
 #if defined(__x86_64__)  // x86-64 only; elsewhere this file is empty
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "output_transform.h"
 
 namespace binary_models {
@@ -147,54 +149,85 @@ AVX2_TARGET void xor_popcount_avx2(const TileArgs& tile, int32_t* counts) {
   if (tile.out) transform_full_tile(tile, counts);
 }
 
-// Transposes an 8x8 bit matrix held in a word, row r in byte r (Hacker's Delight, transpose8).
-AVX2_TARGET inline uint64_t transpose8x8(uint64_t m) {
-  uint64_t t = (m ^ (m >> 7)) & 0x00AA00AA00AA00AAull;
-  m ^= t ^ (t << 7);
-  t = (m ^ (m >> 14)) & 0x0000CCCC0000CCCCull;
-  m ^= t ^ (t << 14);
-  t = (m ^ (m >> 28)) & 0x00000000F0F0F0F0ull;
-  return m ^ t ^ (t << 28);
+// The compares of one channel at 32 consecutive pixels as bytes (0 or 0xff) in pixel order: packsswb of the
+// four 8-pixel masks puts them in 128-bit lanes as [0-3, 8-11, 16-19, 24-27 | 4-7, 12-15, 20-23, 28-31].
+template <bool kFull>  // all 32 pixels valid, else `valid` of them
+AVX2_TARGET inline __m256i compare_bytes(const float* source, int valid, __m256 direction, __m256 threshold) {
+  __m256i masks[4];
+  for (int k = 0; k < 4; ++k) {
+    const int n = valid - 8 * k;  // the rows' last pixels: masked loads
+    const __m256 v = kFull || n >= 8 ? _mm256_loadu_ps(source + 8 * k)
+                     : n > 0 ? _mm256_maskload_ps(source + 8 * k, _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+                                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))
+                             : _mm256_setzero_ps();
+    masks[k] = _mm256_castps_si256(_mm256_cmp_ps(_mm256_mul_ps(v, direction), threshold, _CMP_GE_OQ));
+  }
+  return _mm256_packs_epi16(_mm256_packs_epi32(masks[0], masks[1]), _mm256_packs_epi32(masks[2], masks[3]));
 }
 
-// Eight channels x eight pixels at a time: per channel, one compare + movemask gives a byte over the
-// pixels; the eight channels' bytes form an 8x8 bit matrix whose transpose holds one byte (eight
-// channels) per pixel, stored straight into that pixel's word (x86 is little-endian: byte k of a word
-// holds its bits 8k .. 8k+7). Each group of eight channel planes is read sequentially, row by row.
+// One word (up to 64 channels) of 32 consecutive pixels of the rows at a time (the rows follow each other in
+// a channel's plane; only the stores go back to rows and columns). Per channel, 32 compares become 32 bytes
+// whose bit i is channel i of an octet (the octet's 8 channels OR'ed together); per octet, a dword
+// permutation puts the bytes in pixel order, and a byte transpose of the 8 octets (three rounds of unpacks)
+// gives each pixel's word.
 AVX2_TARGET void pack_rows_avx2(const float* x, int64_t channel_stride, int channels, int groups, int words,
                                 int rows, int width, uint64_t* out, int64_t out_row_stride, const float* threshold,
                                 const float* direction) {
   const int group_channels = channels / groups;
-  const int64_t pixel_bytes = int64_t(groups) * words * 8;
-  for (int g = 0; g < groups; ++g) {
-    for (int c0 = 0; c0 < group_channels; c0 += 8) {
-      const int n = group_channels - c0 < 8 ? group_channels - c0 : 8;
-      const int first_channel = g * group_channels + c0;
-      const float* planes = x + int64_t(first_channel) * channel_stride;
-      __m256 thresholds[8], directions[8];  // x * direction >= threshold (x * 1 is x, NaN included)
-      for (int i = 0; i < n; ++i) {
-        thresholds[i] = _mm256_set1_ps(threshold ? threshold[first_channel + i] : 0.0f);
-        directions[i] = _mm256_set1_ps(direction ? direction[first_channel + i] : 1.0f);
-      }
-      for (int r = 0; r < rows; ++r) {
-        unsigned char* first = reinterpret_cast<unsigned char*>(out + r * out_row_stride + int64_t(g) * words) + c0 / 8;
-        for (int p = 0; p < width; p += 8) {
-          const int valid = width - p < 8 ? width - p : 8;  // the row's last pixels: masked loads
-          const __m256i mask =
-              _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-          uint64_t matrix = 0;
-          for (int i = 0; i < n; ++i) {
-            const float* source = planes + i * channel_stride + int64_t(r) * width + p;
-            const __m256 v = valid == 8 ? _mm256_loadu_ps(source) : _mm256_maskload_ps(source, mask);
-            const __m256 ge = _mm256_cmp_ps(_mm256_mul_ps(v, directions[i]), thresholds[i], _CMP_GE_OQ);
-            matrix |= uint64_t(_mm256_movemask_ps(ge)) << (8 * i);
+  const int64_t pixel_words = int64_t(groups) * words, pixels = int64_t(rows) * width;
+  const __m256i pixel_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int g = 0; g < groups; ++g)
+    for (int w = 0; w < words; ++w) {
+      const int first = g * group_channels + 64 * w, n = std::min(64, group_channels - 64 * w);
+      for (int64_t q0 = 0; q0 < pixels; q0 += 32) {
+        const int valid = int(std::min<int64_t>(32, pixels - q0));
+        __m256i octets[8];
+        for (int q = 0; q < 8; ++q) {
+          __m256i bits = _mm256_setzero_si256();
+#pragma GCC unroll 8
+          for (int i = 0; i < 8; ++i) {
+            if (8 * q + i >= n) break;
+            const int c = first + 8 * q + i;
+            const __m256 t = _mm256_set1_ps(threshold ? threshold[c] : 0.0f);
+            const __m256 d = _mm256_set1_ps(direction ? direction[c] : 1.0f);  // x * 1 is x, NaN included
+            const float* source = x + int64_t(c) * channel_stride + q0;
+            const __m256i bytes = valid == 32 ? compare_bytes<true>(source, 32, d, t)
+                                              : compare_bytes<false>(source, valid, d, t);
+            bits = _mm256_or_si256(bits, _mm256_and_si256(bytes, _mm256_set1_epi8(char(1 << i))));
           }
-          const uint64_t columns = transpose8x8(matrix);
-          for (int j = 0; j < valid; ++j) first[(p + j) * pixel_bytes] = (unsigned char)(columns >> (8 * j));
+          octets[q] = _mm256_permutevar8x32_epi32(bits, pixel_order);
+        }
+        // Byte transpose, in each 128-bit lane (pixels 0-15, 16-31): pairs of octets, then quads, then words.
+        __m256i pairs[8], quads[8], pixel_words_out[8];
+        for (int k = 0; k < 4; ++k) {
+          pairs[k] = _mm256_unpacklo_epi8(octets[2 * k], octets[2 * k + 1]);      // pixels 0-7
+          pairs[4 + k] = _mm256_unpackhi_epi8(octets[2 * k], octets[2 * k + 1]);  // pixels 8-15
+        }
+        for (int h = 0; h < 2; ++h)
+          for (int m = 0; m < 2; ++m) {
+            quads[4 * h + m] = _mm256_unpacklo_epi16(pairs[4 * h + 2 * m], pairs[4 * h + 2 * m + 1]);      // +0-3
+            quads[4 * h + 2 + m] = _mm256_unpackhi_epi16(pairs[4 * h + 2 * m], pairs[4 * h + 2 * m + 1]);  // +4-7
+          }
+        for (int k = 0; k < 4; ++k) {  // quads[2k] (octets 0-3) with quads[2k + 1] (4-7): pixels 4k + 0-1, 2-3
+          pixel_words_out[2 * k] = _mm256_unpacklo_epi32(quads[2 * k], quads[2 * k + 1]);
+          pixel_words_out[2 * k + 1] = _mm256_unpackhi_epi32(quads[2 * k], quads[2 * k + 1]);
+        }
+        alignas(32) uint64_t chunk[32];  // pixel j's word
+        for (int k = 0; k < 8; ++k) {
+          _mm_store_si128(reinterpret_cast<__m128i*>(chunk + 2 * k), _mm256_castsi256_si128(pixel_words_out[k]));
+          _mm_store_si128(reinterpret_cast<__m128i*>(chunk + 16 + 2 * k), _mm256_extracti128_si256(pixel_words_out[k], 1));
+        }
+        int64_t r = q0 / width, column = q0 % width;
+        uint64_t* row = out + r * out_row_stride + int64_t(g) * words + w;
+        for (int j = 0; j < valid; ++j) {
+          row[column * pixel_words] = chunk[j];
+          if (++column == width) {
+            column = 0;
+            row += out_row_stride;
+          }
         }
       }
     }
-  }
 }
 
 }  // namespace
