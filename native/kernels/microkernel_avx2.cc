@@ -34,8 +34,8 @@ constexpr int kFlushWords = 31;  // 31 * 8 = 248: byte counters cannot overflow
 // under --isa avx2 (bench_kernels --l1, reduction 36, binary MACs/ns): 5 + 3 pixels 29.0 / 17.1 / 31.1 /
 // 25.1, 597; 6 + 2 26.1 / 15.9 / 25.1 / 19.9, 659; 7 + 1 24.1 / 17.6 / 23.6 / 18.4, 575; 8 + 0 22.4 / 21.1 /
 // 23.1 / 18.7, 510. Before the split nibbles (8 vector operations a pixel word; 5 + 3 measured best on
-// Zen 1): 30.0 / 18.4 / 29.1 / 25.8, 541. The loop written in assembly below (6 + 2): 25.1 / 15.5 / 25.6 /
-// 24.1, 757-773 (skylake's model puts the same load on every port, 19 uops a word on ports 0, 1, 5 and 6,
+// Zen 1): 30.0 / 18.4 / 29.1 / 25.8, 541. The loop written in assembly below (6 + 2): 25.1 / 15.1 / 25.1 /
+// 23.0, 731-756 (skylake's model puts the same load on every port, 19 uops a word on ports 0, 1, 5 and 6,
 // as for the intrinsics, and schedules it worse).
 constexpr int kVectorPixels = 6;
 constexpr int kScalarPixels = kTilePixels - kVectorPixels;
