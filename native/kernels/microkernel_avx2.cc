@@ -165,8 +165,7 @@ AVX2_TARGET inline __m256i compare_bytes(const float* source, int valid, __m256 
   return _mm256_packs_epi16(_mm256_packs_epi32(masks[0], masks[1]), _mm256_packs_epi32(masks[2], masks[3]));
 }
 
-// One word (up to 64 channels) of 32 consecutive pixels of the rows at a time (the rows follow each other in
-// a channel's plane; only the stores go back to rows and columns). Per channel, 32 compares become 32 bytes
+// One word (up to 64 channels) of 32 consecutive pixels of the rows at a time (PixelWords). Per channel, 32 compares become 32 bytes
 // whose bit i is channel i of an octet (the octet's 8 channels OR'ed together); per octet, a dword
 // permutation puts the bytes in pixel order, and a byte transpose of the 8 octets (three rounds of unpacks)
 // gives each pixel's word.
@@ -215,17 +214,11 @@ AVX2_TARGET void pack_rows_avx2(const float* x, int64_t channel_stride, int chan
         alignas(32) uint64_t chunk[32];  // pixel j's word
         for (int k = 0; k < 8; ++k) {
           _mm_store_si128(reinterpret_cast<__m128i*>(chunk + 2 * k), _mm256_castsi256_si128(pixel_words_out[k]));
-          _mm_store_si128(reinterpret_cast<__m128i*>(chunk + 16 + 2 * k), _mm256_extracti128_si256(pixel_words_out[k], 1));
+          _mm_store_si128(reinterpret_cast<__m128i*>(chunk + 16 + 2 * k),
+                          _mm256_extracti128_si256(pixel_words_out[k], 1));
         }
-        int64_t r = q0 / width, column = q0 % width;
-        uint64_t* row = out + r * out_row_stride + int64_t(g) * words + w;
-        for (int j = 0; j < valid; ++j) {
-          row[column * pixel_words] = chunk[j];
-          if (++column == width) {
-            column = 0;
-            row += out_row_stride;
-          }
-        }
+        PixelWords target(out + int64_t(g) * words + w, q0, width, out_row_stride, pixel_words);
+        for (int j = 0; j < valid; ++j) target.put(chunk[j]);
       }
     }
 }

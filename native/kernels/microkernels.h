@@ -39,6 +39,28 @@ struct TileArgs {
   int channels;
 };
 
+// Where the packers' words go: the rows' pixels taken one after the other, as they lie in a channel's plane
+// (a pass over 16 or 32 of them fills its vector lanes however short the rows), pixel q of the rows at
+// out[q / width * row_stride + q % width * pixel_words].
+class PixelWords {
+ public:
+  PixelWords(uint64_t* out, int64_t first_pixel, int width, int64_t row_stride, int64_t pixel_words)
+      : row_(out + first_pixel / width * row_stride), column_(first_pixel % width), width_(width),
+        row_stride_(row_stride), pixel_words_(pixel_words) {}
+  // The next pixel's word.
+  void put(uint64_t word) {
+    row_[column_ * pixel_words_] = word;
+    if (++column_ == width_) {
+      column_ = 0;
+      row_ += row_stride_;
+    }
+  }
+
+ private:
+  uint64_t* row_;
+  int64_t column_, width_, row_stride_, pixel_words_;
+};
+
 struct KernelSet {
   const char* name;
   TileLayout layout;
